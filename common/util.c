@@ -1,8 +1,10 @@
 /* util.c — small shared helpers: clocks, hex, SHA-256, UUID formatting. */
 #include "common/util.h"
 
+#include <errno.h>
 #include <openssl/evp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -50,4 +52,52 @@ void ev_format_rfc3339_ms(int64_t epoch_ms, char out[32]) {
     if (n > 31) n = 31;
     memcpy(out, tmp, n);
     out[n] = '\0';
+}
+
+int ev_read_file(const char *path, size_t max_bytes, char **out, size_t *len, char *errstr,
+                 size_t errstr_size) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(errstr, errstr_size, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    size_t cap = 65536, used = 0;
+    char *buf = malloc(cap);
+    int rc = -1;
+    if (!buf) {
+        snprintf(errstr, errstr_size, "out of memory reading %s", path);
+        goto done;
+    }
+    for (;;) {
+        if (used + 1 >= cap) {
+            if (cap >= max_bytes + 1) {
+                snprintf(errstr, errstr_size, "%s is larger than %zu bytes", path, max_bytes);
+                goto done;
+            }
+            size_t ncap = cap * 2 > max_bytes + 1 ? max_bytes + 1 : cap * 2;
+            char *nbuf = realloc(buf, ncap);
+            if (!nbuf) {
+                snprintf(errstr, errstr_size, "out of memory reading %s", path);
+                goto done;
+            }
+            buf = nbuf;
+            cap = ncap;
+        }
+        size_t n = fread(buf + used, 1, cap - used - 1, f);
+        used += n;
+        if (n == 0) break;
+    }
+    if (ferror(f)) {
+        snprintf(errstr, errstr_size, "cannot read %s: %s", path, strerror(errno));
+        goto done;
+    }
+    buf[used] = '\0';
+    *out = buf;
+    *len = used;
+    buf = NULL;
+    rc = 0;
+done:
+    free(buf);
+    fclose(f);
+    return rc;
 }

@@ -19,4 +19,10 @@ void ev_uuid_format(const uint8_t bytes[16], char out[37]);
 /* Formats epoch milliseconds as RFC 3339 UTC with ms: 2026-11-25T13:40:00.123Z (25 bytes). */
 void ev_format_rfc3339_ms(int64_t epoch_ms, char out[32]);
 
+
+
+/* Reads a whole file (at most max_bytes) into a NUL-terminated malloc'd buffer.
+ * Returns 0 and sets *out (caller frees) and *len, or -1 with errstr filled. */
+int ev_read_file(const char *path, size_t max_bytes, char **out, size_t *len, char *errstr,
+                 size_t errstr_size);
 #endif
