@@ -4,8 +4,8 @@
 # listening only on a Unix socket inside DIR, and prints its URL; `pg_harness.sh stop
 # DIR` stops it. Nothing is left outside DIR.
 set -eu
-cmd=${1:?usage: pg_harness.sh start|stop|url DIR}
-dir=${2:?usage: pg_harness.sh start|stop|url DIR}
+cmd=${1:?usage: pg_harness.sh start|stop|resume|url DIR}
+dir=${2:?usage: pg_harness.sh start|stop|resume|url DIR}
 
 pgbin=${EVPIPE_PG_BINDIR:-}
 if [ -z "$pgbin" ]; then
@@ -19,7 +19,7 @@ as_owner() {
     if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
-url() { echo "postgresql:///postgres?host=$dir/sock&port=5432&user=postgres"; }
+url() { echo "postgresql://postgres@/postgres?host=$dir/sock&port=5432"; }
 
 case "$cmd" in
 start)
@@ -32,6 +32,12 @@ start)
         start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
     url
     ;;
+resume)
+    # Start an existing cluster again (after stop), e.g. to test outages.
+    as_owner "$pgbin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null \
+        || { cat "$dir/server.log" >&2; exit 1; }
+    url
+    ;;
 stop)
     [ -d "$dir/data" ] && as_owner "$pgbin/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
     ;;
@@ -39,7 +45,7 @@ url)
     url
     ;;
 *)
-    echo "usage: pg_harness.sh start|stop|url DIR" >&2
+    echo "usage: pg_harness.sh start|stop|resume|url DIR" >&2
     exit 2
     ;;
 esac

@@ -86,7 +86,7 @@ static char *url_with_db(const char *url, const char *db) {
     const char *slash = NULL;
     for (const char *p = url; p < url + base_len; p++)
         if (*p == '/') slash = p;
-    ck_assert_msg(slash && slash > url + 2 && slash[-1] != '/',
+    ck_assert_msg(slash && strstr(url, "://") && slash > strstr(url, "://") + 2,
                   "EVPIPE_TEST_DATABASE_URL must be a URL with a database name: %s", url);
     size_t n = (size_t)(slash - url) + 1 + strlen(db) + (q ? strlen(q) : 0) + 1;
     char *out = malloc(n);
