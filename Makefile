@@ -6,10 +6,12 @@ VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 WARN     := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Wwrite-strings -Werror
 CFLAGS   ?= -O2 -g
-ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -I. -I$(BUILD) \
+# Recursive (=) so that `make deps` can install the libraries in the same run.
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -I. -I$(BUILD) \
               -DEVPIPE_VERSION='"$(VERSION)"' $(shell pkg-config --cflags $(PKGS))
-LDLIBS   := $(shell pkg-config --libs $(PKGS)) -lpthread -lm
-CHECK_LIBS := $(shell pkg-config --libs check)
+LDLIBS   = $(shell pkg-config --libs $(PKGS)) -lpthread -lm
+CHECK_LIBS = $(shell pkg-config --libs check)
+Q        := $(if $(V),,@)
 
 # Every .c under these folders is part of the binary; main lives in evpipe.c.
 LIB_SRCS := $(sort $(wildcard common/*.c transforms/*.c sinks/*.c consumers/*.c producers/*.c tools/*.c))
@@ -17,46 +19,58 @@ LIB_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRCS)) $(BUILD)/migrations_embedde
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 INTEG_SRCS := $(sort $(wildcard tests/integration/test_*.c))
 TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(UNIT_SRCS) $(INTEG_SRCS))
+# Shared test code: testlib and every non-test_ .c file beside the suites.
+TEST_SUPPORT := tests/testlib.c $(filter-out %/test_%.c,$(wildcard tests/unit/*.c tests/integration/*.c))
 MIGRATIONS := $(sort $(wildcard migrations/*.sql))
 
 .PHONY: all check check-unit check-asan bench fuzz deps demo clean help format
 all: $(BUILD)/evpipe
 
 $(BUILD)/evpipe: $(BUILD)/evpipe.o $(LIB_OBJS)
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+	@echo "  LINK   $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/libevpipe.a: $(LIB_OBJS)
-	rm -f $@ && ar rcs $@ $^
+	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+	@echo "  CC     $<"
+	$(Q)$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
 # The SQL migrations ship inside the binary (SPEC §2).
 $(BUILD)/migrations_embedded.c: $(MIGRATIONS) tools/embed_migrations.sh
 	@mkdir -p $(dir $@)
-	sh tools/embed_migrations.sh $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
+	$(Q)sh tools/embed_migrations.sh $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
 $(BUILD)/migrations_embedded.o: $(BUILD)/migrations_embedded.c
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-$(BUILD)/tests/%: tests/%.c tests/testlib.h $(BUILD)/libevpipe.a
+$(BUILD)/tests/%: tests/%.c tests/testlib.h $(TEST_SUPPORT) $(BUILD)/libevpipe.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< tests/testlib.c $(BUILD)/libevpipe.a $(LDLIBS) $(CHECK_LIBS)
+	@echo "  TEST   $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(TEST_SUPPORT) $(BUILD)/libevpipe.a $(LDLIBS) $(CHECK_LIBS)
+
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libevpipe.a
+	@mkdir -p $(dir $@)
+	@echo "  BENCH  $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libevpipe.a $(LDLIBS)
 
 # `make check` starts a private PostgreSQL and a mock Kafka cluster, runs every
 # suite against them, and tears both down whatever happens.
-check: $(BUILD)/evpipe $(TEST_BINS)
+check:
+	@sh tools/deps.sh
+	$(MAKE) --no-print-directory $(BUILD)/evpipe $(TEST_BINS)
 	BUILD=$(BUILD) sh tests/run.sh
 
 check-unit: $(BUILD)/evpipe $(TEST_BINS)
 	BUILD=$(BUILD) EVPIPE_TEST_UNIT_ONLY=1 sh tests/run.sh
 
 check-asan:
-	$(MAKE) BUILD=build-asan CC=clang \
+	EVPIPE_TEST_SLOW=1 $(MAKE) BUILD=build-asan CC=clang \
 	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	  check
 
-bench: $(BUILD)/evpipe
+bench: $(BUILD)/evpipe $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 	BUILD=$(BUILD) sh bench/run.sh
 
 fuzz:
@@ -65,8 +79,10 @@ fuzz:
 deps:
 	sh tools/deps.sh
 
-demo: $(BUILD)/evpipe
-	$(BUILD)/evpipe demo
+demo:
+	@sh tools/deps.sh
+	$(MAKE) --no-print-directory $(BUILD)/evpipe
+	BUILD=$(BUILD) sh tools/demo.sh
 
 format:
 	clang-format -i $(LIB_SRCS) $(wildcard */*.h) evpipe.c
