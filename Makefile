@@ -20,7 +20,7 @@ UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 INTEG_SRCS := $(sort $(wildcard tests/integration/test_*.c))
 TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(UNIT_SRCS) $(INTEG_SRCS))
 # Shared test code: testlib and every non-test_ .c file beside the suites.
-TEST_SUPPORT := tests/testlib.c $(filter-out %/test_%.c,$(wildcard tests/unit/*.c tests/integration/*.c))
+TEST_SUPPORT := tests/testlib.c $(filter-out $(UNIT_SRCS) $(INTEG_SRCS),$(wildcard tests/unit/*.c tests/integration/*.c))
 MIGRATIONS := $(sort $(wildcard migrations/*.sql))
 
 .PHONY: all check check-unit check-asan bench fuzz deps demo clean help format

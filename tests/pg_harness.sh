@@ -21,6 +21,9 @@ as_owner() {
 
 url() { echo "postgresql://postgres@/postgres?host=$dir/sock&port=5432"; }
 
+# Test servers trade durability for speed; sockets stay inside DIR.
+opts="-c listen_addresses='' -c unix_socket_directories='$dir/sock' -c port=5432 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c shared_buffers=256MB -c max_wal_size=2GB"
+
 case "$cmd" in
 start)
     mkdir -p "$dir/sock"
@@ -28,13 +31,13 @@ start)
     as_owner "$pgbin/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
         || { cat "$dir/initdb.log" >&2; exit 1; }
     as_owner "$pgbin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-        -o "-c listen_addresses='' -c unix_socket_directories='$dir/sock' -c port=5432 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c shared_buffers=256MB -c max_wal_size=2GB" \
+        -o "$opts" \
         start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
     url
     ;;
 resume)
     # Start an existing cluster again (after stop), e.g. to test outages.
-    as_owner "$pgbin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null \
+    as_owner "$pgbin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -o "$opts" start >/dev/null \
         || { cat "$dir/server.log" >&2; exit 1; }
     url
     ;;

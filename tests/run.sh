@@ -8,6 +8,7 @@ BUILD=${BUILD:-build}
 EVPIPE_BIN=${EVPIPE_BIN:-$BUILD/evpipe}
 export EVPIPE_BIN
 work=$(mktemp -d /tmp/evpipe-test.XXXXXX)
+chmod 755 "$work" # the server runs as the postgres user and must reach its folder
 mock_pid=
 pg_started=
 

@@ -115,11 +115,45 @@ void tf_event_init(tf_event_t *event);
 /* Releases what the event holds and makes it empty again. Safe on an empty event. */
 void tf_event_reset(tf_event_t *event);
 
+/* The rules tf_event_parse enforces (SPEC §3). Lengths count Unicode code points
+ * (characters), not bytes.
+ * - At most TF_EVENT_MAX_BYTES bytes (too_large). Strict UTF-8: no overlong forms, no
+ *   surrogates, nothing above U+10FFFF; and no \u0000 or unpaired surrogate escape
+ *   anywhere, since PostgreSQL text and jsonb cannot store them (invalid_utf8). Exactly
+ *   one JSON value (invalid_json), an object (not_object). No key twice at the top level,
+ *   nor inside clientHints, screen or geo (duplicate_field); "properties" keeps
+ *   duplicates as sent (jsonb keeps the last).
+ * - Required: eventId 1-128, type (exact EventType name), timestamp, visitorId 1-128.
+ *   timestamp is RFC 3339 "YYYY-MM-DD(T|t)hh:mm:ss[.digits](Z|z|+hh:mm|-hh:mm)" (any
+ *   number of fraction digits, truncated to ms; ss = 60 is the next minute's first second,
+ *   as in PostgreSQL), or an integer of epoch milliseconds (no fraction, no exponent);
+ *   either way from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z.
+ * - Optional; JSON null is the same as absent: userId <= 128, name <= 256, title <= 1024,
+ *   userAgent <= 2048, pageViewId <= 128, ip <= 64 (checked, not kept); url an absolute
+ *   http(s) URL <= 4096 (required for PAGE_VIEW); referrer any scheme://host URL <= 4096,
+ *   "" meaning none (as document.referrer); clientHints {mobile bool, platform <= 128,
+ *   model <= 128}; screen {width, height: integers 1-20000, each optional}; language a
+ *   well-formed BCP 47 tag <= 35; geo {country: 2 uppercase ASCII letters, region <= 128,
+ *   city <= 128}; timeOnPage a number 0..2147483647 (page_views."timeOnPage" is INT);
+ *   scrollDepth an integer 0..100; value a number 0..999999999999.99 (must fit
+ *   NUMERIC(14,2)), its text kept in value_text; currency 3 uppercase ASCII letters,
+ *   required when value is present; properties an object nested at most 8 levels (the
+ *   object itself is level 1; arrays count), numbers within PostgreSQL numeric's range.
+ *   URLs are checked with libcurl's URL parser and kept as sent.
+ * - Unknown top-level fields are ignored and counted; unknown members of clientHints,
+ *   screen and geo are ignored.
+ * - The error reported: invalid_json wins wherever it is; otherwise the first broken rule
+ *   in document order; the required-field and cross-field checks (url for PAGE_VIEW,
+ *   currency with value) come last. Messages start with the field: "timestamp: ...".
+ * A struct copy of an event shares its buffer: reset only one of the copies. */
+
 /* Parses and validates one message of len bytes (not NUL-terminated; any bytes).
  * Returns 0 and fills *event (previous content released) on success. On failure
  * returns -1, fills *err (always), and leaves *event empty. Never reads past len.
  * Returns -2 only when memory ran out (err->reason = TF_REASON_OK, message says so):
- * that is not the message's fault and must not dead-letter it. */
+ * that is not the message's fault and must not dead-letter it.
+ * err may be NULL; on success it is cleared (TF_REASON_OK, empty field and message).
+ * data may be NULL when len is 0. Thread-safe: no shared state. */
 int tf_event_parse(tf_event_t *event, const char *data, size_t len, tf_event_error_t *err)
     __attribute__((warn_unused_result));
 

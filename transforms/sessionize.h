@@ -61,7 +61,15 @@ typedef struct tf_session_config_s {
     void *day_of_ud;
     int64_t allowed_lateness_ms; /* eviction keeps visitors idle < timeout + this */
     uint32_t conversion_types;   /* bit (1u << tf_event_type_t) per conversion type */
+    uint64_t hash_seed;          /* keys the internal hash tables against crafted ids: pass a
+                                    random value; read by tf_sessionizer_new only (default 0) */
+    size_t max_events;           /* cap on the events held; tf_sessionizer_add fails (-1)
+                                    beyond it; 0 = the default, 20,000,000 */
 } tf_session_config_t;
+
+/* device_type of a session none of whose events carries a context (TF_DEVICE_UNKNOWN of
+ * transforms/device.h). */
+#define TF_SESS_DEVICE_UNKNOWN 4
 
 /* Fills the defaults of SPEC §4 (conversion types PURCHASE, APPOINTMENT_COMPLETE,
  * LEAD, SIGN_UP, FORM_SUBMIT; lateness 1 h). */
@@ -202,6 +210,13 @@ size_t tf_sessionizer_evict(tf_sessionizer_t *sz, int64_t watermark_ms);
 /* Visitors and events currently held, for metrics. */
 size_t tf_sessionizer_visitor_count(const tf_sessionizer_t *sz);
 size_t tf_sessionizer_event_count(const tf_sessionizer_t *sz);
+/* Bytes currently allocated by the sessionizer (its own accounting, without the
+ * allocator's per-block overhead), for metrics and capacity planning. */
+size_t tf_sessionizer_memory_bytes(const tf_sessionizer_t *sz);
+/* Testing hook (failure injection): after n more allocations, every allocation made by sz
+ * fails until the hook is reset with n = -1 (the default). Lets tests make each allocation
+ * fail in turn and check that every call fails cleanly. */
+void tf_sessionizer_fail_allocs_after(tf_sessionizer_t *sz, long n);
 
 /* Deterministic session id from the visitor and the eventId of its first event. */
 void tf_session_id(const char *visitor_id, const char *first_event_id, char out[37]);

@@ -1,0 +1,119 @@
+#!/bin/sh
+# `make bench`: throughput of the transforms, replay and ingest, each printed with its
+# ratio to a baseline measured in the same run on the same data (the machine is shared
+# and noisy: absolute numbers drift, ratios much less). Sizes can be lowered for a
+# quick look: BENCH_EVENTS (ingest, default 1000000), BENCH_TRANSFORM_EVENTS (200000).
+set -eu
+BUILD=${BUILD:-build}
+BIN=$BUILD/evpipe
+N_INGEST=${BENCH_EVENTS:-1000000}
+N_TRANSFORM=${BENCH_TRANSFORM_EVENTS:-200000}
+work=$(mktemp -d /tmp/evpipe-bench.XXXXXX)
+chmod 755 "$work" # the PostgreSQL server runs as postgres
+mock_pid=
+cleanup() {
+    [ -n "$mock_pid" ] && kill "$mock_pid" 2>/dev/null && wait "$mock_pid" 2>/dev/null
+    sh tests/pg_harness.sh stop "$work/pg" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+now_ms() { date +%s%3N; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+per_s() { awk -v n="$1" -v ms="$2" 'BEGIN { if (ms > 0) printf "%.0f", n * 1000 / ms; else print 0 }'; }
+
+echo "== 1. transforms (one core)"
+"$BIN" loadgen --seed 3 --visitors $((N_TRANSFORM / 12)) --days 7 --events "$N_TRANSFORM" \
+    --output "$work/transform.ndjson" 2>/dev/null
+if perf stat -e instructions true >/dev/null 2>&1; then
+    perf stat -e instructions,cycles -o "$work/perf.txt" \
+        "$BUILD/bench/bench_transforms" "$work/transform.ndjson"
+    grep -E "instructions|cycles" "$work/perf.txt" | sed 's/^/  perf: /'
+else
+    "$BUILD/bench/bench_transforms" "$work/transform.ndjson"
+    echo "  (perf stat unavailable here: no instruction counts)"
+fi
+
+echo
+echo "== 2. replay to the mock cluster (baseline: kcat producing the same lines)"
+"$BIN" kafka-mock --brokers 3 --topic bench=64 --topic kcat=64 --topic raw=64 \
+    --bootstrap-file "$work/brokers" >/dev/null 2>"$work/mock.log" &
+mock_pid=$!
+i=0; while [ ! -s "$work/brokers" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+B=$(cat "$work/brokers")
+"$BIN" loadgen --seed 5 --visitors $((N_INGEST / 10)) --days 7 --events "$N_INGEST" \
+    --output "$work/events.ndjson" 2>/dev/null
+lines=$(wc -l <"$work/events.ndjson")
+t0=$(now_ms)
+kcat -P -b "$B" -t kcat -z lz4 -X linger.ms=50 -X batch.size=1000000 -l "$work/events.ndjson"
+kcat_ms=$(( $(now_ms) - t0 ))
+t0=$(now_ms)
+"$BIN" replay --brokers "$B" --topic bench --send-invalid "$work/events.ndjson" 2>"$work/replay.log"
+replay_ms=$(( $(now_ms) - t0 ))
+kr=$(per_s "$lines" "$kcat_ms"); rr=$(per_s "$lines" "$replay_ms")
+echo "  kcat -P (baseline, unkeyed)        $kr events/s"
+echo "  evpipe replay (keyed, idempotent)  $rr events/s   $(ratio "$rr" "$kr") x baseline   (goal >= 300000/s)"
+
+echo
+echo "== 3. ingest of $lines pre-loaded events into PostgreSQL (baseline: psql \\copy of the same rows)"
+"$BIN" replay --brokers "$B" --topic raw --send-invalid "$work/events.ndjson" 2>/dev/null
+URL=$(sh tests/pg_harness.sh start "$work/pg")
+psql -X -q "$URL" -c "CREATE DATABASE ingest" -c "CREATE DATABASE copyload"
+IURL=$(echo "$URL" | sed 's|/postgres?|/ingest?|')
+CURL=$(echo "$URL" | sed 's|/postgres?|/copyload?|')
+"$BIN" migrate up --database "$IURL" >/dev/null
+"$BIN" migrate up --database "$CURL" >/dev/null
+t0=$(now_ms)
+"$BIN" ingest --brokers "$B" --database "$IURL" --topic raw --until-caught-up \
+    --metrics-port -1 --stats-interval 30 2>"$work/ingest.log" &
+ipid=$!
+peak=0
+while kill -0 "$ipid" 2>/dev/null; do
+    rss=$(awk '/VmRSS/ { print $2 }' /proc/$ipid/status 2>/dev/null || echo 0)
+    [ "${rss:-0}" -gt "$peak" ] && peak=$rss
+    sleep 0.5
+done
+wait "$ipid"
+ingest_ms=$(( $(now_ms) - t0 ))
+stored=$(psql -X -At "$IURL" -c "SELECT count(*) FROM analytics_events")
+# Baseline: the database's own limit for these rows, loaded with COPY into empty tables.
+for t in analytics_sessions analytics_events page_views conversion_events; do
+    psql -X -q "$IURL" -c "\\copy $t TO '$work/$t.copy'"
+done
+t0=$(now_ms)
+psql -X -q "$CURL" -c "BEGIN" -c "\\copy analytics_sessions FROM '$work/analytics_sessions.copy'" \
+    -c "\\copy analytics_events FROM '$work/analytics_events.copy'" \
+    -c "\\copy page_views FROM '$work/page_views.copy'" \
+    -c "\\copy conversion_events FROM '$work/conversion_events.copy'" -c "COMMIT"
+copy_ms=$(( $(now_ms) - t0 ))
+ir=$(per_s "$lines" "$ingest_ms"); cr=$(per_s "$lines" "$copy_ms")
+echo "  psql COPY of the resulting rows    $cr events/s (baseline)"
+echo "  evpipe ingest --until-caught-up    $ir events/s   $(ratio "$ir" "$cr") x baseline   (goals: >= 0.6 x, >= 50000/s)"
+echo "  stored $stored events; peak RSS $((peak / 1024)) MiB"
+grep -E "visitors held" "$work/ingest.log" | tail -n 1 | sed 's/^/  /'
+
+echo
+echo "== 4. memory with 100000 visitors active at once"
+"$BIN" kafka-mock --brokers 1 --topic mem=32 --bootstrap-file "$work/brokers2" >/dev/null 2>&1 &
+mpid2=$!
+i=0; while [ ! -s "$work/brokers2" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+B2=$(cat "$work/brokers2")
+"$BIN" loadgen --seed 9 --visitors 100000 --days 1 --output "$work/mem.ndjson" 2>/dev/null
+"$BIN" replay --brokers "$B2" --topic mem "$work/mem.ndjson" 2>/dev/null
+psql -X -q "$URL" -c "CREATE DATABASE mem"
+MURL=$(echo "$URL" | sed 's|/postgres?|/mem?|')
+"$BIN" migrate up --database "$MURL" >/dev/null
+"$BIN" ingest --brokers "$B2" --database "$MURL" --topic mem --until-caught-up \
+    --allowed-lateness 604800 --metrics-port -1 --stats-interval 3600 2>"$work/mem.log" &
+ipid=$!
+peak=0
+while kill -0 "$ipid" 2>/dev/null; do
+    rss=$(awk '/VmRSS/ { print $2 }' /proc/$ipid/status 2>/dev/null || echo 0)
+    [ "${rss:-0}" -gt "$peak" ] && peak=$rss
+    sleep 0.5
+done
+wait "$ipid"
+kill "$mpid2" 2>/dev/null; wait "$mpid2" 2>/dev/null || true
+visitors=$(psql -X -At "$MURL" -c 'SELECT count(DISTINCT "visitorId") FROM analytics_sessions')
+echo "  $visitors visitors held in memory (none evicted), peak RSS $((peak / 1024)) MiB (goal < 200 MiB)"

@@ -1,0 +1,567 @@
+/* ingest.c — `evpipe ingest`: the consumer-group consumer of raw events. Offsets
+ * live in PostgreSQL next to the rows they produced; on assignment the consumer
+ * seeks to them, so a crash, rebalance or restart neither loses nor duplicates. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/commands.h"
+#include "common/kmock.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "consumers/ingest.h"
+#include "tools/migrate.h"
+
+static void on_signal(int sig) {
+    (void)sig;
+    ingest_stop_requested = 1;
+}
+
+/* Local day number for splitAtMidnight in the zone set in TZ. */
+static int64_t local_day_of(int64_t epoch_ms, void *ud) {
+    (void)ud;
+    time_t t = (time_t)(epoch_ms >= 0 ? epoch_ms / 1000 : (epoch_ms - 999) / 1000);
+    struct tm tm;
+    localtime_r(&t, &tm);
+    /* days from civil (proleptic Gregorian), Howard Hinnant's algorithm */
+    int64_t y = (int64_t)tm.tm_year + 1900, m = tm.tm_mon + 1, d = tm.tm_mday;
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static void apply_settings(ingest_t *in) {
+    in->session_cfg.timeout_ms = in->settings.timeout_seconds * 1000;
+    in->session_cfg.max_duration_ms = in->settings.max_duration_seconds * 1000;
+    in->session_cfg.conversion_types = in->settings.conversion_types;
+    if (in->sessionizer) tf_sessionizer_set_config(in->sessionizer, &in->session_cfg);
+}
+
+static void reload_settings(ingest_t *in, bool initial) {
+    tf_settings_t next = in->settings;
+    char warning[300], err[300];
+    if (sink_pg_settings_load(in->settings_src, in->settings_pinned, &next, warning,
+                              sizeof(warning), err, sizeof(err)) != 0) {
+        if (initial) EV_WARN("cannot read tracking_configs yet: %s", err);
+        return;
+    }
+    if (warning[0]) EV_WARN("%s", warning);
+    if (memcmp(&next, &in->settings, sizeof(next)) != 0 || initial) {
+        in->settings = next;
+        apply_settings(in);
+        EV_INFO("settings: session.timeoutSeconds=%lld session.maxDurationSeconds=%lld "
+                "conversion.types=0x%x bots.excludeFromMetrics=%s",
+                (long long)next.timeout_seconds, (long long)next.max_duration_seconds,
+                next.conversion_types, next.bots_exclude_from_metrics ? "true" : "false");
+    }
+}
+
+/* ---- rebalance ---- */
+
+static void on_assign(ingest_t *in, rd_kafka_topic_partition_list_t *parts) {
+    int32_t ids[INGEST_MAX_PARTITIONS];
+    int64_t offsets[INGEST_MAX_PARTITIONS];
+    size_t n = 0;
+    for (int i = 0; i < parts->cnt && n < INGEST_MAX_PARTITIONS; i++)
+        ids[n++] = parts->elems[i].partition;
+    int64_t backoff = 100;
+    for (;;) {
+        sink_pg_error_t err;
+        if (sink_pg_read_offsets(in->pg, in->group, in->topic, ids, offsets, n, &err) == 0) break;
+        if (err.status == SINK_PG_FATAL) {
+            EV_ERROR("cannot read stored offsets: %s; stopping", err.message);
+            ingest_stop_requested = 1;
+            rd_kafka_assign(in->consumer, NULL);
+            return;
+        }
+        EV_WARN("cannot read stored offsets (%s); retrying", err.message);
+        ingest_sleep(backoff);
+        backoff = backoff * 2 > 10000 ? 10000 : backoff * 2;
+        if (ingest_stop_requested) {
+            rd_kafka_assign(in->consumer, NULL);
+            return;
+        }
+    }
+    char desc[512];
+    size_t used = 0;
+    desc[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        rd_kafka_topic_partition_t *tp = &parts->elems[i];
+        tp->offset = offsets[i] >= 0 ? offsets[i] : RD_KAFKA_OFFSET_BEGINNING;
+        ingest_partition_t *ip = &in->parts[ids[i]];
+        ip->assigned = true;
+        ip->committed = offsets[i] >= 0 ? offsets[i] : 0;
+        if (used < sizeof(desc) - 32)
+            used += (size_t)snprintf(desc + used, sizeof(desc) - used, "%s%d@%lld", i ? " " : "",
+                                     (int)ids[i], (long long)ip->committed);
+    }
+    in->ever_assigned = true;
+    EV_INFO("assigned %zu partition(s) of %s, from stored offsets: %s", n, in->topic, desc);
+    rd_kafka_assign(in->consumer, parts);
+}
+
+static void on_revoke(ingest_t *in) {
+    /* Finish the open batch before giving the partitions up, so the next owner
+     * starts exactly after what we committed. */
+    if (in->n_msgs) {
+        EV_INFO("partitions revoked: committing the open batch of %zu first", in->n_msgs);
+        ingest_batch_flush(in);
+    }
+    for (int p = 0; p < INGEST_MAX_PARTITIONS; p++) in->parts[p].assigned = false;
+    /* Another member may write these visitors now: forget them, reload on return. */
+    tf_sessionizer_destroy(in->sessionizer);
+    in->sessionizer = tf_sessionizer_new(&in->session_cfg);
+    rd_kafka_assign(in->consumer, NULL);
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque) {
+    (void)rk;
+    ingest_t *in = opaque;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
+        on_assign(in, parts);
+    else
+        on_revoke(in);
+}
+
+/* ---- until-caught-up ---- */
+
+static int read_start_watermarks(ingest_t *in) {
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(in->consumer, in->topic, NULL);
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (int attempt = 0; attempt < 60 && !ingest_stop_requested; attempt++) {
+        err = rd_kafka_metadata(in->consumer, 0, rkt, &md, 5000);
+        if (!err && md->topic_cnt == 1 && !md->topics[0].err) break;
+        if (md) rd_kafka_metadata_destroy(md);
+        md = NULL;
+        EV_WARN("no metadata for %s yet (%s); retrying", in->topic,
+                err ? rd_kafka_err2str(err) : "topic not available");
+        ingest_sleep(1000);
+    }
+    rd_kafka_topic_destroy(rkt);
+    if (!md) return -1;
+    in->n_parts = md->topics[0].partition_cnt;
+    for (int i = 0; i < md->topics[0].partition_cnt; i++) {
+        int32_t p = md->topics[0].partitions[i].id;
+        int64_t lo = 0, hi = 0;
+        if (p < 0 || p >= INGEST_MAX_PARTITIONS) continue;
+        while (rd_kafka_query_watermark_offsets(in->consumer, in->topic, p, &lo, &hi, 5000) !=
+               RD_KAFKA_RESP_ERR_NO_ERROR) {
+            if (ingest_stop_requested) break;
+            ingest_sleep(500);
+        }
+        in->parts[p].start_high = hi;
+    }
+    rd_kafka_metadata_destroy(md);
+    return 0;
+}
+
+static bool caught_up(const ingest_t *in) {
+    if (!in->ever_assigned || in->n_msgs) return false;
+    for (int p = 0; p < INGEST_MAX_PARTITIONS; p++) {
+        const ingest_partition_t *ip = &in->parts[p];
+        if (ip->assigned && ip->committed < ip->start_high) return false;
+    }
+    return true;
+}
+
+/* ---- readiness and stats ---- */
+
+static int ready_cb(void *ud, char *reason, size_t reason_size) {
+    ingest_t *in = ud;
+    if (in->pg_down) {
+        snprintf(reason, reason_size, "PostgreSQL unavailable");
+        return 0;
+    }
+    if (!in->ever_assigned) {
+        snprintf(reason, reason_size, "waiting for a partition assignment");
+        return 0;
+    }
+    return 1;
+}
+
+static void update_lag(ingest_t *in) {
+    for (int p = 0; p < INGEST_MAX_PARTITIONS; p++) {
+        ingest_partition_t *ip = &in->parts[p];
+        if (!ip->assigned) continue;
+        int64_t lo = 0, hi = 0;
+        if (rd_kafka_get_watermark_offsets(in->consumer, in->topic, p, &lo, &hi) ||
+            hi < 0)
+            continue;
+        char labels[64];
+        snprintf(labels, sizeof(labels), "partition=\"%d\"", p);
+        ev_metric_set(ev_metrics_gauge(in->metrics, "consumer_lag_messages",
+                                       "Messages behind the partition's end", labels),
+                      (double)(hi > ip->committed ? hi - ip->committed : 0));
+    }
+}
+
+static void log_stats(ingest_t *in, uint64_t *last_consumed, int64_t *last_ms) {
+    int64_t now = ev_now_ms();
+    double secs = (double)(now - *last_ms) / 1000.0;
+    EV_INFO("consumed %llu (%.0f/s), stored %llu, dead-lettered %llu, duplicates %llu, "
+            "batches %llu, retries %llu, visitors held %zu",
+            (unsigned long long)in->n_consumed,
+            secs > 0 ? (double)(in->n_consumed - *last_consumed) / secs : 0.0,
+            (unsigned long long)in->n_stored, (unsigned long long)in->n_dead,
+            (unsigned long long)in->n_duplicates, (unsigned long long)in->n_batches,
+            (unsigned long long)in->n_retries, tf_sessionizer_visitor_count(in->sessionizer));
+    *last_consumed = in->n_consumed;
+    *last_ms = now;
+}
+
+/* ---- the command ---- */
+
+static rd_kafka_t *make_consumer(ingest_t *in, const ev_kv_list_t *props, char *errstr,
+                                 size_t errstr_size) {
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    static const char *const defaults[][2] = {
+        {"enable.auto.commit", "false"},      {"enable.auto.offset.store", "false"},
+        {"auto.offset.reset", "earliest"},    {"enable.partition.eof", "false"},
+        {"max.poll.interval.ms", "3600000"}, /* a PostgreSQL outage must not evict us */
+        {"fetch.max.bytes", "52428800"},      {"log_level", "4"},
+    };
+    for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
+        if (rd_kafka_conf_set(conf, defaults[i][0], defaults[i][1], errstr, errstr_size))
+            goto fail;
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", in->brokers, errstr, errstr_size) ||
+        rd_kafka_conf_set(conf, "group.id", in->group, errstr, errstr_size))
+        goto fail;
+    for (int i = 0; i < props->n; i++)
+        if (rd_kafka_conf_set(conf, props->key[i], props->val[i], errstr, errstr_size))
+            goto fail;
+    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    rd_kafka_conf_set_opaque(conf, in);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
+    if (!rk) goto fail;
+    rd_kafka_poll_set_consumer(rk);
+    return rk;
+fail:
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+}
+
+static const char ingest_summary[] =
+    "Consumes raw tracking events (SPEC section 3) from Kafka, validates them,\n"
+    "sessionizes them by event time, classifies devices, and writes sessions, events,\n"
+    "page views and conversions to PostgreSQL. Each batch is one transaction that also\n"
+    "stores the consumer's next offsets, so a crash, restart or rebalance neither loses\n"
+    "nor duplicates rows. Invalid messages go to the dead-letter topic with their reason;\n"
+    "stored events are published, enriched, to the enriched topic.\n"
+    "Session settings come from flags, then environment, then the tracking_configs table\n"
+    "(reloaded every --config-poll seconds), then the built-in defaults.";
+
+static const char ingest_epilog[] =
+    "Examples:\n"
+    "  evpipe ingest --brokers kafka:9092 --database postgresql://evpipe@db/analytics\n"
+    "  evpipe ingest --until-caught-up -X security.protocol=SASL_SSL -X sasl.mechanism=PLAIN\n"
+    "Exit codes: 0 done (stopped or caught up), 1 fatal error, 2 bad usage or configuration.";
+
+int cmd_ingest(int argc, char **argv) {
+    ingest_t *in = calloc(1, sizeof(*in));
+    if (!in) return 1;
+    const char *log_level = "info", *log_format = "text", *regexes_path = NULL;
+    const char *conversion_types = NULL, *time_zone = NULL;
+    long long timeout_s = -1, max_duration_s = -1, metrics_port = 9101, ua_cache = 10000,
+              config_poll = 10, stats_every = 10, lateness_s = 3600;
+    bool split_campaign = false, split_midnight = false, migrate = false;
+    ev_kv_list_t props = {0};
+    const ev_opt_t opts[] = {
+        {"brokers", 'b', EV_OPT_STR, NULL, "KAFKA_BROKERS", "LIST", "Kafka bootstrap servers",
+         &in->brokers, 0, 0},
+        {"database", 'd', EV_OPT_STR, NULL, "DATABASE_URL", "URL",
+         "PostgreSQL conninfo or URL", &in->database, 0, 0},
+        {"topic", 't', EV_OPT_STR, EV_TOPIC_RAW, NULL, "NAME", "topic of raw events", &in->topic,
+         0, 0},
+        {"group", 'g', EV_OPT_STR, "evpipe-ingest", NULL, "ID", "consumer group id", &in->group,
+         0, 0},
+        {"dlq-topic", 0, EV_OPT_STR, EV_TOPIC_DLQ, NULL, "NAME", "dead-letter topic",
+         &in->dlq_topic, 0, 0},
+        {"enriched-topic", 0, EV_OPT_STR, EV_TOPIC_ENRICHED, NULL, "NAME",
+         "topic of enriched events (\"\" = do not publish)", &in->enriched_topic, 0, 0},
+        {"prop", 'X', EV_OPT_KV, NULL, NULL, "KEY=VALUE",
+         "librdkafka property for every client (repeatable)", &props, 0, 0},
+        {"batch-size", 0, EV_OPT_INT, "5000", NULL, "N", "messages per batch (transaction)",
+         &in->batch_size, 1, 100000},
+        {"batch-ms", 0, EV_OPT_INT, "500", NULL, "MS", "longest wait before a partial batch",
+         &in->batch_ms, 1, 600000},
+        {"until-caught-up", 0, EV_OPT_BOOL, "false", NULL, NULL,
+         "exit 0 once everything that was in the partitions at start is processed",
+         &in->until_caught_up, 0, 0},
+        {"session-timeout", 0, EV_OPT_INT, NULL, "EVPIPE_SESSION_TIMEOUT", "SECONDS",
+         "inactivity that ends a session (tracking_configs session.timeoutSeconds, 1800)",
+         &timeout_s, 1, 604800},
+        {"session-max-duration", 0, EV_OPT_INT, NULL, "EVPIPE_SESSION_MAX_DURATION", "SECONDS",
+         "longest session (session.maxDurationSeconds, 86400)", &max_duration_s, 60, 2592000},
+        {"conversion-types", 0, EV_OPT_STR, NULL, "EVPIPE_CONVERSION_TYPES", "LIST",
+         "event types that are conversions (conversion.types; PURCHASE,APPOINTMENT_COMPLETE,"
+         "LEAD,SIGN_UP,FORM_SUBMIT)",
+         &conversion_types, 0, 0},
+        {"split-on-campaign", 0, EV_OPT_BOOL, "false", "EVPIPE_SPLIT_ON_CAMPAIGN", NULL,
+         "start a new session when the campaign changes", &split_campaign, 0, 0},
+        {"split-at-midnight", 0, EV_OPT_BOOL, "false", "EVPIPE_SPLIT_AT_MIDNIGHT", NULL,
+         "start a new session at midnight in --time-zone", &split_midnight, 0, 0},
+        {"time-zone", 0, EV_OPT_STR, "UTC", "EVPIPE_TIME_ZONE", "TZ",
+         "IANA zone for --split-at-midnight", &time_zone, 0, 0},
+        {"allowed-lateness", 0, EV_OPT_INT, "3600", NULL, "SECONDS",
+         "keep idle visitors in memory this long past the session timeout", &lateness_s, 0,
+         604800},
+        {"ua-regexes", 0, EV_OPT_STR, TF_UA_REGEXES_DEFAULT_PATH, "EVPIPE_UA_REGEXES", "PATH",
+         "uap-core regexes.yaml", &regexes_path, 0, 0},
+        {"ua-cache", 0, EV_OPT_INT, "10000", NULL, "N", "user agents kept classified",
+         &ua_cache, 16, 10000000},
+        {"config-poll", 0, EV_OPT_INT, "10", NULL, "SECONDS",
+         "how often tracking_configs is re-read", &config_poll, 1, 86400},
+        {"metrics-port", 0, EV_OPT_INT, "9101", "EVPIPE_METRICS_PORT", "PORT",
+         "serve /metrics, /healthz, /readyz here (0 = any free port, -1 = off)", &metrics_port,
+         -1, 65535},
+        {"stats-interval", 0, EV_OPT_INT, "10", NULL, "SECONDS", "period of the stats log line",
+         &stats_every, 1, 86400},
+        {"migrate", 0, EV_OPT_BOOL, "false", NULL, NULL,
+         "apply pending schema migrations before starting", &migrate, 0, 0},
+        {"log-level", 0, EV_OPT_STR, "info", "EVPIPE_LOG_LEVEL", "LEVEL",
+         "debug, info, warn or error", &log_level, 0, 0},
+        {"log-format", 0, EV_OPT_STR, "text", "EVPIPE_LOG_FORMAT", "FORMAT", "text or json",
+         &log_format, 0, 0},
+        EV_OPT_END};
+    const ev_cli_t cli = {"evpipe ingest", "[OPTIONS]", ingest_summary, ingest_epilog, opts};
+    char errstr[512];
+    int first = 0, rc = ev_cli_parse(&cli, argc, argv, &first, errstr, sizeof(errstr));
+    int exit_code = 2;
+    if (rc == 1) {
+        exit_code = 0;
+        goto out;
+    }
+    if (rc < 0) goto usage;
+    if (first < argc) {
+        snprintf(errstr, sizeof(errstr), "unexpected argument '%s'", argv[first]);
+        goto usage;
+    }
+    int level = ev_log_level_parse(log_level);
+    if (level < 0 || (strcmp(log_format, "text") && strcmp(log_format, "json"))) {
+        snprintf(errstr, sizeof(errstr), "--log-level must be debug|info|warn|error and "
+                                         "--log-format text|json");
+        goto usage;
+    }
+    if (!in->brokers) {
+        snprintf(errstr, sizeof(errstr), "no Kafka brokers: give --brokers or KAFKA_BROKERS "
+                                         "(evpipe demo runs everything embedded)");
+        goto usage;
+    }
+    if (!in->database) {
+        snprintf(errstr, sizeof(errstr), "no database: give --database or DATABASE_URL");
+        goto usage;
+    }
+    ev_log_init("ingest", level, strcmp(log_format, "json") == 0);
+
+    /* Settings: flags/environment pin a key; tracking_configs fills the rest. */
+    tf_settings_default(&in->settings);
+    if (timeout_s >= 0) in->settings.timeout_seconds = timeout_s, in->settings_pinned |= 1u << 0;
+    if (max_duration_s >= 0)
+        in->settings.max_duration_seconds = max_duration_s, in->settings_pinned |= 1u << 1;
+    if (conversion_types) {
+        if (tf_settings_parse_types(conversion_types, &in->settings.conversion_types, errstr,
+                                    sizeof(errstr)) != 0)
+            goto usage;
+        in->settings_pinned |= 1u << 2;
+    }
+    tf_session_config_default(&in->session_cfg);
+    in->session_cfg.split_on_campaign = split_campaign;
+    in->session_cfg.split_at_midnight = split_midnight;
+    in->session_cfg.allowed_lateness_ms = lateness_s * 1000;
+    if (split_midnight && time_zone && strcmp(time_zone, "UTC") != 0) {
+        setenv("TZ", time_zone, 1);
+        tzset();
+        in->session_cfg.day_of = local_day_of;
+    }
+    apply_settings(in);
+
+    exit_code = 1;
+    char *yaml = NULL;
+    size_t yaml_len = 0;
+    if (ev_read_file(regexes_path, 64u << 20, &yaml, &yaml_len, errstr, sizeof(errstr)) != 0) {
+        EV_ERROR("user agent regexes: %s", errstr);
+        goto out;
+    }
+    in->classifier = tf_ua_classifier_new(yaml, yaml_len, (size_t)ua_cache, errstr,
+                                          sizeof(errstr));
+    free(yaml);
+    if (!in->classifier) {
+        EV_ERROR("user agent regexes %s: %s", regexes_path, errstr);
+        goto out;
+    }
+    in->msgs = calloc((size_t)in->batch_size, sizeof(*in->msgs));
+    in->sessionizer = tf_sessionizer_new(&in->session_cfg);
+    in->settings_src = sink_pg_settings_new(in->database);
+    in->metrics = ev_metrics_new("evpipe_ingest");
+    if (!in->msgs || !in->sessionizer || !in->settings_src || !in->metrics) {
+        EV_ERROR("out of memory");
+        goto out;
+    }
+    for (int p = 0; p < INGEST_MAX_PARTITIONS; p++) {
+        in->parts[p].partition = p;
+        in->parts[p].committed = -1;
+        in->parts[p].batch_next = -1;
+    }
+    in->m_consumed = ev_metrics_counter(in->metrics, "messages_consumed_total",
+                                        "Messages polled from the raw topic", NULL);
+    in->m_stored = ev_metrics_counter(in->metrics, "events_committed_total",
+                                      "Events stored in PostgreSQL (duplicates excluded)", NULL);
+    in->m_dup = ev_metrics_counter(in->metrics, "events_duplicate_total",
+                                   "Events ignored because their eventId was stored", NULL);
+    in->m_batches = ev_metrics_counter(in->metrics, "batches_committed_total",
+                                       "Batches committed to PostgreSQL", NULL);
+    in->m_retries_pg = ev_metrics_counter(in->metrics, "retries_total",
+                                          "Retries after transient failures",
+                                          "component=\"postgresql\"");
+    in->m_retries_kafka = ev_metrics_counter(in->metrics, "retries_total",
+                                             "Retries after transient failures",
+                                             "component=\"kafka\"");
+    in->m_visitors = ev_metrics_gauge(in->metrics, "active_visitors",
+                                      "Visitors whose sessions are held in memory", NULL);
+    in->m_events_held = ev_metrics_gauge(in->metrics, "events_held",
+                                         "Events held in memory for sessionization", NULL);
+    static const double bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+    in->m_batch_seconds = ev_metrics_histogram(in->metrics, "batch_seconds",
+                                               "Time to process and commit one batch", bounds,
+                                               sizeof(bounds) / sizeof(bounds[0]));
+    if (metrics_port >= 0 && ev_metrics_serve(in->metrics, (int)metrics_port, ready_cb, in,
+                                              errstr, sizeof(errstr)) != 0) {
+        EV_ERROR("metrics endpoint on port %lld: %s", metrics_port, errstr);
+        exit_code = 2;
+        goto out;
+    }
+    if (metrics_port >= 0) EV_INFO("metrics on :%d/metrics", ev_metrics_port(in->metrics));
+
+    in->pg = sink_pg_new(in->database, errstr, sizeof(errstr));
+    if (!in->pg) {
+        EV_ERROR("database: %s", errstr);
+        exit_code = 2;
+        goto out;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+
+    /* Wait for PostgreSQL (it may start after us in a compose stack). */
+    for (int64_t backoff = 100;;) {
+        sink_pg_error_t err;
+        if (sink_pg_ping(in->pg, &err) == 0) break;
+        if (err.status == SINK_PG_FATAL) {
+            EV_ERROR("database: %s", err.message);
+            exit_code = 2;
+            goto out;
+        }
+        if (!in->pg_down) EV_WARN("waiting for PostgreSQL: %s", err.message);
+        in->pg_down = true;
+        if (ingest_stop_requested) goto out;
+        ingest_sleep(backoff);
+        backoff = backoff * 2 > 10000 ? 10000 : backoff * 2;
+    }
+    in->pg_down = false;
+    if (migrate) {
+        PGconn *conn = PQconnectdb(in->database);
+        int mrc = PQstatus(conn) == CONNECTION_OK
+                      ? ev_migrate_up(conn, 0, errstr, sizeof(errstr))
+                      : (snprintf(errstr, sizeof(errstr), "%s", PQerrorMessage(conn)), -1);
+        PQfinish(conn);
+        if (mrc != 0) {
+            EV_ERROR("migrations: %s", errstr);
+            goto out;
+        }
+    }
+    reload_settings(in, true);
+
+    in->producer = sink_kafka_new(in->brokers, &props, errstr, sizeof(errstr));
+    in->consumer = in->producer ? make_consumer(in, &props, errstr, sizeof(errstr)) : NULL;
+    if (!in->producer || !in->consumer) {
+        EV_ERROR("Kafka configuration: %s", errstr);
+        exit_code = 2;
+        goto out;
+    }
+    if (in->until_caught_up && read_start_watermarks(in) != 0) {
+        EV_ERROR("cannot read the partitions of %s", in->topic);
+        goto out;
+    }
+    rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(subs, in->topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t kerr = rd_kafka_subscribe(in->consumer, subs);
+    rd_kafka_topic_partition_list_destroy(subs);
+    if (kerr) {
+        EV_ERROR("subscribe to %s: %s", in->topic, rd_kafka_err2str(kerr));
+        goto out;
+    }
+    EV_INFO("consuming %s as group %s; batches of %lld or %lld ms", in->topic, in->group,
+            in->batch_size, in->batch_ms);
+
+    int64_t next_config = ev_now_ms() + config_poll * 1000;
+    int64_t next_stats = ev_now_ms() + stats_every * 1000, last_stats_ms = ev_now_ms();
+    uint64_t last_consumed = 0;
+    exit_code = 0;
+    while (!ingest_stop_requested) {
+        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(in->consumer, 100);
+        if (rkm) {
+            if (rkm->err) {
+                if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                    EV_WARN("consumer: %s", rd_kafka_message_errstr(rkm));
+                rd_kafka_message_destroy(rkm);
+            } else {
+                ingest_batch_add(in, rkm);
+            }
+        }
+        int64_t now = ev_now_ms();
+        if (in->n_msgs >= (size_t)in->batch_size ||
+            (in->n_msgs && now - in->batch_started_ms >= in->batch_ms)) {
+            if (ingest_batch_flush(in) < 0) {
+                exit_code = 1;
+                break;
+            }
+        }
+        if (in->until_caught_up && caught_up(in)) {
+            EV_INFO("caught up with everything present at start");
+            break;
+        }
+        if (now >= next_config) {
+            reload_settings(in, false);
+            next_config = now + config_poll * 1000;
+        }
+        if (now >= next_stats) {
+            update_lag(in);
+            log_stats(in, &last_consumed, &last_stats_ms);
+            next_stats = now + stats_every * 1000;
+        }
+    }
+    /* Shutdown: finish (or abandon) the open batch, leave the group, then destroy. */
+    if (in->n_msgs && exit_code == 0) {
+        ingest_stop_requested = 0; /* give the last batch its chance */
+        if (ingest_batch_flush(in) < 0) exit_code = 1;
+    }
+    log_stats(in, &last_consumed, &last_stats_ms);
+    rd_kafka_consumer_close(in->consumer);
+    EV_INFO("stopped");
+    goto out;
+usage:
+    fprintf(stderr, "evpipe ingest: %s\n", errstr);
+    exit_code = 2;
+out:
+    ingest_batch_drop(in); /* messages first: they belong to the consumer */
+    if (in->consumer) rd_kafka_destroy(in->consumer);
+    sink_kafka_destroy(in->producer);
+    sink_pg_destroy(in->pg);
+    sink_pg_settings_destroy(in->settings_src);
+    tf_sessionizer_destroy(in->sessionizer);
+    tf_ua_classifier_destroy(in->classifier);
+    ev_metrics_destroy(in->metrics);
+    ev_kv_list_clear(&props);
+    free(in->msgs);
+    free(in);
+    return exit_code;
+}

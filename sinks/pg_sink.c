@@ -1,0 +1,1246 @@
+/* pg_sink.c — PostgreSQL writer and session-state loader of the ingest stage (see pg_sink.h). */
+#include "sinks/pg_sink.h"
+
+#include <libpq-fe.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/cli.h"
+#include "common/log.h"
+#include "transforms/device.h"
+#include "transforms/url.h"
+
+#define COPY_CHUNK_BYTES (1u << 20)   /* COPY data leaves in chunks of at most this */
+#define PARAM_MAX_BYTES (256u << 20)  /* cap of one array parameter (load requests, ids) */
+#define TS_MIN_MS 0LL                 /* load windows are clamped to event time range */
+#define TS_MAX_MS 253402300799999LL   /* 9999-12-31T23:59:59.999Z */
+
+/* Epoch milliseconds (bigint) to TIMESTAMPTZ, exactly (to_timestamp alone goes through a
+ * double of the whole value and loses milliseconds near the end of the range). */
+#define TS(x) "(to_timestamp((" x ") / 1000) + ((" x ") % 1000) * INTERVAL '1 millisecond')"
+/* TIMESTAMPTZ(3) to epoch milliseconds (bigint), exactly. */
+#define MS(x) "(extract(epoch FROM " x ") * 1000)::bigint"
+
+/* ---- staging tables: one set per connection, emptied by every COMMIT ------------------ */
+
+static const char k_setup_sql[] =
+    "SET temp_buffers = '64MB';"
+    "CREATE TEMP TABLE IF NOT EXISTS evpipe_stage_sessions ("
+    " id uuid, \"visitorId\" text, \"userId\" text, started bigint, ended bigint,"
+    " duration int, \"pageViewCount\" int, \"eventCount\" int, \"isBounce\" boolean,"
+    " \"entryPage\" text, \"exitPage\" text, referrer text, \"referrerDomain\" text,"
+    " \"utmSource\" text, \"utmMedium\" text, \"utmCampaign\" text, \"utmTerm\" text,"
+    " \"utmContent\" text, \"deviceType\" \"DeviceType\", browser text,"
+    " \"browserVersion\" text, os text, \"osVersion\" text, \"userAgent\" text,"
+    " country text, region text, city text, language text, \"screenWidth\" int,"
+    " \"screenHeight\" int, \"startReason\" \"SessionStartReason\""
+    ") ON COMMIT DELETE ROWS;"
+    "CREATE TEMP TABLE IF NOT EXISTS evpipe_stage_events ("
+    " \"eventId\" text, \"sessionId\" uuid, type \"EventType\", name text,"
+    " \"visitorId\" text, \"userId\" text, url text, path text, properties jsonb,"
+    " occurred bigint, received bigint, referrer text, \"pageViewId\" text,"
+    " \"timeOnPage\" double precision, \"scrollDepth\" int, title text,"
+    " conversion boolean, value numeric, currency text"
+    ") ON COMMIT DELETE ROWS;"
+    "CREATE TEMP TABLE IF NOT EXISTS evpipe_stage_repoints ("
+    " \"eventId\" text, \"sessionId\" uuid"
+    ") ON COMMIT DELETE ROWS;"
+    "CREATE TEMP TABLE IF NOT EXISTS evpipe_stage_page_views ("
+    " \"eventId\" text, \"sessionId\" uuid, \"timeOnPage\" int, \"scrollDepth\" int,"
+    " is_new boolean"
+    ") ON COMMIT DELETE ROWS;";
+
+static const char k_copy_sessions[] = "COPY evpipe_stage_sessions FROM STDIN";
+static const char k_copy_events[] = "COPY evpipe_stage_events FROM STDIN";
+static const char k_copy_repoints[] = "COPY evpipe_stage_repoints FROM STDIN";
+static const char k_copy_page_views[] = "COPY evpipe_stage_page_views FROM STDIN";
+
+/* ---- statements --------------------------------------------------------------------- */
+
+/* Prepared once per connection: their plans do not depend on how many rows are staged
+ * (one staging table read in full, conflicts resolved through unique indexes). */
+typedef struct stmt_s {
+    const char *name;
+    const char *sql;
+    int n_params;
+} stmt_t;
+
+enum {
+    ST_UPSERT_SESSIONS,
+    ST_INSERT_EVENTS,
+    ST_DELETE_SESSIONS,
+    ST_UPSERT_OFFSETS,
+    ST_READ_OFFSETS,
+    ST_LOAD_SESSIONS,
+    ST_LOAD_EVENTS,
+    ST_LOAD_EARLIER,
+    ST_COUNT
+};
+
+static const stmt_t k_stmts[ST_COUNT] = {
+    [ST_UPSERT_SESSIONS] =
+        {"evpipe_upsert_sessions",
+         "INSERT INTO analytics_sessions (id, \"visitorId\", \"userId\", \"startedAt\","
+         " \"endedAt\", duration, \"pageViewCount\", \"eventCount\", \"isBounce\","
+         " \"entryPage\", \"exitPage\", referrer, \"referrerDomain\", \"utmSource\","
+         " \"utmMedium\", \"utmCampaign\", \"utmTerm\", \"utmContent\", \"deviceType\","
+         " browser, \"browserVersion\", os, \"osVersion\", \"userAgent\", country, region,"
+         " city, language, \"screenWidth\", \"screenHeight\", \"startReason\")"
+         " SELECT id, \"visitorId\", \"userId\", " TS("started") ", " TS("ended") ","
+         " duration, \"pageViewCount\", \"eventCount\", \"isBounce\", \"entryPage\","
+         " \"exitPage\", referrer, \"referrerDomain\", \"utmSource\", \"utmMedium\","
+         " \"utmCampaign\", \"utmTerm\", \"utmContent\", \"deviceType\", browser,"
+         " \"browserVersion\", os, \"osVersion\", \"userAgent\", country, region, city,"
+         " language, \"screenWidth\", \"screenHeight\", \"startReason\""
+         " FROM evpipe_stage_sessions"
+         " ON CONFLICT (id) DO UPDATE SET \"visitorId\" = EXCLUDED.\"visitorId\","
+         " \"userId\" = EXCLUDED.\"userId\", \"startedAt\" = EXCLUDED.\"startedAt\","
+         " \"endedAt\" = EXCLUDED.\"endedAt\", duration = EXCLUDED.duration,"
+         " \"pageViewCount\" = EXCLUDED.\"pageViewCount\","
+         " \"eventCount\" = EXCLUDED.\"eventCount\", \"isBounce\" = EXCLUDED.\"isBounce\","
+         " \"entryPage\" = EXCLUDED.\"entryPage\", \"exitPage\" = EXCLUDED.\"exitPage\","
+         " referrer = EXCLUDED.referrer, \"referrerDomain\" = EXCLUDED.\"referrerDomain\","
+         " \"utmSource\" = EXCLUDED.\"utmSource\", \"utmMedium\" = EXCLUDED.\"utmMedium\","
+         " \"utmCampaign\" = EXCLUDED.\"utmCampaign\", \"utmTerm\" = EXCLUDED.\"utmTerm\","
+         " \"utmContent\" = EXCLUDED.\"utmContent\", \"deviceType\" = EXCLUDED.\"deviceType\","
+         " browser = EXCLUDED.browser, \"browserVersion\" = EXCLUDED.\"browserVersion\","
+         " os = EXCLUDED.os, \"osVersion\" = EXCLUDED.\"osVersion\","
+         " \"userAgent\" = EXCLUDED.\"userAgent\", country = EXCLUDED.country,"
+         " region = EXCLUDED.region, city = EXCLUDED.city, language = EXCLUDED.language,"
+         " \"screenWidth\" = EXCLUDED.\"screenWidth\","
+         " \"screenHeight\" = EXCLUDED.\"screenHeight\","
+         " \"startReason\" = EXCLUDED.\"startReason\", \"updatedAt\" = now()",
+         0},
+    [ST_INSERT_EVENTS] =
+        {"evpipe_insert_events",
+         "INSERT INTO analytics_events (\"sessionId\", \"eventId\", type, name, \"visitorId\","
+         " \"userId\", url, path, properties, \"occurredAt\", \"receivedAt\", referrer,"
+         " \"pageViewId\", \"timeOnPage\", \"scrollDepth\")"
+         " SELECT \"sessionId\", \"eventId\", type, name, \"visitorId\", \"userId\", url, path,"
+         " properties, " TS("occurred") ", COALESCE(" TS("received") ", now()), referrer,"
+         " \"pageViewId\", \"timeOnPage\", \"scrollDepth\" FROM evpipe_stage_events"
+         " ON CONFLICT (\"eventId\") DO NOTHING",
+         0},
+    [ST_DELETE_SESSIONS] = {"evpipe_delete_sessions",
+                            "DELETE FROM analytics_sessions WHERE id = ANY($1::uuid[])", 1},
+    [ST_UPSERT_OFFSETS] =
+        {"evpipe_upsert_offsets",
+         "INSERT INTO consumer_offsets (\"consumerGroup\", topic, partition, \"nextOffset\","
+         " \"updatedAt\") SELECT $1, $2, u.p, u.o, now()"
+         " FROM unnest($3::int[], $4::bigint[]) AS u(p, o)"
+         " ON CONFLICT (\"consumerGroup\", topic, partition) DO UPDATE"
+         " SET \"nextOffset\" = EXCLUDED.\"nextOffset\", \"updatedAt\" = now()",
+         4},
+    [ST_READ_OFFSETS] = {"evpipe_read_offsets",
+                         "SELECT partition, \"nextOffset\" FROM consumer_offsets"
+                         " WHERE \"consumerGroup\" = $1 AND topic = $2"
+                         " AND partition = ANY($3::int[])",
+                         3},
+    /* A visitor's sessions still open to change (ended at or after since) and, through
+     * the chain, the predecessor of every loaded session that was cut from it by
+     * maximum duration, campaign or midnight (recomputing such a cut needs the
+     * predecessor's events). */
+    [ST_LOAD_SESSIONS] =
+        {"evpipe_load_sessions",
+         "WITH RECURSIVE req(vid, since) AS (SELECT * FROM unnest($1::text[], $2::bigint[])),"
+         " s(id, vid, started, reason) AS ("
+         "  SELECT a.id, a.\"visitorId\", a.\"startedAt\", a.\"startReason\""
+         "  FROM req JOIN analytics_sessions a ON a.\"visitorId\" = req.vid"
+         "   AND a.\"endedAt\" >= " TS("req.since") " UNION"
+         "  SELECT p.id, p.\"visitorId\", p.\"startedAt\", p.\"startReason\" FROM s"
+         "  CROSS JOIN LATERAL (SELECT x.id, x.\"visitorId\", x.\"startedAt\", x.\"startReason\""
+         "   FROM analytics_sessions x WHERE x.\"visitorId\" = s.vid"
+         "   AND x.\"endedAt\" <= s.started AND x.id <> s.id"
+         "   ORDER BY x.\"endedAt\" DESC, x.\"startedAt\" DESC LIMIT 1) p"
+         "  WHERE s.reason NOT IN ('FIRST', 'INACTIVITY'))"
+         " SELECT a.id, a.\"visitorId\", a.\"userId\", " MS("a.\"startedAt\"") ","
+         " " MS("a.\"endedAt\"") ", a.duration, a.\"pageViewCount\", a.\"eventCount\","
+         " a.\"isBounce\", a.\"entryPage\", a.\"exitPage\", a.referrer, a.\"referrerDomain\","
+         " a.\"utmSource\", a.\"utmMedium\", a.\"utmCampaign\", a.\"utmTerm\", a.\"utmContent\","
+         " a.\"deviceType\", a.browser, a.\"browserVersion\", a.os, a.\"osVersion\","
+         " a.\"userAgent\", a.country, a.region, a.city, a.language, a.\"screenWidth\","
+         " a.\"screenHeight\", a.\"startReason\","
+         " EXISTS (SELECT 1 FROM conversion_events c WHERE c.\"sessionId\" = a.id)"
+         " FROM (SELECT DISTINCT id FROM s) d JOIN analytics_sessions a ON a.id = d.id",
+         2},
+    [ST_LOAD_EVENTS] =
+        {"evpipe_load_events",
+         "SELECT e.\"sessionId\", e.\"eventId\", e.\"visitorId\", " MS("e.\"occurredAt\"") ","
+         " e.type, e.\"userId\", e.path, e.url, e.\"pageViewId\", e.\"timeOnPage\","
+         " e.\"scrollDepth\", pv.\"timeOnPage\", pv.\"scrollDepth\""
+         " FROM analytics_events e LEFT JOIN page_views pv"
+         "  ON e.type = 'PAGE_VIEW' AND pv.\"eventId\" = e.\"eventId\""
+         " WHERE e.\"sessionId\" = ANY($1::uuid[])",
+         1},
+    /* Loaded sessions are a visitor's latest ones (a suffix of its history), so older
+     * history exists iff the visitor has a session that was not loaded. */
+    [ST_LOAD_EARLIER] =
+        {"evpipe_load_earlier",
+         "SELECT r.ord, EXISTS (SELECT 1 FROM analytics_sessions x"
+         "  WHERE x.\"visitorId\" = r.vid AND x.id NOT IN (SELECT unnest($2::uuid[])))"
+         " FROM unnest($1::text[]) WITH ORDINALITY AS r(vid, ord) ORDER BY r.ord",
+         2},
+};
+
+/* Statements joining staging tables with each other or with the big tables are planned
+ * for each batch (PQexecParams, not prepared): a cached plan made for the first batch's
+ * sizes (e.g. a hash join scanning analytics_events while it was small) would stay
+ * with the connection as the tables grow. */
+static const char k_repoint_events[] =
+    "UPDATE analytics_events e SET \"sessionId\" = r.\"sessionId\""
+    " FROM evpipe_stage_repoints r"
+    " WHERE e.\"eventId\" = r.\"eventId\" AND e.\"sessionId\" IS DISTINCT FROM r.\"sessionId\"";
+static const char k_repoint_page_views[] =
+    "UPDATE page_views v SET \"sessionId\" = r.\"sessionId\", \"updatedAt\" = now()"
+    " FROM evpipe_stage_repoints r"
+    " WHERE v.\"eventId\" = r.\"eventId\" AND v.\"sessionId\" IS DISTINCT FROM r.\"sessionId\"";
+static const char k_repoint_conversions[] =
+    "UPDATE conversion_events c SET \"sessionId\" = r.\"sessionId\""
+    " FROM evpipe_stage_repoints r"
+    " WHERE c.\"eventId\" = r.\"eventId\" AND c.\"sessionId\" IS DISTINCT FROM r.\"sessionId\"";
+/* Conversions carry their session's attribution: keep it equal after a session changed
+ * (a merge, or a late event that became the first to carry a UTM parameter). */
+static const char k_refresh_attribution[] =
+    "UPDATE conversion_events c SET \"utmSource\" = s.\"utmSource\","
+    " \"utmMedium\" = s.\"utmMedium\", \"utmCampaign\" = s.\"utmCampaign\""
+    " FROM evpipe_stage_sessions s WHERE c.\"sessionId\" = s.id"
+    " AND (c.\"utmSource\", c.\"utmMedium\", c.\"utmCampaign\")"
+    "  IS DISTINCT FROM (s.\"utmSource\", s.\"utmMedium\", s.\"utmCampaign\")";
+static const char k_insert_page_views[] =
+    "INSERT INTO page_views (\"sessionId\", \"eventId\", \"visitorId\", url, path, title,"
+    " referrer, \"timeOnPage\", \"scrollDepth\", \"viewedAt\")"
+    " SELECT p.\"sessionId\", p.\"eventId\", e.\"visitorId\", e.url, e.path, e.title,"
+    " e.referrer, p.\"timeOnPage\", p.\"scrollDepth\", " TS("e.occurred")
+    " FROM evpipe_stage_page_views p JOIN evpipe_stage_events e ON e.\"eventId\" = p.\"eventId\""
+    " WHERE p.is_new"
+    " ON CONFLICT (\"eventId\") DO UPDATE SET \"sessionId\" = EXCLUDED.\"sessionId\","
+    " \"timeOnPage\" = EXCLUDED.\"timeOnPage\", \"scrollDepth\" = EXCLUDED.\"scrollDepth\","
+    " \"updatedAt\" = now() WHERE page_views.\"visitorId\" = EXCLUDED.\"visitorId\"";
+static const char k_update_page_views[] =
+    "UPDATE page_views v SET \"sessionId\" = p.\"sessionId\", \"timeOnPage\" = p.\"timeOnPage\","
+    " \"scrollDepth\" = p.\"scrollDepth\", \"updatedAt\" = now()"
+    " FROM evpipe_stage_page_views p WHERE NOT p.is_new AND v.\"eventId\" = p.\"eventId\"";
+static const char k_insert_conversions[] =
+    "INSERT INTO conversion_events (\"sessionId\", \"eventId\", \"visitorId\", \"userId\", type,"
+    " value, currency, \"utmSource\", \"utmMedium\", \"utmCampaign\", metadata, \"occurredAt\")"
+    " SELECT e.\"sessionId\", e.\"eventId\", e.\"visitorId\", e.\"userId\", e.type, e.value,"
+    " e.currency, s.\"utmSource\", s.\"utmMedium\", s.\"utmCampaign\", e.properties,"
+    " " TS("e.occurred")
+    " FROM evpipe_stage_events e JOIN analytics_sessions s ON s.id = e.\"sessionId\""
+    " WHERE e.conversion"
+    " ON CONFLICT (\"eventId\") DO NOTHING";
+
+/* ---- the sink ----------------------------------------------------------------------- */
+
+/* A text buffer that grows up to max bytes, then refuses (overflow set). */
+typedef struct textbuf_s {
+    char *data;
+    size_t len, cap, max;
+    bool overflow, oom;
+} textbuf_t;
+
+struct sink_pg_s {
+    char *conninfo;
+    PGconn *conn;
+    bool ready;      /* staging tables and prepared statements exist on conn */
+    char *copy_buf;  /* COPY_CHUNK_BYTES */
+    size_t copy_len;
+    bool copy_failed; /* a chunk could not be sent: the COPY is aborted at its end */
+    bool row_start;
+    sink_pg_stats_t stats;
+};
+
+/* Rows changed by the open write transaction, added to the stats at COMMIT. */
+typedef struct counts_s {
+    uint64_t sessions, deleted, events, repointed, page_views, conversions, offsets;
+} counts_t;
+
+const char *sink_pg_status_name(sink_pg_status_t status) {
+    switch (status) {
+    case SINK_PG_OK: return "ok";
+    case SINK_PG_TRANSIENT: return "transient";
+    case SINK_PG_DATA: return "data";
+    case SINK_PG_FATAL: return "fatal";
+    }
+    return "unknown";
+}
+
+static void set_error(sink_pg_error_t *err, sink_pg_status_t status, const char *sqlstate,
+                      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void set_error(sink_pg_error_t *err, sink_pg_status_t status, const char *sqlstate,
+                      const char *fmt, ...) {
+    err->status = status;
+    snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", sqlstate ? sqlstate : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof(err->message), fmt, ap);
+    va_end(ap);
+    /* libpq messages end with a newline; keep one line. */
+    size_t n = strlen(err->message);
+    while (n > 0 && (err->message[n - 1] == '\n' || err->message[n - 1] == ' '))
+        err->message[--n] = '\0';
+    for (char *p = err->message; *p; p++)
+        if (*p == '\n') *p = ' ';
+}
+
+static void clear_error(sink_pg_error_t *err) {
+    err->status = SINK_PG_OK;
+    err->sqlstate[0] = '\0';
+    err->message[0] = '\0';
+}
+
+/* Which retry policy an error calls for (see pg_sink.h). */
+static sink_pg_status_t classify(const char *sqlstate, PGconn *conn) {
+    if (!conn || PQstatus(conn) != CONNECTION_OK) return SINK_PG_TRANSIENT;
+    if (!sqlstate || strlen(sqlstate) != 5) return SINK_PG_FATAL;
+    if (strcmp(sqlstate, "25006") == 0) return SINK_PG_TRANSIENT; /* read-only: failover */
+    static const char *const transient[] = {"08", "40", "53", "55", "57", "58"};
+    static const char *const data[] = {"22", "23", "54"};
+    for (size_t i = 0; i < sizeof(transient) / sizeof(transient[0]); i++)
+        if (strncmp(sqlstate, transient[i], 2) == 0) return SINK_PG_TRANSIENT;
+    for (size_t i = 0; i < sizeof(data) / sizeof(data[0]); i++)
+        if (strncmp(sqlstate, data[i], 2) == 0) return SINK_PG_DATA;
+    return SINK_PG_FATAL;
+}
+
+/* Fills *err from a failed result (or from the connection when res is NULL) and returns -1. */
+static int result_error(sink_pg_t *s, const PGresult *res, const char *what,
+                        sink_pg_error_t *err) {
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    const char *detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
+    if (!primary) primary = s->conn ? PQerrorMessage(s->conn) : "no connection";
+    if (!primary || !*primary) primary = "unknown error";
+    sink_pg_status_t st = classify(state, s->conn);
+    if (detail)
+        set_error(err, st, state, "%s: %s (%s)", what, primary, detail);
+    else
+        set_error(err, st, state, "%s: %s", what, primary);
+    return -1;
+}
+
+static void notice_ignore(void *arg, const char *message) {
+    (void)arg;
+    (void)message;
+}
+
+sink_pg_t *sink_pg_new(const char *conninfo, char *errstr, size_t errstr_size) {
+    if (!conninfo || !*conninfo) {
+        snprintf(errstr, errstr_size, "no database given (conninfo or postgresql:// URL)");
+        return NULL;
+    }
+    /* A plain word is a database name; anything else must parse as conninfo or URL. */
+    if (strchr(conninfo, '=') || strncmp(conninfo, "postgres://", 11) == 0 ||
+        strncmp(conninfo, "postgresql://", 13) == 0) {
+        char *msg = NULL;
+        PQconninfoOption *opts = PQconninfoParse(conninfo, &msg);
+        if (!opts) {
+            snprintf(errstr, errstr_size, "invalid database conninfo: %s",
+                     msg ? msg : "out of memory");
+            if (msg) PQfreemem(msg);
+            size_t n = strlen(errstr);
+            while (n > 0 && errstr[n - 1] == '\n') errstr[--n] = '\0';
+            return NULL;
+        }
+        PQconninfoFree(opts);
+    }
+    sink_pg_t *s = calloc(1, sizeof(*s));
+    if (s) s->conninfo = strdup(conninfo);
+    if (s) s->copy_buf = malloc(COPY_CHUNK_BYTES);
+    if (!s || !s->conninfo || !s->copy_buf) {
+        snprintf(errstr, errstr_size, "out of memory");
+        sink_pg_destroy(s);
+        return NULL;
+    }
+    return s;
+}
+
+void sink_pg_destroy(sink_pg_t *s) {
+    if (!s) return;
+    if (s->conn) PQfinish(s->conn);
+    free(s->conninfo);
+    free(s->copy_buf);
+    free(s);
+}
+
+void sink_pg_stats(const sink_pg_t *s, sink_pg_stats_t *out) { *out = s->stats; }
+
+/* Forgets the connection entirely (its state is unknown); the next call reconnects. */
+static void drop_connection(sink_pg_t *s) {
+    if (s->conn) PQfinish(s->conn);
+    s->conn = NULL;
+    s->ready = false;
+}
+
+/* Creates the staging tables and prepares the statements on a fresh connection. */
+static int setup_connection(sink_pg_t *s, sink_pg_error_t *err) {
+    PGresult *res = PQexec(s->conn, k_setup_sql);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        result_error(s, res, "creating the staging tables", err);
+        PQclear(res);
+        return -1;
+    }
+    PQclear(res);
+    for (int i = 0; i < ST_COUNT; i++) {
+        res = PQprepare(s->conn, k_stmts[i].name, k_stmts[i].sql, k_stmts[i].n_params, NULL);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            char what[96];
+            snprintf(what, sizeof(what), "preparing %s", k_stmts[i].name);
+            result_error(s, res, what, err);
+            PQclear(res);
+            return -1;
+        }
+        PQclear(res);
+    }
+    s->ready = true;
+    return 0;
+}
+
+/* Reads whatever an idle connection has pending (a FATAL message, end of file), without
+ * blocking. Returns false when the server has closed it. */
+static bool idle_connection_alive(PGconn *conn) {
+    for (int i = 0; i < 4; i++) {
+        struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
+        if (pfd.fd < 0) return false;
+        if (poll(&pfd, 1, 0) <= 0) break;
+        if (PQconsumeInput(conn) == 0) return false;
+        if (PQstatus(conn) != CONNECTION_OK) return false;
+    }
+    return PQstatus(conn) == CONNECTION_OK;
+}
+
+/* Makes sure there is an idle, set-up connection: connects on first use, resets a
+ * broken one. Returns 0, or -1 with *err filled (TRANSIENT when unreachable). */
+static int ensure_connection(sink_pg_t *s, sink_pg_error_t *err) {
+    if (s->conn && PQstatus(s->conn) == CONNECTION_OK && s->ready &&
+        PQtransactionStatus(s->conn) == PQTRANS_IDLE) {
+        /* A connection the server closed while it was idle (restart, idle timeout,
+         * pg_terminate_backend) shows here as end of file, without blocking: reconnect
+         * now rather than fail the call. */
+        if (idle_connection_alive(s->conn)) return 0;
+        EV_WARN("PostgreSQL: the idle connection was closed by the server; reconnecting");
+    }
+    if (s->conn && PQstatus(s->conn) == CONNECTION_OK) {
+        /* Alive but not idle or not set up: start again from a clean session. */
+        drop_connection(s);
+    }
+    bool reset = s->conn != NULL;
+    if (reset) {
+        PQreset(s->conn);
+    } else {
+        /* Defaults first: the caller's conninfo (expanded from dbname) overrides them;
+         * the encoding comes last because COPY data is UTF-8. */
+        static const char *const keys[] = {"connect_timeout",   "keepalives",
+                                           "keepalives_idle",   "keepalives_interval",
+                                           "keepalives_count",  "application_name",
+                                           "dbname",            "client_encoding",
+                                           NULL};
+        const char *values[] = {"10", "1", "30", "10", "3", "evpipe", s->conninfo, "UTF8", NULL};
+        s->conn = PQconnectdbParams(keys, values, 1);
+        if (!s->conn) {
+            set_error(err, SINK_PG_FATAL, NULL, "out of memory connecting to PostgreSQL");
+            return -1;
+        }
+    }
+    if (PQstatus(s->conn) != CONNECTION_OK) {
+        set_error(err, SINK_PG_TRANSIENT, NULL, "cannot connect to PostgreSQL: %s",
+                  PQerrorMessage(s->conn));
+        return -1;
+    }
+    PQsetNoticeProcessor(s->conn, notice_ignore, NULL);
+    s->ready = false;
+    s->stats.connects++;
+    if (s->stats.connects > 1) EV_INFO("PostgreSQL: reconnected (%s)", reset ? "reset" : "new");
+    if (setup_connection(s, err) != 0) {
+        /* Leave nothing half set up behind: the next attempt starts a new session. */
+        drop_connection(s);
+        return -1;
+    }
+    return 0;
+}
+
+/* Ends a failed write: rolls back when the connection still works, else leaves it for
+ * the next call to reset. */
+static void abandon_transaction(sink_pg_t *s) {
+    if (!s->conn) return;
+    if (PQstatus(s->conn) != CONNECTION_OK) {
+        s->ready = false;
+        return;
+    }
+    if (PQtransactionStatus(s->conn) == PQTRANS_IDLE) return;
+    PGresult *res = PQexec(s->conn, "ROLLBACK");
+    bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    PQclear(res);
+    if (!ok || PQtransactionStatus(s->conn) != PQTRANS_IDLE) drop_connection(s);
+}
+
+static void count_error(sink_pg_t *s, const sink_pg_error_t *err) {
+    switch (err->status) {
+    case SINK_PG_TRANSIENT: s->stats.transient_errors++; break;
+    case SINK_PG_DATA: s->stats.data_errors++; break;
+    case SINK_PG_FATAL: s->stats.fatal_errors++; break;
+    case SINK_PG_OK: break;
+    }
+}
+
+/* Checks a command's result; adds the affected row count to *rows when rows != NULL.
+ * Takes ownership of res. */
+static int check_command(sink_pg_t *s, PGresult *res, const char *what, uint64_t *rows,
+                         sink_pg_error_t *err) {
+    ExecStatusType st = PQresultStatus(res);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        result_error(s, res, what, err);
+        PQclear(res);
+        return -1;
+    }
+    if (rows) {
+        long long n = 0;
+        const char *t = PQcmdTuples(res);
+        if (t && *t && ev_parse_ll(t, &n) == 0 && n > 0) *rows += (uint64_t)n;
+    }
+    PQclear(res);
+    return 0;
+}
+
+static int exec_simple(sink_pg_t *s, const char *sql, const char *what, sink_pg_error_t *err) {
+    return check_command(s, PQexec(s->conn, sql), what, NULL, err);
+}
+
+static int exec_prepared(sink_pg_t *s, int stmt, const char *const *params, uint64_t *rows,
+                         sink_pg_error_t *err) {
+    PGresult *res = PQexecPrepared(s->conn, k_stmts[stmt].name, k_stmts[stmt].n_params, params,
+                                   NULL, NULL, 0);
+    return check_command(s, res, k_stmts[stmt].name, rows, err);
+}
+
+static int exec_planned(sink_pg_t *s, const char *sql, const char *what, uint64_t *rows,
+                        sink_pg_error_t *err) {
+    return check_command(s, PQexecParams(s->conn, sql, 0, NULL, NULL, NULL, NULL, 0), what,
+                         rows, err);
+}
+
+/* Runs a prepared query returning rows; *out owns the result on success. */
+static int query_prepared(sink_pg_t *s, int stmt, const char *const *params, PGresult **out,
+                          sink_pg_error_t *err) {
+    PGresult *res = PQexecPrepared(s->conn, k_stmts[stmt].name, k_stmts[stmt].n_params, params,
+                                   NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        result_error(s, res, k_stmts[stmt].name, err);
+        PQclear(res);
+        return -1;
+    }
+    *out = res;
+    return 0;
+}
+
+/* ---- text buffers for array parameters ---------------------------------------------- */
+
+static void tb_init(textbuf_t *tb, size_t max) {
+    memset(tb, 0, sizeof(*tb));
+    tb->max = max;
+}
+
+static void tb_free(textbuf_t *tb) {
+    free(tb->data);
+    memset(tb, 0, sizeof(*tb));
+}
+
+static void tb_put(textbuf_t *tb, const char *p, size_t n) {
+    if (tb->overflow || tb->oom) return;
+    if (tb->len + n + 1 > tb->cap) {
+        if (tb->len + n + 1 > tb->max) {
+            tb->overflow = true;
+            return;
+        }
+        size_t cap = tb->cap ? tb->cap : 256;
+        while (cap < tb->len + n + 1) cap *= 2;
+        if (cap > tb->max) cap = tb->max;
+        char *data = realloc(tb->data, cap);
+        if (!data) {
+            tb->oom = true;
+            return;
+        }
+        tb->data = data;
+        tb->cap = cap;
+    }
+    memcpy(tb->data + tb->len, p, n);
+    tb->len += n;
+    tb->data[tb->len] = '\0';
+}
+
+static void tb_str(textbuf_t *tb, const char *s) { tb_put(tb, s, strlen(s)); }
+
+/* An array literal element separator: "{" before the first, "," after. */
+static void tb_next(textbuf_t *tb) { tb_put(tb, tb->len == 0 ? "{" : ",", 1); }
+
+/* Finishes an array literal ("{}" when empty). */
+static void tb_close(textbuf_t *tb) {
+    if (tb->len == 0) tb_put(tb, "{", 1);
+    tb_put(tb, "}", 1);
+}
+
+/* Appends a double-quoted array element (", \ escaped). */
+static void tb_quoted(textbuf_t *tb, const char *s) {
+    tb_put(tb, "\"", 1);
+    for (const char *p = s;;) {
+        size_t run = strcspn(p, "\"\\");
+        tb_put(tb, p, run);
+        p += run;
+        if (!*p) break;
+        tb_put(tb, "\\", 1);
+        tb_put(tb, p, 1);
+        p++;
+    }
+    tb_put(tb, "\"", 1);
+}
+
+static void tb_i64(textbuf_t *tb, long long v) {
+    char num[24];
+    int n = snprintf(num, sizeof(num), "%lld", v);
+    tb_put(tb, num, (size_t)n);
+}
+
+/* Returns 0, or -1 with *err set when the buffer overflowed or memory ran out. */
+static int tb_check(const textbuf_t *tb, const char *what, sink_pg_error_t *err) {
+    if (tb->oom) {
+        set_error(err, SINK_PG_FATAL, NULL, "%s: out of memory", what);
+        return -1;
+    }
+    if (tb->overflow) {
+        set_error(err, SINK_PG_FATAL, NULL, "%s: parameter larger than %u bytes", what,
+                  PARAM_MAX_BYTES);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- COPY (text format) ------------------------------------------------------------- */
+
+static void copy_flush(sink_pg_t *s) {
+    if (s->copy_len == 0) return;
+    if (!s->copy_failed && PQputCopyData(s->conn, s->copy_buf, (int)s->copy_len) != 1)
+        s->copy_failed = true;
+    s->copy_len = 0;
+}
+
+static void copy_put(sink_pg_t *s, const char *p, size_t n) {
+    while (n > 0) {
+        if (s->copy_len == COPY_CHUNK_BYTES) copy_flush(s);
+        size_t k = COPY_CHUNK_BYTES - s->copy_len;
+        if (k > n) k = n;
+        memcpy(s->copy_buf + s->copy_len, p, k);
+        s->copy_len += k;
+        p += k;
+        n -= k;
+    }
+}
+
+static void copy_sep(sink_pg_t *s) {
+    if (!s->row_start) copy_put(s, "\t", 1);
+    s->row_start = false;
+}
+
+static void copy_row_end(sink_pg_t *s) {
+    copy_put(s, "\n", 1);
+    s->row_start = true;
+}
+
+static void col_null(sink_pg_t *s) {
+    copy_sep(s);
+    copy_put(s, "\\N", 2);
+}
+
+/* A text column: NULL as \N; backslash, tab, newline and carriage return escaped (the
+ * only bytes COPY's text format treats specially; C strings cannot hold NUL). */
+static void col_text(sink_pg_t *s, const char *str) {
+    if (!str) {
+        col_null(s);
+        return;
+    }
+    copy_sep(s);
+    for (const char *p = str;;) {
+        size_t run = strcspn(p, "\\\t\n\r");
+        copy_put(s, p, run);
+        p += run;
+        switch (*p) {
+        case '\0': return;
+        case '\\': copy_put(s, "\\\\", 2); break;
+        case '\t': copy_put(s, "\\t", 2); break;
+        case '\n': copy_put(s, "\\n", 2); break;
+        default: copy_put(s, "\\r", 2); break;
+        }
+        p++;
+    }
+}
+
+static void col_i64(sink_pg_t *s, int64_t v) {
+    char num[24], *end = num + sizeof(num), *p = end;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) *--p = '-';
+    copy_sep(s);
+    copy_put(s, p, (size_t)(end - p));
+}
+
+static void col_bool(sink_pg_t *s, bool v) {
+    copy_sep(s);
+    copy_put(s, v ? "t" : "f", 1);
+}
+
+static void col_double(sink_pg_t *s, double v) {
+    char num[40];
+    int n = snprintf(num, sizeof(num), "%.17g", v);
+    copy_sep(s);
+    copy_put(s, num, (size_t)n);
+}
+
+static int copy_begin(sink_pg_t *s, const char *sql, sink_pg_error_t *err) {
+    PGresult *res = PQexec(s->conn, sql);
+    if (PQresultStatus(res) != PGRES_COPY_IN) {
+        result_error(s, res, sql, err);
+        PQclear(res);
+        return -1;
+    }
+    PQclear(res);
+    s->copy_len = 0;
+    s->copy_failed = false;
+    s->row_start = true;
+    return 0;
+}
+
+/* Sends the rest, ends the COPY and reads its outcome (the server reports bad data
+ * here). */
+static int copy_end(sink_pg_t *s, const char *what, sink_pg_error_t *err) {
+    copy_flush(s);
+    int rc = 0;
+    if (PQputCopyEnd(s->conn, s->copy_failed ? "client could not send the data" : NULL) != 1) {
+        result_error(s, NULL, what, err);
+        rc = -1;
+    }
+    PGresult *res;
+    while ((res = PQgetResult(s->conn)) != NULL) {
+        if (rc == 0 && PQresultStatus(res) != PGRES_COMMAND_OK) {
+            result_error(s, res, what, err);
+            rc = -1;
+        }
+        PQclear(res);
+        if (PQstatus(s->conn) != CONNECTION_OK) break;
+    }
+    if (rc == 0 && s->copy_failed) {
+        result_error(s, NULL, what, err);
+        rc = -1;
+    }
+    return rc;
+}
+
+/* ---- public API --------------------------------------------------------------------- */
+
+int sink_pg_ping(sink_pg_t *s, sink_pg_error_t *err) {
+    clear_error(err);
+    if (ensure_connection(s, err) != 0 || exec_simple(s, "SELECT 1", "ping", err) != 0) {
+        abandon_transaction(s);
+        count_error(s, err);
+        return -1;
+    }
+    return 0;
+}
+
+int sink_pg_read_offsets(sink_pg_t *s, const char *group, const char *topic,
+                         const int32_t *partitions, int64_t *offsets, size_t n,
+                         sink_pg_error_t *err) {
+    clear_error(err);
+    if (!group || !topic || (n && (!partitions || !offsets))) {
+        set_error(err, SINK_PG_FATAL, NULL, "read offsets: group, topic and arrays required");
+        return -1;
+    }
+    if (n == 0) return 0;
+    textbuf_t parts;
+    tb_init(&parts, PARAM_MAX_BYTES);
+    for (size_t i = 0; i < n; i++) {
+        tb_next(&parts);
+        tb_i64(&parts, partitions[i]);
+    }
+    tb_close(&parts);
+    PGresult *res = NULL;
+    int rc = -1;
+    if (tb_check(&parts, "read offsets", err) != 0) goto done;
+    if (ensure_connection(s, err) != 0) goto done;
+    const char *params[3] = {group, topic, parts.data};
+    if (query_prepared(s, ST_READ_OFFSETS, params, &res, err) != 0) goto done;
+    for (size_t i = 0; i < n; i++) offsets[i] = -1;
+    for (int r = 0; r < PQntuples(res); r++) {
+        long long p = 0, o = 0;
+        if (ev_parse_ll(PQgetvalue(res, r, 0), &p) != 0 ||
+            ev_parse_ll(PQgetvalue(res, r, 1), &o) != 0)
+            continue;
+        for (size_t i = 0; i < n; i++)
+            if (partitions[i] == p) offsets[i] = o;
+    }
+    rc = 0;
+done:
+    PQclear(res);
+    tb_free(&parts);
+    if (rc != 0) {
+        abandon_transaction(s);
+        count_error(s, err);
+    }
+    return rc;
+}
+
+/* A result's text value, NULL for SQL NULL. */
+static const char *val(const PGresult *res, int row, int col) {
+    return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
+}
+
+static int64_t val_i64(const PGresult *res, int row, int col, int64_t null_value) {
+    long long v = 0;
+    const char *t = val(res, row, col);
+    if (!t || ev_parse_ll(t, &v) != 0) return null_value;
+    return v;
+}
+
+static bool val_bool(const PGresult *res, int row, int col) {
+    const char *t = val(res, row, col);
+    return t && t[0] == 't';
+}
+
+/* Fills a session from a row of ST_LOAD_SESSIONS (strings point into res). */
+static void session_of_row(const PGresult *res, int r, tf_session_t *ss) {
+    memset(ss, 0, sizeof(*ss));
+    snprintf(ss->id, sizeof(ss->id), "%s", PQgetvalue(res, r, 0));
+    ss->visitor_id = val(res, r, 1);
+    ss->user_id = val(res, r, 2);
+    ss->started_at_ms = val_i64(res, r, 3, 0);
+    ss->ended_at_ms = val_i64(res, r, 4, ss->started_at_ms);
+    ss->duration_s = (int32_t)val_i64(res, r, 5, 0);
+    ss->page_view_count = (int32_t)val_i64(res, r, 6, 0);
+    ss->event_count = (int32_t)val_i64(res, r, 7, 0);
+    ss->is_bounce = val_bool(res, r, 8);
+    ss->entry_page = val(res, r, 9);
+    ss->exit_page = val(res, r, 10);
+    tf_sess_context_t *c = &ss->context;
+    c->referrer = val(res, r, 11);
+    c->referrer_domain = val(res, r, 12);
+    c->utm_source = val(res, r, 13);
+    c->utm_medium = val(res, r, 14);
+    c->utm_campaign = val(res, r, 15);
+    c->utm_term = val(res, r, 16);
+    c->utm_content = val(res, r, 17);
+    tf_device_type_t dt = TF_DEVICE_UNKNOWN;
+    const char *dtn = val(res, r, 18);
+    if (!dtn || tf_device_type_parse(dtn, &dt) != 0) dt = TF_DEVICE_UNKNOWN;
+    c->device_type = (int)dt;
+    c->browser = val(res, r, 19);
+    c->browser_version = val(res, r, 20);
+    c->os = val(res, r, 21);
+    c->os_version = val(res, r, 22);
+    c->user_agent = val(res, r, 23);
+    c->country = val(res, r, 24);
+    c->region = val(res, r, 25);
+    c->city = val(res, r, 26);
+    c->language = val(res, r, 27);
+    c->screen_width = (int32_t)val_i64(res, r, 28, 0);
+    c->screen_height = (int32_t)val_i64(res, r, 29, 0);
+    tf_start_reason_t reason = TF_START_FIRST;
+    const char *rn = val(res, r, 30);
+    if (!rn || tf_start_reason_parse(rn, &reason) != 0) reason = TF_START_INACTIVITY;
+    ss->start_reason = reason;
+    ss->has_conversion = val_bool(res, r, 31);
+}
+
+int sink_pg_load(sink_pg_t *s, tf_sessionizer_t *sz, const tf_sess_load_request_t *reqs,
+                 size_t n, sink_pg_error_t *err) {
+    clear_error(err);
+    if (n == 0) return 0;
+    if (!sz || !reqs) {
+        set_error(err, SINK_PG_FATAL, NULL, "load: sessionizer and requests required");
+        return -1;
+    }
+    textbuf_t vids, since, ids;
+    tb_init(&vids, PARAM_MAX_BYTES);
+    tb_init(&since, PARAM_MAX_BYTES);
+    tb_init(&ids, PARAM_MAX_BYTES);
+    PGresult *rs = NULL, *re = NULL, *rh = NULL;
+    tf_url_t url;
+    tf_url_init(&url);
+    int rc = -1;
+    bool in_txn = false;
+
+    for (size_t i = 0; i < n; i++) {
+        if (!reqs[i].visitor_id) {
+            set_error(err, SINK_PG_FATAL, NULL, "load: request %zu has no visitor", i);
+            goto done;
+        }
+        int64_t t = reqs[i].since_ms;
+        if (t < TS_MIN_MS) t = TS_MIN_MS;
+        if (t > TS_MAX_MS) t = TS_MAX_MS;
+        tb_next(&vids);
+        tb_quoted(&vids, reqs[i].visitor_id);
+        tb_next(&since);
+        tb_i64(&since, t);
+    }
+    tb_close(&vids);
+    tb_close(&since);
+    if (tb_check(&vids, "load", err) != 0 || tb_check(&since, "load", err) != 0) goto done;
+    if (ensure_connection(s, err) != 0) goto done;
+
+    /* One snapshot for the three reads. */
+    in_txn = true;
+    if (exec_simple(s, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", "load: BEGIN",
+                    err) != 0)
+        goto done;
+    const char *p_sessions[2] = {vids.data, since.data};
+    if (query_prepared(s, ST_LOAD_SESSIONS, p_sessions, &rs, err) != 0) goto done;
+    for (int r = 0; r < PQntuples(rs); r++) {
+        tb_next(&ids);
+        tb_str(&ids, PQgetvalue(rs, r, 0));
+    }
+    tb_close(&ids);
+    if (tb_check(&ids, "load", err) != 0) goto done;
+    const char *p_events[1] = {ids.data};
+    if (query_prepared(s, ST_LOAD_EVENTS, p_events, &re, err) != 0) goto done;
+    const char *p_earlier[2] = {vids.data, ids.data};
+    if (query_prepared(s, ST_LOAD_EARLIER, p_earlier, &rh, err) != 0) goto done;
+    if (exec_simple(s, "COMMIT", "load: COMMIT", err) != 0) goto done;
+    in_txn = false;
+    if ((size_t)PQntuples(rh) != n) {
+        set_error(err, SINK_PG_FATAL, NULL, "load: %d history rows for %zu requests",
+                  PQntuples(rh), n);
+        goto done;
+    }
+
+    for (int r = 0; r < PQntuples(rs); r++) {
+        tf_session_t ss;
+        session_of_row(rs, r, &ss);
+        if (tf_sessionizer_load_session(sz, &ss) != 0) {
+            set_error(err, SINK_PG_FATAL, NULL, "load: out of memory in the sessionizer");
+            goto done;
+        }
+    }
+    for (int r = 0; r < PQntuples(re); r++) {
+        tf_sess_event_t ev;
+        memset(&ev, 0, sizeof(ev));
+        const char *session_id = PQgetvalue(re, r, 0);
+        ev.event_id = val(re, r, 1);
+        ev.visitor_id = val(re, r, 2);
+        ev.ts_ms = val_i64(re, r, 3, 0);
+        tf_event_type_t type = TF_EVENT_CUSTOM;
+        const char *tn = val(re, r, 4);
+        if (!tn || tf_event_type_parse(tn, strlen(tn), &type) != 0) type = TF_EVENT_CUSTOM;
+        ev.type = type;
+        ev.user_id = val(re, r, 5);
+        ev.path = val(re, r, 6);
+        const char *u = val(re, r, 7);
+        ev.campaign_key = NULL;
+        if (u) {
+            char uerr[128];
+            int urc = tf_url_parse(u, &url, uerr, sizeof(uerr));
+            if (urc == -2) {
+                set_error(err, SINK_PG_FATAL, NULL, "load: out of memory parsing a URL");
+                goto done;
+            }
+            if (urc == 0) ev.campaign_key = url.campaign_key;
+        }
+        ev.page_view_id = val(re, r, 8);
+        const char *top = val(re, r, 9);
+        ev.has_time_on_page = top != NULL;
+        ev.time_on_page = top ? strtod(top, NULL) : 0.0;
+        ev.scroll_depth = (int32_t)val_i64(re, r, 10, -1);
+        ev.context = NULL;
+        const char *pv_top = val(re, r, 11);
+        int32_t pv_top_s = (int32_t)val_i64(re, r, 11, 0);
+        int32_t pv_scroll = (int32_t)val_i64(re, r, 12, -1);
+        if (tf_sessionizer_load_event(sz, &ev, session_id, pv_top != NULL, pv_top_s,
+                                      pv_scroll) != 0) {
+            set_error(err, SINK_PG_FATAL, NULL, "load: out of memory in the sessionizer");
+            goto done;
+        }
+    }
+    for (int r = 0; r < PQntuples(rh); r++) {
+        long long ord = val_i64(rh, r, 0, 0);
+        if (ord < 1 || (size_t)ord > n) continue;
+        if (tf_sessionizer_loaded(sz, reqs[ord - 1].visitor_id, val_bool(rh, r, 1)) != 0) {
+            set_error(err, SINK_PG_FATAL, NULL, "load: out of memory in the sessionizer");
+            goto done;
+        }
+    }
+    s->stats.loads++;
+    s->stats.loaded_sessions += (uint64_t)PQntuples(rs);
+    s->stats.loaded_events += (uint64_t)PQntuples(re);
+    rc = 0;
+done:
+    PQclear(rs);
+    PQclear(re);
+    PQclear(rh);
+    tf_url_reset(&url);
+    tb_free(&vids);
+    tb_free(&since);
+    tb_free(&ids);
+    if (rc != 0) {
+        if (in_txn) abandon_transaction(s);
+        count_error(s, err);
+    }
+    return rc;
+}
+
+/* The caller's batch must be consistent before anything is sent. */
+static int validate_batch(const sink_pg_batch_t *b, sink_pg_error_t *err) {
+    if (b->n_offsets && (!b->group || !b->topic || !b->partitions || !b->next_offsets)) {
+        set_error(err, SINK_PG_FATAL, NULL, "batch: offsets without group, topic or arrays");
+        return -1;
+    }
+    const tf_sess_changes_t *c = b->changes;
+    if (!c) return 0;
+    for (size_t i = 0; i < c->n_assigns; i++) {
+        const tf_sess_assign_t *a = &c->assigns[i];
+        if (!a->is_new) {
+            if (!a->event_id) {
+                set_error(err, SINK_PG_FATAL, NULL, "batch: assign %zu without eventId", i);
+                return -1;
+            }
+            continue;
+        }
+        if (!b->events || a->cookie >= b->n_events || !b->events[a->cookie].event) {
+            set_error(err, SINK_PG_FATAL, NULL,
+                      "batch: assign %zu refers to event %llu of %zu", i,
+                      (unsigned long long)a->cookie, b->n_events);
+            return -1;
+        }
+        const tf_event_t *ev = b->events[a->cookie].event;
+        if (!tf_event_type_name(ev->type)) {
+            set_error(err, SINK_PG_FATAL, NULL, "batch: event %llu has type %d",
+                      (unsigned long long)a->cookie, (int)ev->type);
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < c->n_upserts; i++)
+        if (!tf_start_reason_name(c->upserts[i].start_reason)) {
+            set_error(err, SINK_PG_FATAL, NULL, "batch: session %s has start reason %d",
+                      c->upserts[i].id, (int)c->upserts[i].start_reason);
+            return -1;
+        }
+    for (size_t i = 0; i < c->n_page_views; i++)
+        if (!c->page_views[i].event_id) {
+            set_error(err, SINK_PG_FATAL, NULL, "batch: page view %zu without eventId", i);
+            return -1;
+        }
+    return 0;
+}
+
+static void stage_session(sink_pg_t *s, const tf_session_t *ss) {
+    const tf_sess_context_t *c = &ss->context;
+    col_text(s, ss->id);
+    col_text(s, ss->visitor_id);
+    col_text(s, ss->user_id);
+    col_i64(s, ss->started_at_ms);
+    col_i64(s, ss->ended_at_ms);
+    col_i64(s, ss->duration_s);
+    col_i64(s, ss->page_view_count);
+    col_i64(s, ss->event_count);
+    col_bool(s, ss->is_bounce);
+    col_text(s, ss->entry_page);
+    col_text(s, ss->exit_page);
+    col_text(s, c->referrer);
+    col_text(s, c->referrer_domain);
+    col_text(s, c->utm_source);
+    col_text(s, c->utm_medium);
+    col_text(s, c->utm_campaign);
+    col_text(s, c->utm_term);
+    col_text(s, c->utm_content);
+    const char *dt = tf_device_type_name((tf_device_type_t)c->device_type);
+    col_text(s, dt ? dt : tf_device_type_name(TF_DEVICE_UNKNOWN));
+    col_text(s, c->browser);
+    col_text(s, c->browser_version);
+    col_text(s, c->os);
+    col_text(s, c->os_version);
+    col_text(s, c->user_agent);
+    col_text(s, c->country);
+    col_text(s, c->region);
+    col_text(s, c->city);
+    col_text(s, c->language);
+    if (c->screen_width > 0) col_i64(s, c->screen_width); else col_null(s);
+    if (c->screen_height > 0) col_i64(s, c->screen_height); else col_null(s);
+    col_text(s, tf_start_reason_name(ss->start_reason));
+    copy_row_end(s);
+}
+
+static bool is_conversion(uint32_t types, tf_event_type_t type) {
+    return (unsigned)type < 32 && (types >> (unsigned)type) & 1u;
+}
+
+static void stage_event(sink_pg_t *s, const sink_pg_event_row_t *row, const char *session_id,
+                        bool conversion) {
+    const tf_event_t *ev = row->event;
+    col_text(s, ev->event_id);
+    col_text(s, session_id);
+    col_text(s, tf_event_type_name(ev->type));
+    col_text(s, ev->name);
+    col_text(s, ev->visitor_id);
+    col_text(s, ev->user_id);
+    col_text(s, ev->url);
+    col_text(s, row->path);
+    col_text(s, ev->properties_json);
+    col_i64(s, ev->timestamp_ms);
+    if (row->received_at_ms >= 0) col_i64(s, row->received_at_ms); else col_null(s);
+    col_text(s, ev->referrer);
+    col_text(s, ev->page_view_id);
+    if (ev->has_time_on_page) col_double(s, ev->time_on_page); else col_null(s);
+    if (ev->scroll_depth >= 0) col_i64(s, ev->scroll_depth); else col_null(s);
+    col_text(s, ev->title);
+    col_bool(s, conversion);
+    if (ev->has_value && ev->value_text)
+        col_text(s, ev->value_text);
+    else if (ev->has_value)
+        col_double(s, ev->value);
+    else
+        col_null(s);
+    col_text(s, ev->currency[0] ? ev->currency : NULL);
+    copy_row_end(s);
+}
+
+/* Everything of the write between BEGIN and COMMIT. */
+static int write_rows(sink_pg_t *s, const sink_pg_batch_t *b, counts_t *k, sink_pg_error_t *err) {
+    const tf_sess_changes_t *c = b->changes;
+    if (c && c->n_upserts) {
+        if (copy_begin(s, k_copy_sessions, err) != 0) return -1;
+        for (size_t i = 0; i < c->n_upserts; i++) stage_session(s, &c->upserts[i]);
+        if (copy_end(s, "staging sessions", err) != 0) return -1;
+        if (exec_prepared(s, ST_UPSERT_SESSIONS, NULL, &k->sessions, err) != 0) return -1;
+    }
+    size_t n_new = 0, n_moved = 0, n_conv = 0;
+    for (size_t i = 0; c && i < c->n_assigns; i++) {
+        if (!c->assigns[i].is_new) {
+            n_moved++;
+            continue;
+        }
+        n_new++;
+        if (is_conversion(b->conversion_types, b->events[c->assigns[i].cookie].event->type))
+            n_conv++;
+    }
+    if (n_new) {
+        if (copy_begin(s, k_copy_events, err) != 0) return -1;
+        for (size_t i = 0; i < c->n_assigns; i++) {
+            const tf_sess_assign_t *a = &c->assigns[i];
+            if (!a->is_new) continue;
+            const sink_pg_event_row_t *row = &b->events[a->cookie];
+            stage_event(s, row, a->session_id,
+                        is_conversion(b->conversion_types, row->event->type));
+        }
+        if (copy_end(s, "staging events", err) != 0) return -1;
+        if (exec_prepared(s, ST_INSERT_EVENTS, NULL, &k->events, err) != 0) return -1;
+    }
+    if (n_moved) {
+        if (copy_begin(s, k_copy_repoints, err) != 0) return -1;
+        for (size_t i = 0; i < c->n_assigns; i++) {
+            const tf_sess_assign_t *a = &c->assigns[i];
+            if (a->is_new) continue;
+            col_text(s, a->event_id);
+            col_text(s, a->session_id);
+            copy_row_end(s);
+        }
+        if (copy_end(s, "staging re-pointed events", err) != 0) return -1;
+        if (exec_planned(s, k_repoint_events, "re-pointing events", &k->repointed, err) != 0 ||
+            exec_planned(s, k_repoint_page_views, "re-pointing page views", NULL, err) != 0 ||
+            exec_planned(s, k_repoint_conversions, "re-pointing conversions", NULL, err) != 0)
+            return -1;
+    }
+    if (c && c->n_upserts &&
+        exec_planned(s, k_refresh_attribution, "refreshing conversion attribution", NULL,
+                     err) != 0)
+        return -1;
+    if (c && c->n_page_views) {
+        if (copy_begin(s, k_copy_page_views, err) != 0) return -1;
+        bool any_stored = false;
+        for (size_t i = 0; i < c->n_page_views; i++) {
+            const tf_page_view_update_t *pv = &c->page_views[i];
+            col_text(s, pv->event_id);
+            col_text(s, pv->session_id);
+            if (pv->has_time_on_page) col_i64(s, pv->time_on_page_s); else col_null(s);
+            if (pv->scroll_depth >= 0) col_i64(s, pv->scroll_depth); else col_null(s);
+            col_bool(s, pv->is_new);
+            copy_row_end(s);
+            any_stored |= !pv->is_new;
+        }
+        if (copy_end(s, "staging page views", err) != 0) return -1;
+        if (n_new && exec_planned(s, k_insert_page_views, "inserting page views",
+                                  &k->page_views, err) != 0)
+            return -1;
+        if (any_stored && exec_planned(s, k_update_page_views, "updating page views",
+                                       &k->page_views, err) != 0)
+            return -1;
+    }
+    if (n_conv && exec_planned(s, k_insert_conversions, "inserting conversions",
+                               &k->conversions, err) != 0)
+        return -1;
+    if (c && c->n_deletes) {
+        textbuf_t ids;
+        tb_init(&ids, PARAM_MAX_BYTES);
+        for (size_t i = 0; i < c->n_deletes; i++) {
+            tb_next(&ids);
+            tb_quoted(&ids, c->deletes[i]);
+        }
+        tb_close(&ids);
+        int rc = tb_check(&ids, "deleting sessions", err);
+        const char *params[1] = {ids.data};
+        if (rc == 0) rc = exec_prepared(s, ST_DELETE_SESSIONS, params, &k->deleted, err);
+        tb_free(&ids);
+        if (rc != 0) return -1;
+    }
+    if (b->n_offsets) {
+        textbuf_t parts, offs;
+        tb_init(&parts, PARAM_MAX_BYTES);
+        tb_init(&offs, PARAM_MAX_BYTES);
+        for (size_t i = 0; i < b->n_offsets; i++) {
+            tb_next(&parts);
+            tb_i64(&parts, b->partitions[i]);
+            tb_next(&offs);
+            tb_i64(&offs, b->next_offsets[i]);
+        }
+        tb_close(&parts);
+        tb_close(&offs);
+        int rc = tb_check(&parts, "storing offsets", err);
+        if (rc == 0) rc = tb_check(&offs, "storing offsets", err);
+        const char *params[4] = {b->group, b->topic, parts.data, offs.data};
+        if (rc == 0) rc = exec_prepared(s, ST_UPSERT_OFFSETS, params, &k->offsets, err);
+        tb_free(&parts);
+        tb_free(&offs);
+        if (rc != 0) return -1;
+    }
+    return 0;
+}
+
+int sink_pg_write(sink_pg_t *s, const sink_pg_batch_t *b, sink_pg_error_t *err) {
+    clear_error(err);
+    counts_t k;
+    memset(&k, 0, sizeof(k));
+    if (!b) {
+        set_error(err, SINK_PG_FATAL, NULL, "write: no batch");
+        goto fail;
+    }
+    if (validate_batch(b, err) != 0) goto fail;
+    if (ensure_connection(s, err) != 0) goto fail;
+    if (exec_simple(s, "BEGIN", "BEGIN", err) != 0) goto fail;
+    if (write_rows(s, b, &k, err) != 0) goto fail;
+    if (exec_simple(s, "COMMIT", "COMMIT", err) != 0) goto fail;
+    s->stats.transactions++;
+    s->stats.sessions_upserted += k.sessions;
+    s->stats.sessions_deleted += k.deleted;
+    s->stats.events_inserted += k.events;
+    s->stats.events_repointed += k.repointed;
+    s->stats.page_views_written += k.page_views;
+    s->stats.conversions_inserted += k.conversions;
+    s->stats.offsets_written += k.offsets;
+    return 0;
+fail:
+    abandon_transaction(s);
+    s->stats.failed_writes++;
+    count_error(s, err);
+    return -1;
+}

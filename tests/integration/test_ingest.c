@@ -1,0 +1,286 @@
+/* test_ingest.c — `evpipe ingest` end to end against PostgreSQL and a mock Kafka
+ * cluster hosted in this test: exact equality with an independent oracle, dead
+ * letters, crash safety under kill -9, a rebalance between two consumers, and
+ * PostgreSQL / broker outages. */
+#include <librdkafka/rdkafka.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/kmock.h"
+#include "common/util.h"
+#include "tests/integration/ingest_oracle.h"
+#include "tests/testlib.h"
+
+#define TIMEOUT_MS (1800 * 1000LL)
+#define MAX_DURATION_MS (86400 * 1000LL)
+
+typedef struct fixture_s {
+    ev_kmock_t *km;
+    char brokers[512];
+    char *topic;
+    char path[64];
+    oracle_t oracle;
+    size_t produced;
+} fixture_t;
+
+/* A cluster with a raw topic of 6 partitions, a stream from loadgen, produced. */
+static void fixture_setup(fixture_t *fx, const char *loadgen_args) {
+    char errstr[256];
+    memset(fx, 0, sizeof(*fx));
+    fx->km = ev_kmock_new(3, errstr, sizeof(errstr));
+    ck_assert_msg(fx->km != NULL, "%s", errstr);
+    snprintf(fx->brokers, sizeof(fx->brokers), "%s", ev_kmock_bootstraps(fx->km));
+    fx->topic = tl_unique_name("raw");
+    ck_assert_int_eq(ev_kmock_topic_create(fx->km, fx->topic, 6, errstr, sizeof(errstr)), 0);
+    ck_assert_int_eq(ev_kmock_topic_create(fx->km, "dlq", 2, errstr, sizeof(errstr)), 0);
+    ck_assert_int_eq(ev_kmock_topic_create(fx->km, "enriched", 6, errstr, sizeof(errstr)), 0);
+    snprintf(fx->path, sizeof(fx->path), "/tmp/evpipe_ingest_XXXXXX");
+    int fd = mkstemp(fx->path);
+    ck_assert(fd >= 0);
+    close(fd);
+    char cmd[1024], *err = NULL;
+    snprintf(cmd, sizeof(cmd), "%s loadgen --output %s %s", tl_evpipe_bin(), fx->path,
+             loadgen_args);
+    int rc = tl_run(cmd, NULL, &err);
+    ck_assert_msg(rc == 0, "loadgen failed (%d): %s", rc, err);
+    free(err);
+    oracle_compute(fx->path, TIMEOUT_MS, MAX_DURATION_MS, &fx->oracle);
+    ck_assert_msg(fx->oracle.n_valid_unique > 500 && fx->oracle.n_invalid > 0 &&
+                      fx->oracle.n_duplicates > 0 && fx->oracle.n_sessions > 50,
+                  "the stream is too small to prove anything: %zu valid, %zu invalid, %zu dup",
+                  fx->oracle.n_valid_unique, fx->oracle.n_invalid, fx->oracle.n_duplicates);
+    fx->produced = oracle_produce_file(fx->brokers, fx->topic, fx->path);
+    ck_assert_int_eq(fx->produced, fx->oracle.n_lines);
+}
+
+static void fixture_teardown(fixture_t *fx) {
+    unlink(fx->path);
+    oracle_free(&fx->oracle);
+    ev_kmock_destroy(fx->km);
+    free(fx->topic);
+}
+
+static char *migrated_db(const char *prefix) {
+    char *url = tl_db_create(prefix);
+    char cmd[1024], *err = NULL;
+    snprintf(cmd, sizeof(cmd), "%s migrate up --database '%s'", tl_evpipe_bin(), url);
+    int rc = tl_run(cmd, NULL, &err);
+    ck_assert_msg(rc == 0, "migrate failed: %s", err);
+    free(err);
+    return url;
+}
+
+/* Starts `evpipe ingest` on the fixture's topic; returns its pid. */
+static pid_t start_ingest(const fixture_t *fx, const char *db, const char *group,
+                          const char *extra) {
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd),
+             "exec %s ingest --brokers %s --database '%s' --topic %s --group %s "
+             "--dlq-topic dlq --enriched-topic enriched --metrics-port -1 --batch-ms 100 %s "
+             ">>/tmp/evpipe_test_ingest.log 2>&1",
+             tl_evpipe_bin(), fx->brokers, db, fx->topic, group, extra ? extra : "");
+    pid_t pid = fork();
+    ck_assert(pid >= 0);
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* Waits for pid at most seconds; returns its exit code, or fails the test. */
+static int wait_exit(pid_t pid, int seconds) {
+    for (int i = 0; i < seconds * 10; i++) {
+        int st = 0;
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        usleep(100000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    ck_abort_msg("ingest did not finish within %d s (log: /tmp/evpipe_test_ingest.log)", seconds);
+    return -1;
+}
+
+static long long topic_count(const fixture_t *fx, const char *topic) {
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", fx->brokers, errstr, sizeof(errstr));
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    ck_assert(rk != NULL);
+    long long total = 0;
+    int partitions = strcmp(topic, "dlq") == 0 ? 2 : 6;
+    for (int p = 0; p < partitions; p++) {
+        int64_t lo = 0, hi = 0;
+        ck_assert_int_eq(rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, 10000), 0);
+        total += hi;
+    }
+    rd_kafka_destroy(rk);
+    return total;
+}
+
+static const char *stream_args =
+    "--seed 7 --visitors 150 --days 3 --disorder 900 --dup-ratio 0.03 --bad-ratio 0.03";
+
+START_TEST(test_ingest_matches_oracle_and_dead_letters) {
+    fixture_t fx;
+    fixture_setup(&fx, stream_args);
+    char *db = migrated_db("ingest_oracle");
+    pid_t pid = start_ingest(&fx, db, "g1", "--until-caught-up --batch-size 500");
+    ck_assert_int_eq(wait_exit(pid, 120), 0);
+    oracle_check_database(&fx.oracle, db);
+    ck_assert_int_eq(topic_count(&fx, "dlq"), (long long)fx.oracle.n_invalid);
+    ck_assert_int_eq(topic_count(&fx, "enriched"), (long long)fx.oracle.n_valid_unique);
+
+    /* Offsets stored next to the rows: the end of every partition. */
+    PGconn *conn = tl_connect(db);
+    ck_assert_int_eq(tl_query_ll(conn, "SELECT sum(\"nextOffset\") FROM consumer_offsets"),
+                     (long long)fx.produced);
+    PQfinish(conn);
+
+    /* A second run finds nothing to do and changes nothing. */
+    char *before = oracle_dump_tables(db);
+    pid = start_ingest(&fx, db, "g1", "--until-caught-up");
+    ck_assert_int_eq(wait_exit(pid, 60), 0);
+    char *after = oracle_dump_tables(db);
+    ck_assert_msg(strcmp(before, after) == 0, "a restart changed the tables");
+    /* Replaying the whole topic under a new group re-reads everything from PostgreSQL's
+     * offsets of that group (none): every event is a duplicate, nothing changes. */
+    pid = start_ingest(&fx, db, "g2", "--until-caught-up");
+    ck_assert_int_eq(wait_exit(pid, 120), 0);
+    char *again = oracle_dump_tables(db);
+    ck_assert_msg(strcmp(before, again) == 0, "re-ingesting the same stream changed the tables");
+    free(before);
+    free(after);
+    free(again);
+    tl_db_drop(db);
+    free(db);
+    fixture_teardown(&fx);
+}
+END_TEST
+
+START_TEST(test_ingest_kill9_and_rebalance_equal_uninterrupted_run) {
+    fixture_t fx;
+    fixture_setup(&fx, "--seed 11 --visitors 300 --days 4 --disorder 1200 --dup-ratio 0.02 "
+                       "--bad-ratio 0.02");
+    /* Reference: one uninterrupted run. */
+    char *ref_db = migrated_db("ingest_ref");
+    pid_t pid = start_ingest(&fx, ref_db, "ref", "--until-caught-up --batch-size 300");
+    ck_assert_int_eq(wait_exit(pid, 180), 0);
+    oracle_check_database(&fx.oracle, ref_db);
+    char *reference = oracle_dump_tables(ref_db);
+
+    /* kill -9 at random moments, restarting each time, then to the end. */
+    char *crash_db = migrated_db("ingest_crash");
+    unsigned seed = (unsigned)time(NULL);
+    srand(seed);
+    for (int round = 0; round < 4; round++) {
+        pid = start_ingest(&fx, crash_db, "crash", "--batch-size 97");
+        usleep((useconds_t)(3500000 + rand() % 2500000)); /* past the group join */
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    pid = start_ingest(&fx, crash_db, "crash", "--until-caught-up --batch-size 97");
+    ck_assert_int_eq(wait_exit(pid, 180), 0);
+    char *crashed = oracle_dump_tables(crash_db);
+    ck_assert_msg(strcmp(reference, crashed) == 0,
+                  "tables after kill -9 rounds differ from the uninterrupted run (seed %u)", seed);
+
+    /* Two consumers in one group, the second joining midway (rebalance). */
+    char *group_db = migrated_db("ingest_group");
+    pid_t a = start_ingest(&fx, group_db, "pair", "--until-caught-up --batch-size 50");
+    usleep(4500000);
+    pid_t b = start_ingest(&fx, group_db, "pair", "--until-caught-up --batch-size 50");
+    ck_assert_int_eq(wait_exit(a, 240), 0);
+    ck_assert_int_eq(wait_exit(b, 240), 0);
+    /* Whatever either left (a member may leave before the other is done). */
+    pid = start_ingest(&fx, group_db, "pair", "--until-caught-up");
+    ck_assert_int_eq(wait_exit(pid, 120), 0);
+    char *paired = oracle_dump_tables(group_db);
+    ck_assert_msg(strcmp(reference, paired) == 0,
+                  "tables after a rebalance differ from the uninterrupted run");
+    free(reference);
+    free(crashed);
+    free(paired);
+    tl_db_drop(ref_db);
+    tl_db_drop(crash_db);
+    tl_db_drop(group_db);
+    free(ref_db);
+    free(crash_db);
+    free(group_db);
+    fixture_teardown(&fx);
+}
+END_TEST
+
+START_TEST(test_ingest_survives_postgres_and_broker_outages) {
+    fixture_t fx;
+    fixture_setup(&fx, stream_args);
+    /* A private server we can stop without disturbing other tests. */
+    char dir[] = "/tmp/evpipe_outage_XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    chmod(dir, 0755); /* the server runs as the postgres user */
+    char cmd[1024], *url = NULL, *err = NULL;
+    snprintf(cmd, sizeof(cmd), "sh tests/pg_harness.sh start %s/pg", dir);
+    ck_assert_msg(tl_run(cmd, &url, &err) == 0, "cannot start PostgreSQL: %s", err);
+    free(err);
+    url[strcspn(url, "\n")] = '\0';
+    snprintf(cmd, sizeof(cmd), "%s migrate up --database '%s'", tl_evpipe_bin(), url);
+    ck_assert_int_eq(tl_run(cmd, NULL, NULL), 0);
+
+    pid_t pid = start_ingest(&fx, url, "outage", "--until-caught-up --batch-size 100");
+    usleep(4000000);
+    snprintf(cmd, sizeof(cmd), "sh tests/pg_harness.sh stop %s/pg", dir);
+    ck_assert_int_eq(tl_run(cmd, NULL, NULL), 0);
+    char errstr[256];
+    ck_assert_int_eq(ev_kmock_control(fx.km, "broker-down 2", errstr, sizeof(errstr)), 0);
+    sleep(10);
+    ck_assert_int_eq(ev_kmock_control(fx.km, "broker-up 2", errstr, sizeof(errstr)), 0);
+    snprintf(cmd, sizeof(cmd), "sh tests/pg_harness.sh resume %s/pg >/dev/null", dir);
+    ck_assert_int_eq(tl_run(cmd, NULL, NULL), 0);
+    ck_assert_int_eq(wait_exit(pid, 240), 0);
+    oracle_check_database(&fx.oracle, url);
+    ck_assert_int_eq(topic_count(&fx, "dlq") >= (long long)fx.oracle.n_invalid, 1);
+
+    snprintf(cmd, sizeof(cmd), "sh tests/pg_harness.sh stop %s/pg; rm -rf %s", dir, dir);
+    tl_run(cmd, NULL, NULL);
+    free(url);
+    fixture_teardown(&fx);
+}
+END_TEST
+
+START_TEST(test_ingest_usage_errors) {
+    char cmd[512], *err = NULL;
+    snprintf(cmd, sizeof(cmd), "env -u KAFKA_BROKERS %s ingest --database x", tl_evpipe_bin());
+    ck_assert_int_eq(tl_run(cmd, NULL, &err), 2);
+    ck_assert_ptr_nonnull(strstr(err, "no Kafka brokers"));
+    free(err);
+    snprintf(cmd, sizeof(cmd), "env -u DATABASE_URL %s ingest --brokers 127.0.0.1:1",
+             tl_evpipe_bin());
+    ck_assert_int_eq(tl_run(cmd, NULL, &err), 2);
+    ck_assert_ptr_nonnull(strstr(err, "no database"));
+    free(err);
+    snprintf(cmd, sizeof(cmd), "%s ingest --brokers b --database d --conversion-types NOPE",
+             tl_evpipe_bin());
+    ck_assert_int_eq(tl_run(cmd, NULL, &err), 2);
+    ck_assert_ptr_nonnull(strstr(err, "unknown event type 'NOPE'"));
+    free(err);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("ingest");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, test_ingest_usage_errors);
+    tcase_add_test(tc, test_ingest_matches_oracle_and_dead_letters);
+    tcase_add_test(tc, test_ingest_kill9_and_rebalance_equal_uninterrupted_run);
+    tcase_add_test(tc, test_ingest_survives_postgres_and_broker_outages);
+    suite_add_tcase(s, tc);
+    return tl_run_suite(s) ? 1 : 0;
+}
