@@ -67,7 +67,7 @@ check-unit: $(BUILD)/evpipe $(TEST_BINS)
 
 check-asan:
 	EVPIPE_TEST_SLOW=1 $(MAKE) BUILD=build-asan CC=clang \
-	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all -Wno-gnu-statement-expression" \
 	  check
 
 bench: $(BUILD)/evpipe $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))

@@ -43,13 +43,19 @@ static void apply_settings(ingest_t *in) {
 }
 
 static void reload_settings(ingest_t *in, bool initial) {
-    tf_settings_t next = in->settings;
+    /* From the base every time: a row deleted or deactivated falls back to the
+     * flag/environment/default value. */
+    tf_settings_t next = in->settings_base;
     char warning[300], err[300];
     if (sink_pg_settings_load(in->settings_src, in->settings_pinned, &next, warning,
                               sizeof(warning), err, sizeof(err)) != 0) {
-        if (initial) EV_WARN("cannot read tracking_configs yet: %s", err);
+        if (initial || !in->settings_unreadable)
+            EV_WARN("cannot read tracking_configs (%s); keeping the current settings", err);
+        in->settings_unreadable = true;
         return;
     }
+    if (in->settings_unreadable && !initial) EV_INFO("tracking_configs readable again");
+    in->settings_unreadable = false;
     if (warning[0]) EV_WARN("%s", warning);
     if (memcmp(&next, &in->settings, sizeof(next)) != 0 || initial) {
         in->settings = next;
@@ -371,6 +377,7 @@ int cmd_ingest(int argc, char **argv) {
             goto usage;
         in->settings_pinned |= 1u << 2;
     }
+    in->settings_base = in->settings;
     tf_session_config_default(&in->session_cfg);
     in->session_cfg.split_on_campaign = split_campaign;
     in->session_cfg.split_at_midnight = split_midnight;

@@ -47,8 +47,10 @@ typedef struct ingest_s {
     const char *brokers, *database, *topic, *group, *dlq_topic, *enriched_topic;
     long long batch_size, batch_ms;
     bool until_caught_up;
-    tf_settings_t settings;
+    tf_settings_t settings;      /* in effect now */
+    tf_settings_t settings_base; /* defaults + flags/environment: what tracking_configs overlays */
     unsigned settings_pinned;
+    bool settings_unreadable;    /* for logging state changes of the reload */
     tf_session_config_t session_cfg;
 
     /* components */
@@ -67,11 +69,12 @@ typedef struct ingest_s {
 
     ingest_partition_t parts[INGEST_MAX_PARTITIONS];
     int n_parts;           /* partitions of the topic (from metadata) */
-    bool ever_assigned;
+    _Atomic bool ever_assigned; /* also read by the /readyz thread */
     int64_t watermark_ms;  /* largest event time seen (drives eviction) */
 
     /* state-change logging */
-    bool pg_down, kafka_down;
+    _Atomic bool pg_down; /* also read by the /readyz thread */
+    bool kafka_down;
     int64_t pg_down_since_ms, kafka_down_since_ms;
 
     /* counters (also exported as metrics) */
@@ -81,6 +84,7 @@ typedef struct ingest_s {
     ev_metric_t *m_consumed, *m_stored, *m_dup, *m_batches, *m_retries_pg, *m_retries_kafka,
         *m_visitors, *m_events_held;
     ev_histogram_t *m_batch_seconds;
+    sink_pg_stats_t pg_stats_exported; /* what the rows_written counters already hold */
 } ingest_t;
 
 extern volatile sig_atomic_t ingest_stop_requested;

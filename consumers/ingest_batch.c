@@ -125,10 +125,10 @@ static void parse_all(ingest_t *in) {
             rc = tf_event_parse(&m->event, data, m->rkm->len, &m->error);
         }
         m->valid = rc == 0;
-        if (m->valid && tf_enrich(&m->event, in->classifier, &m->enriched) != 0) {
-            EV_ERROR("out of memory enriching a message");
-            m->valid = false;
-            snprintf(m->error.message, sizeof(m->error.message), "out of memory");
+        /* Out of memory is not the message's fault either: retry, never dead-letter. */
+        while (m->valid && tf_enrich(&m->event, in->classifier, &m->enriched) != 0) {
+            EV_ERROR("out of memory enriching a message; retrying");
+            ingest_sleep(1000);
         }
         if (m->valid && m->event.timestamp_ms > in->watermark_ms)
             in->watermark_ms = m->event.timestamp_ms;
@@ -384,6 +384,30 @@ static int publish_enriched(ingest_t *in, ingest_msg_t **list, size_t n) {
     }
 }
 
+/* Adds the sink's new row counts to the rows_written_total{table} counters. */
+static void export_pg_stats(ingest_t *in) {
+    sink_pg_stats_t now;
+    sink_pg_stats(in->pg, &now);
+    sink_pg_stats_t *was = &in->pg_stats_exported;
+    static const char help[] = "Rows written to PostgreSQL, by table and operation";
+    struct {
+        const char *labels;
+        uint64_t delta;
+    } rows[] = {
+        {"table=\"analytics_sessions\",op=\"upsert\"", now.sessions_upserted - was->sessions_upserted},
+        {"table=\"analytics_sessions\",op=\"delete\"", now.sessions_deleted - was->sessions_deleted},
+        {"table=\"analytics_events\",op=\"insert\"", now.events_inserted - was->events_inserted},
+        {"table=\"analytics_events\",op=\"repoint\"", now.events_repointed - was->events_repointed},
+        {"table=\"page_views\",op=\"upsert\"", now.page_views_written - was->page_views_written},
+        {"table=\"conversion_events\",op=\"insert\"", now.conversions_inserted - was->conversions_inserted},
+        {"table=\"consumer_offsets\",op=\"upsert\"", now.offsets_written - was->offsets_written},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+        ev_metric_add(ev_metrics_counter(in->metrics, "rows_written_total", help, rows[i].labels),
+                      (double)rows[i].delta);
+    *was = now;
+}
+
 static void commit_kafka_offsets(ingest_t *in) {
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(8);
     for (int p = 0; p < INGEST_MAX_PARTITIONS; p++) {
@@ -432,6 +456,7 @@ int ingest_batch_flush(ingest_t *in) {
         rc = 0;
     }
     commit_kafka_offsets(in);
+    export_pg_stats(in);
     in->n_batches++;
     ev_metric_add(in->m_batches, 1);
     ev_histogram_observe(in->m_batch_seconds, (double)(ev_mono_ns() - t0) / 1e9);

@@ -1,6 +1,7 @@
 /* fuzz_event.c — libFuzzer target: tf_event_parse on arbitrary bytes, checking its invariants.
  * fuzz-sources: transforms/event.c
  * fuzz-pkgs: yajl libcurl */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +74,27 @@ static void check_event(const tf_event_t *ev, size_t size) {
     if (ev->unknown_fields > size / 4) abort();
 }
 
+/* properties_json is compact JSON that parses back to itself. */
+static void check_properties_roundtrip(const char *props) {
+    static const char head[] = "{\"eventId\":\"e\",\"type\":\"CLICK\",\"timestamp\":0,"
+                               "\"visitorId\":\"v\",\"properties\":";
+    size_t plen = strlen(props), hlen = sizeof(head) - 1;
+    char *msg = malloc(hlen + plen + 1);
+    if (!msg) return;
+    memcpy(msg, head, hlen);
+    memcpy(msg + hlen, props, plen);
+    msg[hlen + plen] = '}';
+    tf_event_t ev;
+    tf_event_init(&ev);
+    tf_event_error_t err;
+    int rc = tf_event_parse(&ev, msg, hlen + plen + 1, &err);
+    bool too_large = rc == -1 && err.reason == TF_REASON_TOO_LARGE; /* the wrapper adds bytes */
+    if (rc != 0 && !too_large) abort();
+    if (rc == 0 && strcmp(ev.properties_json, props) != 0) abort();
+    tf_event_reset(&ev);
+    free(msg);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     tf_event_t ev;
     tf_event_init(&ev);
@@ -88,6 +110,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (strcmp(again.event_id, ev.event_id) != 0 || again.timestamp_ms != ev.timestamp_ms)
             abort();
         tf_event_reset(&again);
+        if (ev.properties_json) check_properties_roundtrip(ev.properties_json);
     } else if (rc == -1) {
         if (err.reason <= TF_REASON_OK || err.reason >= TF_REASON_COUNT) abort();
         if (!tf_event_reason_code(err.reason) || !err.message[0]) abort();

@@ -9,8 +9,8 @@
 enum { KEY_OTHER = 0, KEY_VISITOR, KEY_TIMESTAMP };
 
 struct evscan_s {
-    int depth;        /* nesting of maps and arrays; the top-level object is depth 1 */
-    int seen_value;   /* a top-level value has started */
+    int depth;      /* nesting of maps and arrays; the top-level object is depth 1 */
+    int seen_value; /* a top-level value has started */
     int top_is_map;
     int key;          /* which top-level key the next depth-1 value belongs to */
     int have_visitor; /* a visitorId key was seen (first one wins) */
@@ -67,13 +67,13 @@ int evscan_parse_time(const char *s, size_t len, int64_t *ms) {
         return 0;
     }
     int year, mon, day, hour, min, sec;
-    if (len < 20 || digits(s, 4, &year) || s[4] != '-' || digits(s + 5, 2, &mon) ||
-        s[7] != '-' || digits(s + 8, 2, &day) || (s[10] != 'T' && s[10] != 't') ||
-        digits(s + 11, 2, &hour) || s[13] != ':' || digits(s + 14, 2, &min) || s[16] != ':' ||
-        digits(s + 17, 2, &sec))
+    if (len < 20 || digits(s, 4, &year) || s[4] != '-' || digits(s + 5, 2, &mon) || s[7] != '-' ||
+        digits(s + 8, 2, &day) || (s[10] != 'T' && s[10] != 't') || digits(s + 11, 2, &hour) ||
+        s[13] != ':' || digits(s + 14, 2, &min) || s[16] != ':' || digits(s + 17, 2, &sec))
         return -1;
-    if (mon < 1 || mon > 12 || day < 1 || day > days_in_month(year, mon) || hour > 23 ||
-        min > 59 || sec > 59)
+    /* Second 60 is a leap second, as the validator accepts it. */
+    if (mon < 1 || mon > 12 || day < 1 || day > days_in_month(year, mon) || hour > 23 || min > 59 ||
+        sec > 60)
         return -1;
     size_t i = 19;
     int frac_ms = 0;
@@ -123,9 +123,12 @@ static int on_value(evscan_t *sc, const char *kind) {
     if (sc->depth == 1) {
         if (sc->key == KEY_VISITOR && !sc->have_visitor) {
             sc->have_visitor = 1;
-            if (strcmp(kind, "string") != 0)
+            if (strcmp(kind, "null") == 0)
+                snprintf(sc->visitor_problem, sizeof(sc->visitor_problem), "visitorId is null");
+            else if (strcmp(kind, "string") != 0)
                 snprintf(sc->visitor_problem, sizeof(sc->visitor_problem),
-                         "visitorId is a %s, not a string", kind);
+                         "visitorId is %s %s, not a string",
+                         kind[0] == 'a' || kind[0] == 'o' ? "an" : "a", kind);
         }
         sc->key = KEY_OTHER;
     }
@@ -212,8 +215,8 @@ static int cb_start_array(void *ctx) {
 }
 
 static const yajl_callbacks scan_callbacks = {
-    cb_null, cb_boolean, NULL, NULL, cb_number, cb_string, cb_start_map,
-    cb_map_key, cb_end, cb_start_array, cb_end,
+    cb_null,      cb_boolean, NULL,   NULL,           cb_number, cb_string,
+    cb_start_map, cb_map_key, cb_end, cb_start_array, cb_end,
 };
 
 int evscan_line(evscan_t *sc, const char *line, size_t len, evscan_result_t *out) {

@@ -15,12 +15,12 @@ typedef struct evscan_s evscan_t;
 /* What evscan_line found in one line. Plain value type; key points into the
  * scanner (valid until its next evscan_line call). */
 typedef struct evscan_result_s {
-    bool is_object;          /* the whole line is exactly one JSON object */
-    const char *visitor_id;  /* decoded top-level "visitorId" string, or NULL */
+    bool is_object;         /* the whole line is exactly one JSON object */
+    const char *visitor_id; /* decoded top-level "visitorId" string, or NULL */
     size_t visitor_id_len;
-    bool has_timestamp;      /* top-level "timestamp" present and understood */
-    int64_t timestamp_ms;    /* event time, when has_timestamp */
-    char problem[160];       /* why is_object is false, or why visitor_id is NULL; "" if fine */
+    bool has_timestamp;   /* top-level "timestamp" present and understood */
+    int64_t timestamp_ms; /* event time, when has_timestamp */
+    char problem[160];    /* why is_object is false, or why visitor_id is NULL; "" if fine */
 } evscan_result_t;
 
 /* Creates a scanner (reusable for any number of lines). NULL when out of memory. */

@@ -17,6 +17,7 @@ struct kprod_s {
     kprod_stats_t stats;
     unsigned since_poll;
     int fatal;
+    volatile sig_atomic_t *interrupt;
     char first_error[512];
 };
 
@@ -34,7 +35,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opa
         return;
     }
     kp->stats.failed++;
-    note_error(kp, "delivery failed to ", rd_kafka_topic_name(msg->rkt), rd_kafka_err2str(msg->err));
+    note_error(kp, "delivery failed to ", rd_kafka_topic_name(msg->rkt),
+               rd_kafka_err2str(msg->err));
 }
 
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
@@ -47,12 +49,17 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
         EV_ERROR("kafka: fatal producer error: %s", why);
         return;
     }
-    EV_WARN("kafka: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+    /* Transport errors are also in librdkafka's log (on_log): only the summary here. */
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+        EV_WARN("kafka: %s", reason);
+    else
+        EV_DEBUG("kafka: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
 }
 
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
     (void)rk;
-    int ev = level <= 3 ? EV_LOG_ERROR : level == 4 ? EV_LOG_WARN : level <= 6 ? EV_LOG_INFO : EV_LOG_DEBUG;
+    /* syslog levels; librdkafka retries what it logs as errors (connection refused ...). */
+    int ev = level <= 4 ? EV_LOG_WARN : EV_LOG_DEBUG;
     EV_LOG_AT(ev, "kafka %s: %s", fac, buf);
 }
 
@@ -66,8 +73,8 @@ static int conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, c
     return 0;
 }
 
-kprod_t *kprod_new(const char *brokers, const char *topic, const ev_kv_list_t *props,
-                   char *errstr, size_t errstr_size) {
+kprod_t *kprod_new(const char *brokers, const char *topic, const ev_kv_list_t *props, char *errstr,
+                   size_t errstr_size) {
     if (!brokers || !*brokers) {
         snprintf(errstr, errstr_size, "no Kafka brokers given (--brokers or KAFKA_BROKERS)");
         return NULL;
@@ -111,7 +118,8 @@ kprod_t *kprod_new(const char *brokers, const char *topic, const ev_kv_list_t *p
     conf = NULL; /* owned by rk now */
     kp->rkt = rd_kafka_topic_new(kp->rk, topic, NULL);
     if (!kp->rkt) {
-        snprintf(errstr, errstr_size, "topic %s: %s", topic, rd_kafka_err2str(rd_kafka_last_error()));
+        snprintf(errstr, errstr_size, "topic %s: %s", topic,
+                 rd_kafka_err2str(rd_kafka_last_error()));
         goto fail;
     }
     return kp;
@@ -147,9 +155,14 @@ int kprod_send(kprod_t *kp, const void *key, size_t key_len, const void *value, 
                              value_len, key, key ? key_len : 0, NULL) == 0)
             break;
         rd_kafka_resp_err_t err = rd_kafka_last_error();
-        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && !(kp->interrupt && *kp->interrupt)) {
             rd_kafka_poll(kp->rk, 5);
             continue;
+        }
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            kp->stats.failed++;
+            snprintf(errstr, errstr_size, "interrupted while the local queue was full");
+            return -1;
         }
         kp->stats.failed++;
         snprintf(errstr, errstr_size, "cannot produce to %s (%zu bytes): %s", kp->topic,
@@ -164,6 +177,8 @@ int kprod_send(kprod_t *kp, const void *key, size_t key_len, const void *value, 
     }
     return 0;
 }
+
+void kprod_set_interrupt(kprod_t *kp, volatile sig_atomic_t *flag) { kp->interrupt = flag; }
 
 void kprod_poll(kprod_t *kp) { rd_kafka_poll(kp->rk, 0); }
 

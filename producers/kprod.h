@@ -4,6 +4,7 @@
 #ifndef EV_KPROD_H
 #define EV_KPROD_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,8 +26,8 @@ typedef struct kprod_stats_s {
  * props (may be NULL) are applied after the defaults, untouched (-X key=value).
  * Returns NULL with errstr filled on a configuration error (unknown property, bad
  * value, empty brokers or topic). */
-kprod_t *kprod_new(const char *brokers, const char *topic, const ev_kv_list_t *props,
-                   char *errstr, size_t errstr_size);
+kprod_t *kprod_new(const char *brokers, const char *topic, const ev_kv_list_t *props, char *errstr,
+                   size_t errstr_size);
 
 /* Purges what is still queued (counted as failed), then frees the producer. Call
  * kprod_flush first to wait for outstanding deliveries. NULL is a no-op. */
@@ -39,6 +40,10 @@ void kprod_destroy(kprod_t *kp);
  * counted as failed. */
 int kprod_send(kprod_t *kp, const void *key, size_t key_len, const void *value, size_t value_len,
                char *errstr, size_t errstr_size) __attribute__((warn_unused_result));
+
+/* While *flag is non-zero (e.g. set by a signal handler), kprod_send does not wait for
+ * room in a full queue: it refuses the message ("interrupted"). NULL: always wait. */
+void kprod_set_interrupt(kprod_t *kp, volatile sig_atomic_t *flag);
 
 /* Serves pending delivery reports without blocking. */
 void kprod_poll(kprod_t *kp);

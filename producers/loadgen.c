@@ -62,8 +62,10 @@ static int write_stats_json(const char *path, const lg_stats_t *st, const kprod_
                 (unsigned long long)ks->failed);
     fprintf(f, ",\"elapsedSeconds\":%.3f}\n", elapsed_s);
     int bad = ferror(f);
-    if (f != stdout) bad |= fclose(f) != 0;
-    else bad |= fflush(f) != 0;
+    if (f != stdout)
+        bad |= fclose(f) != 0;
+    else
+        bad |= fflush(f) != 0;
     if (bad) {
         snprintf(errstr, errstr_size, "cannot write %s: %s", path, strerror(errno));
         return -1;
@@ -80,12 +82,13 @@ static void log_summary(const lg_stats_t *st, double elapsed_s, const char *dest
         if (st->by_kind[k])
             o += (size_t)snprintf(kinds + o, sizeof(kinds) - o, "%s%s %llu", o ? ", " : "",
                                   lg_kind_name((lg_kind_t)k), (unsigned long long)st->by_kind[k]);
-    EV_INFO("%llu messages to %s in %.2f s (%.0f/s): %llu valid, %llu duplicates, %llu malformed%s%s%s",
-            (unsigned long long)st->messages, dest, elapsed_s,
-            elapsed_s > 0 ? (double)st->messages / elapsed_s : 0.0,
-            (unsigned long long)st->by_kind[LG_KIND_VALID],
-            (unsigned long long)st->by_kind[LG_KIND_DUPLICATE], (unsigned long long)bad,
-            bad ? " (" : "", kinds, bad ? ")" : "");
+    EV_INFO(
+        "%llu messages to %s in %.2f s (%.0f/s): %llu valid, %llu duplicates, %llu malformed%s%s%s",
+        (unsigned long long)st->messages, dest, elapsed_s,
+        elapsed_s > 0 ? (double)st->messages / elapsed_s : 0.0,
+        (unsigned long long)st->by_kind[LG_KIND_VALID],
+        (unsigned long long)st->by_kind[LG_KIND_DUPLICATE], (unsigned long long)bad,
+        bad ? " (" : "", kinds, bad ? ")" : "");
     char types[1536] = "";
     o = 0;
     for (int t = 0; t < LG_EVENT_TYPE_COUNT && o < sizeof(types); t++)
@@ -93,14 +96,15 @@ static void log_summary(const lg_stats_t *st, double elapsed_s, const char *dest
             o += (size_t)snprintf(types + o, sizeof(types) - o, "%s%s %llu", o ? ", " : "",
                                   lg_event_type_name(t), (unsigned long long)st->by_event_type[t]);
     EV_INFO("valid events by type: %s", types);
-    EV_INFO("%llu visitors (DESKTOP %llu, TABLET %llu, MOBILE %llu, BOT %llu, UNKNOWN %llu), "
-            "%llu sessions%s",
-            (unsigned long long)st->visitors, (unsigned long long)st->visitors_by_device[UAC_DESKTOP],
-            (unsigned long long)st->visitors_by_device[UAC_TABLET],
-            (unsigned long long)st->visitors_by_device[UAC_MOBILE],
-            (unsigned long long)st->visitors_by_device[UAC_BOT],
-            (unsigned long long)st->visitors_by_device[UAC_UNKNOWN], (unsigned long long)st->sessions,
-            st->reorder_overflows ? " (disorder buffer full: some messages released early)" : "");
+    EV_INFO(
+        "%llu visitors (DESKTOP %llu, TABLET %llu, MOBILE %llu, BOT %llu, UNKNOWN %llu), "
+        "%llu sessions%s",
+        (unsigned long long)st->visitors, (unsigned long long)st->visitors_by_device[UAC_DESKTOP],
+        (unsigned long long)st->visitors_by_device[UAC_TABLET],
+        (unsigned long long)st->visitors_by_device[UAC_MOBILE],
+        (unsigned long long)st->visitors_by_device[UAC_BOT],
+        (unsigned long long)st->visitors_by_device[UAC_UNKNOWN], (unsigned long long)st->sessions,
+        st->reorder_overflows ? " (disorder buffer full: some messages released early)" : "");
 }
 
 int cmd_loadgen(int argc, char **argv) {
@@ -110,14 +114,16 @@ int cmd_loadgen(int argc, char **argv) {
                *site = NULL, *stats_path = NULL, *log_level = NULL;
     ev_kv_list_t props = {0};
     const ev_opt_t opts[] = {
-        {"seed", 0, EV_OPT_INT, "1", NULL, "N", "random seed: the same seed and options give byte-identical output",
-         &seed, 0, 9223372036854775807LL},
+        {"seed", 0, EV_OPT_INT, "1", NULL, "N",
+         "random seed: the same seed and options give byte-identical output", &seed, 0,
+         9223372036854775807LL},
         {"visitors", 0, EV_OPT_INT, "1000", NULL, "N", "distinct visitors arriving in the window",
          &visitors, 1, LG_MAX_VISITORS},
-        {"days", 0, EV_OPT_INT, "7", NULL, "N", "length of the window; visitors come back within it",
-         &days, 1, LG_MAX_DAYS},
+        {"days", 0, EV_OPT_INT, "7", NULL, "N",
+         "length of the window; visitors come back within it", &days, 1, LG_MAX_DAYS},
         {"start", 0, EV_OPT_STR, "2026-01-05T00:00:00Z", NULL, "TIME",
-         "start of the window (RFC 3339); fixed by default so output is reproducible", &start, 0, 0},
+         "start of the window (RFC 3339); fixed by default so output is reproducible", &start, 0,
+         0},
         {"disorder", 0, EV_OPT_INT, "0", NULL, "SECONDS",
          "shuffle: each message is late by up to this much event time", &disorder, 0,
          LG_MAX_DISORDER_MS / 1000},
@@ -125,8 +131,8 @@ int cmd_loadgen(int argc, char **argv) {
          "share of exact duplicate messages among valid ones (0..0.9)", &dup_ratio, 0, 0},
         {"bad-ratio", 0, EV_OPT_DOUBLE, "0", NULL, "R",
          "share of malformed messages (21 kinds) among all messages (0..0.9)", &bad_ratio, 0, 0},
-        {"events", 0, EV_OPT_INT, "0", NULL, "N", "stop after N messages (0: when the traffic ends)",
-         &max_events, 0, 9223372036854775807LL},
+        {"events", 0, EV_OPT_INT, "0", NULL, "N",
+         "stop after N messages (0: when the traffic ends)", &max_events, 0, 9223372036854775807LL},
         {"rate", 0, EV_OPT_DOUBLE, "0", NULL, "N", "messages per second (0: as fast as possible)",
          &rate, 0, 0},
         {"output", 'o', EV_OPT_STR, NULL, NULL, "FILE",
@@ -134,17 +140,18 @@ int cmd_loadgen(int argc, char **argv) {
         {"brokers", 'b', EV_OPT_STR, NULL, "KAFKA_BROKERS", "LIST",
          "Kafka bootstrap servers (required without --output)", &brokers, 0, 0},
         {"topic", 't', EV_OPT_STR, EV_TOPIC_RAW, NULL, "NAME", "topic to produce to", &topic, 0, 0},
-        {"X", 'X', EV_OPT_KV, NULL, NULL, "KEY=VALUE",
+        {"prop", 'X', EV_OPT_KV, NULL, NULL, "KEY=VALUE",
          "librdkafka producer property, passed untouched (repeatable)", &props, 0, 0},
         {"ua-corpus", 0, EV_OPT_STR, UAC_DEFAULT_PATH, "EVPIPE_UA_CORPUS", "PATH",
          "user agents: a uap-core tree, one of its test YAML files, or a text file of "
          "'[TYPE<TAB>]agent' lines",
          &ua_path, 0, 0},
-        {"site", 0, EV_OPT_STR, LG_DEFAULT_SITE, NULL, "URL", "origin of the shop's pages", &site, 0, 0},
+        {"site", 0, EV_OPT_STR, LG_DEFAULT_SITE, NULL, "URL", "origin of the shop's pages", &site,
+         0, 0},
         {"stats", 0, EV_OPT_STR, NULL, NULL, "FILE",
          "also write the final counters as JSON to FILE ('-' = stdout)", &stats_path, 0, 0},
-        {"log-level", 0, EV_OPT_STR, "info", "EVPIPE_LOG_LEVEL", "LEVEL", "debug, info, warn or error",
-         &log_level, 0, 0},
+        {"log-level", 0, EV_OPT_STR, "info", "EVPIPE_LOG_LEVEL", "LEVEL",
+         "debug, info, warn or error", &log_level, 0, 0},
         EV_OPT_END};
     const ev_cli_t cli = {
         "evpipe loadgen", "[OPTIONS]",
@@ -180,16 +187,19 @@ int cmd_loadgen(int argc, char **argv) {
     lg_options_t lo;
     lg_options_init(&lo);
     if (level < 0) {
-        fprintf(stderr, "evpipe loadgen: --log-level: '%s' is not debug, info, warn or error\n", log_level);
+        fprintf(stderr, "evpipe loadgen: --log-level: '%s' is not debug, info, warn or error\n",
+                log_level);
         goto out_props;
     }
     ev_log_init("loadgen", level, 0);
     if (first < argc) {
-        fprintf(stderr, "evpipe loadgen: unexpected argument '%s' (see evpipe loadgen --help)\n", argv[first]);
+        fprintf(stderr, "evpipe loadgen: unexpected argument '%s' (see evpipe loadgen --help)\n",
+                argv[first]);
         goto out_props;
     }
     if (evscan_parse_time(start, strlen(start), &lo.start_ms) != 0 || !strchr(start, 'T')) {
-        fprintf(stderr, "evpipe loadgen: --start: '%s' is not an RFC 3339 time with a zone\n", start);
+        fprintf(stderr, "evpipe loadgen: --start: '%s' is not an RFC 3339 time with a zone\n",
+                start);
         goto out_props;
     }
     if (!(rate >= 0) || !(rate <= 1e9)) {
@@ -197,7 +207,8 @@ int cmd_loadgen(int argc, char **argv) {
         goto out_props;
     }
     if (!output && (!brokers || !*brokers)) {
-        fprintf(stderr, "evpipe loadgen: give --output FILE or --brokers LIST (or KAFKA_BROKERS)\n");
+        fprintf(stderr,
+                "evpipe loadgen: give --output FILE or --brokers LIST (or KAFKA_BROKERS)\n");
         goto out_props;
     }
     lo.seed = (uint64_t)seed;
@@ -224,10 +235,10 @@ int cmd_loadgen(int argc, char **argv) {
         fprintf(stderr, "evpipe loadgen: %s\n", errstr);
         goto out;
     }
-    EV_DEBUG("%ld user agents from %s: DESKTOP %zu, TABLET %zu, MOBILE %zu, BOT %zu, UNKNOWN %zu", agents,
-             ua_path, uac_corpus_count(corpus, UAC_DESKTOP), uac_corpus_count(corpus, UAC_TABLET),
-             uac_corpus_count(corpus, UAC_MOBILE), uac_corpus_count(corpus, UAC_BOT),
-             uac_corpus_count(corpus, UAC_UNKNOWN));
+    EV_DEBUG("%ld user agents from %s: DESKTOP %zu, TABLET %zu, MOBILE %zu, BOT %zu, UNKNOWN %zu",
+             agents, ua_path, uac_corpus_count(corpus, UAC_DESKTOP),
+             uac_corpus_count(corpus, UAC_TABLET), uac_corpus_count(corpus, UAC_MOBILE),
+             uac_corpus_count(corpus, UAC_BOT), uac_corpus_count(corpus, UAC_UNKNOWN));
     model = lg_model_new(&lo, corpus, errstr, sizeof(errstr));
     if (!model) {
         fprintf(stderr, "evpipe loadgen: %s\n", errstr);
@@ -258,9 +269,10 @@ int cmd_loadgen(int argc, char **argv) {
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    if (kp) kprod_set_interrupt(kp, &stop_requested);
 
-    EV_INFO("generating: seed %lld, %lld visitors over %lld days from %s to %s", seed, visitors, days,
-            start, dest);
+    EV_INFO("generating: seed %lld, %lld visitors over %lld days from %s to %s", seed, visitors,
+            days, start, dest);
     rc = 0;
     int64_t t0 = ev_mono_ns(), next_progress = t0 + LG_PROGRESS_NS;
     uint64_t written = 0;
@@ -271,7 +283,8 @@ int cmd_loadgen(int argc, char **argv) {
         if (r <= 0) break;
         if (bucket) {
             int64_t wait;
-            while ((wait = rl_bucket_take(bucket, ev_mono_ns())) > 0 && !stop_requested) sleep_ns(wait);
+            while ((wait = rl_bucket_take(bucket, ev_mono_ns())) > 0 && !stop_requested)
+                sleep_ns(wait);
         }
         if (out) {
             if (memchr(msg.value, '\n', msg.value_len)) {
@@ -280,12 +293,14 @@ int cmd_loadgen(int argc, char **argv) {
                 rc = 1;
                 break;
             }
-            if (fwrite(msg.value, 1, msg.value_len, out) != msg.value_len || putc('\n', out) == EOF) {
+            if (fwrite(msg.value, 1, msg.value_len, out) != msg.value_len ||
+                putc('\n', out) == EOF) {
                 EV_ERROR("cannot write %s: %s", dest, strerror(errno));
                 rc = 1;
                 break;
             }
-        } else if (kprod_send(kp, msg.key, msg.key_len, msg.value, msg.value_len, errstr, sizeof(errstr)) != 0) {
+        } else if (kprod_send(kp, msg.key, msg.key_len, msg.value, msg.value_len, errstr,
+                              sizeof(errstr)) != 0) {
             EV_ERROR("%s", errstr);
             rc = 1;
             if (kprod_first_error(kp)[0] && strstr(errstr, "fatal")) break;
@@ -341,13 +356,16 @@ int cmd_loadgen(int argc, char **argv) {
     if (kp)
         EV_INFO("delivered %llu, failed %llu", (unsigned long long)ks.delivered,
                 (unsigned long long)ks.failed);
-    if (stats_path && write_stats_json(stats_path, &st, kp ? &ks : NULL, elapsed, errstr, sizeof(errstr)) != 0) {
+    if (stats_path &&
+        write_stats_json(stats_path, &st, kp ? &ks : NULL, elapsed, errstr, sizeof(errstr)) != 0) {
         EV_ERROR("%s", errstr);
         rc = 1;
     }
 out:
-    if (out && out != stdout) fclose(out);
-    else if (out) fflush(out);
+    if (out && out != stdout)
+        fclose(out);
+    else if (out)
+        fflush(out);
     rl_bucket_destroy(bucket);
     kprod_destroy(kp);
     lg_model_destroy(model);

@@ -209,7 +209,9 @@ static void put_uuid(lg_buf_t *b, uint64_t hi, uint64_t lo) {
 
 /* ---- calendar ------------------------------------------------------------------- */
 
-static int64_t floor_div(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
+static int64_t floor_div(int64_t a, int64_t b) {
+    return a / b - ((a % b != 0) && ((a < 0) != (b < 0)));
+}
 
 /* Proleptic Gregorian date of a day number (days since 1970-01-01). */
 static void civil_from_days(int64_t z, int *year, int *month, int *day) {
@@ -272,29 +274,79 @@ static void put_time(lg_buf_t *b, int64_t ms, int offset_min) {
 
 /* ---- the shop, its visitors and where they come from (constant tables) --------- */
 
-static const char *const event_type_names[LG_EVENT_TYPE_COUNT] = {
-    "PAGE_VIEW",   "PAGE_LEAVE",   "PRODUCT_VIEW",         "PRODUCT_LIST_VIEW",
-    "SEARCH",      "ADD_TO_CART",  "REMOVE_FROM_CART",     "CHECKOUT_START",
-    "PURCHASE",    "APPOINTMENT_START", "APPOINTMENT_COMPLETE", "APPOINTMENT_CANCEL",
-    "FORM_START",  "FORM_SUBMIT",  "LEAD",                 "SIGN_UP",
-    "LOGIN",       "CLICK",        "SCROLL",               "OUTBOUND_CLICK",
-    "FILE_DOWNLOAD", "VIDEO_PLAY", "CUSTOM"};
+static const char *const event_type_names[LG_EVENT_TYPE_COUNT] = {"PAGE_VIEW",
+                                                                  "PAGE_LEAVE",
+                                                                  "PRODUCT_VIEW",
+                                                                  "PRODUCT_LIST_VIEW",
+                                                                  "SEARCH",
+                                                                  "ADD_TO_CART",
+                                                                  "REMOVE_FROM_CART",
+                                                                  "CHECKOUT_START",
+                                                                  "PURCHASE",
+                                                                  "APPOINTMENT_START",
+                                                                  "APPOINTMENT_COMPLETE",
+                                                                  "APPOINTMENT_CANCEL",
+                                                                  "FORM_START",
+                                                                  "FORM_SUBMIT",
+                                                                  "LEAD",
+                                                                  "SIGN_UP",
+                                                                  "LOGIN",
+                                                                  "CLICK",
+                                                                  "SCROLL",
+                                                                  "OUTBOUND_CLICK",
+                                                                  "FILE_DOWNLOAD",
+                                                                  "VIDEO_PLAY",
+                                                                  "CUSTOM"};
 
 enum {
-    ET_PAGE_VIEW = 0, ET_PAGE_LEAVE, ET_PRODUCT_VIEW, ET_PRODUCT_LIST_VIEW, ET_SEARCH,
-    ET_ADD_TO_CART, ET_REMOVE_FROM_CART, ET_CHECKOUT_START, ET_PURCHASE, ET_APPT_START,
-    ET_APPT_COMPLETE, ET_APPT_CANCEL, ET_FORM_START, ET_FORM_SUBMIT, ET_LEAD, ET_SIGN_UP,
-    ET_LOGIN, ET_CLICK, ET_SCROLL, ET_OUTBOUND_CLICK, ET_FILE_DOWNLOAD, ET_VIDEO_PLAY,
+    ET_PAGE_VIEW = 0,
+    ET_PAGE_LEAVE,
+    ET_PRODUCT_VIEW,
+    ET_PRODUCT_LIST_VIEW,
+    ET_SEARCH,
+    ET_ADD_TO_CART,
+    ET_REMOVE_FROM_CART,
+    ET_CHECKOUT_START,
+    ET_PURCHASE,
+    ET_APPT_START,
+    ET_APPT_COMPLETE,
+    ET_APPT_CANCEL,
+    ET_FORM_START,
+    ET_FORM_SUBMIT,
+    ET_LEAD,
+    ET_SIGN_UP,
+    ET_LOGIN,
+    ET_CLICK,
+    ET_SCROLL,
+    ET_OUTBOUND_CLICK,
+    ET_FILE_DOWNLOAD,
+    ET_VIDEO_PLAY,
     ET_CUSTOM
 };
 
-static const char *const kind_names[LG_KIND_COUNT] = {
-    "valid",          "duplicate",          "invalid_json",       "truncated",
-    "not_object",     "wrong_type",         "missing_event_id",   "missing_type",
-    "missing_timestamp", "missing_visitor_id", "unknown_type",    "bad_timestamp",
-    "too_long",       "bad_url",            "value_without_currency", "bad_currency",
-    "out_of_range",   "deep_properties",    "invalid_utf8",       "oversize",
-    "bad_country",    "bad_language",       "duplicate_field"};
+static const char *const kind_names[LG_KIND_COUNT] = {"valid",
+                                                      "duplicate",
+                                                      "invalid_json",
+                                                      "truncated",
+                                                      "not_object",
+                                                      "wrong_type",
+                                                      "missing_event_id",
+                                                      "missing_type",
+                                                      "missing_timestamp",
+                                                      "missing_visitor_id",
+                                                      "unknown_type",
+                                                      "bad_timestamp",
+                                                      "too_long",
+                                                      "bad_url",
+                                                      "value_without_currency",
+                                                      "bad_currency",
+                                                      "out_of_range",
+                                                      "deep_properties",
+                                                      "invalid_utf8",
+                                                      "oversize",
+                                                      "bad_country",
+                                                      "bad_language",
+                                                      "duplicate_field"};
 
 typedef struct region_s {
     const char *region, *city;
@@ -311,42 +363,130 @@ typedef struct country_s {
     currency_t currency;
     unsigned weight;
     int utc_offset_min; /* standard time, for visitors whose clock sends offsets */
-    const char *google;  /* the local Google front page */
+    const char *google; /* the local Google front page */
     region_t regions[5];
     int n_regions;
 } country_t;
 
 static const country_t countries[] = {
-    {"DE", {"de-DE", NULL}, CUR_EUR, 22, 60, "https://www.google.de/",
-     {{"Berlin", "Berlin"}, {"Bavaria", "Munich"}, {"Hamburg", "Hamburg"},
-      {"North Rhine-Westphalia", "Cologne"}, {"Hesse", "Frankfurt am Main"}}, 5},
-    {"FR", {"fr-FR", NULL}, CUR_EUR, 12, 60, "https://www.google.fr/",
-     {{"Île-de-France", "Paris"}, {"Auvergne-Rhône-Alpes", "Lyon"},
-      {"Provence-Alpes-Côte d'Azur", "Marseille"}, {"Occitanie", "Toulouse"}}, 4},
-    {"NL", {"nl-NL", NULL}, CUR_EUR, 8, 60, "https://www.google.nl/",
-     {{"North Holland", "Amsterdam"}, {"South Holland", "Rotterdam"}, {"Utrecht", "Utrecht"}}, 3},
-    {"AT", {"de-AT", NULL}, CUR_EUR, 4, 60, "https://www.google.at/",
-     {{"Vienna", "Vienna"}, {"Styria", "Graz"}}, 2},
-    {"CH", {"de-CH", "fr-CH"}, CUR_EUR, 3, 60, "https://www.google.ch/",
-     {{"Zurich", "Zürich"}, {"Geneva", "Genève"}, {"Bern", "Bern"}}, 3},
-    {"ES", {"es-ES", NULL}, CUR_EUR, 6, 60, "https://www.google.es/",
-     {{"Madrid", "Madrid"}, {"Catalonia", "Barcelona"}, {"Andalusia", "Seville"}}, 3},
-    {"IT", {"it-IT", NULL}, CUR_EUR, 6, 60, "https://www.google.it/",
-     {{"Lazio", "Rome"}, {"Lombardy", "Milan"}, {"Campania", "Naples"}}, 3},
-    {"BE", {"nl-BE", "fr-BE"}, CUR_EUR, 3, 60, "https://www.google.be/",
-     {{"Brussels", "Brussels"}, {"Flanders", "Antwerp"}, {"Wallonia", "Liège"}}, 3},
-    {"PL", {"pl-PL", NULL}, CUR_EUR, 2, 60, "https://www.google.pl/",
-     {{"Masovia", "Warsaw"}, {"Lesser Poland", "Kraków"}}, 2},
-    {"IE", {"en-IE", NULL}, CUR_EUR, 3, 0, "https://www.google.ie/",
-     {{"Leinster", "Dublin"}, {"Munster", "Cork"}}, 2},
-    {"GB", {"en-GB", NULL}, CUR_GBP, 14, 0, "https://www.google.co.uk/",
-     {{"England", "London"}, {"England", "Manchester"}, {"Scotland", "Edinburgh"},
-      {"Wales", "Cardiff"}}, 4},
-    {"US", {"en-US", "es-US"}, CUR_USD, 14, -300, "https://www.google.com/",
-     {{"California", "San Francisco"}, {"New York", "New York"}, {"Texas", "Austin"},
-      {"Illinois", "Chicago"}, {"Washington", "Seattle"}}, 5},
-    {"CA", {"en-CA", "fr-CA"}, CUR_USD, 3, -300, "https://www.google.ca/",
-     {{"Ontario", "Toronto"}, {"Quebec", "Montréal"}, {"British Columbia", "Vancouver"}}, 3},
+    {"DE",
+     {"de-DE", NULL},
+     CUR_EUR,
+     22,
+     60,
+     "https://www.google.de/",
+     {{"Berlin", "Berlin"},
+      {"Bavaria", "Munich"},
+      {"Hamburg", "Hamburg"},
+      {"North Rhine-Westphalia", "Cologne"},
+      {"Hesse", "Frankfurt am Main"}},
+     5},
+    {"FR",
+     {"fr-FR", NULL},
+     CUR_EUR,
+     12,
+     60,
+     "https://www.google.fr/",
+     {{"Île-de-France", "Paris"},
+      {"Auvergne-Rhône-Alpes", "Lyon"},
+      {"Provence-Alpes-Côte d'Azur", "Marseille"},
+      {"Occitanie", "Toulouse"}},
+     4},
+    {"NL",
+     {"nl-NL", NULL},
+     CUR_EUR,
+     8,
+     60,
+     "https://www.google.nl/",
+     {{"North Holland", "Amsterdam"}, {"South Holland", "Rotterdam"}, {"Utrecht", "Utrecht"}},
+     3},
+    {"AT",
+     {"de-AT", NULL},
+     CUR_EUR,
+     4,
+     60,
+     "https://www.google.at/",
+     {{"Vienna", "Vienna"}, {"Styria", "Graz"}},
+     2},
+    {"CH",
+     {"de-CH", "fr-CH"},
+     CUR_EUR,
+     3,
+     60,
+     "https://www.google.ch/",
+     {{"Zurich", "Zürich"}, {"Geneva", "Genève"}, {"Bern", "Bern"}},
+     3},
+    {"ES",
+     {"es-ES", NULL},
+     CUR_EUR,
+     6,
+     60,
+     "https://www.google.es/",
+     {{"Madrid", "Madrid"}, {"Catalonia", "Barcelona"}, {"Andalusia", "Seville"}},
+     3},
+    {"IT",
+     {"it-IT", NULL},
+     CUR_EUR,
+     6,
+     60,
+     "https://www.google.it/",
+     {{"Lazio", "Rome"}, {"Lombardy", "Milan"}, {"Campania", "Naples"}},
+     3},
+    {"BE",
+     {"nl-BE", "fr-BE"},
+     CUR_EUR,
+     3,
+     60,
+     "https://www.google.be/",
+     {{"Brussels", "Brussels"}, {"Flanders", "Antwerp"}, {"Wallonia", "Liège"}},
+     3},
+    {"PL",
+     {"pl-PL", NULL},
+     CUR_EUR,
+     2,
+     60,
+     "https://www.google.pl/",
+     {{"Masovia", "Warsaw"}, {"Lesser Poland", "Kraków"}},
+     2},
+    {"IE",
+     {"en-IE", NULL},
+     CUR_EUR,
+     3,
+     0,
+     "https://www.google.ie/",
+     {{"Leinster", "Dublin"}, {"Munster", "Cork"}},
+     2},
+    {"GB",
+     {"en-GB", NULL},
+     CUR_GBP,
+     14,
+     0,
+     "https://www.google.co.uk/",
+     {{"England", "London"},
+      {"England", "Manchester"},
+      {"Scotland", "Edinburgh"},
+      {"Wales", "Cardiff"}},
+     4},
+    {"US",
+     {"en-US", "es-US"},
+     CUR_USD,
+     14,
+     -300,
+     "https://www.google.com/",
+     {{"California", "San Francisco"},
+      {"New York", "New York"},
+      {"Texas", "Austin"},
+      {"Illinois", "Chicago"},
+      {"Washington", "Seattle"}},
+     5},
+    {"CA",
+     {"en-CA", "fr-CA"},
+     CUR_USD,
+     3,
+     -300,
+     "https://www.google.ca/",
+     {{"Ontario", "Toronto"}, {"Quebec", "Montréal"}, {"British Columbia", "Vancouver"}},
+     3},
 };
 #define N_COUNTRIES (sizeof(countries) / sizeof(countries[0]))
 #define COUNTRY_US 11 /* most crawlers run there */
@@ -459,15 +599,23 @@ static const appt_type_t appt_types[] = {
 };
 #define N_APPT_TYPES 4
 
-static const char *const stores[] = {"Berlin Mitte",        "Munich Marienplatz",
+static const char *const stores[] = {"Berlin Mitte",          "Munich Marienplatz",
                                      "Hamburg Jungfernstieg", "Paris Le Marais",
-                                     "Amsterdam Centrum",   "London Soho",
-                                     "New York SoHo",       "Online video consultation"};
+                                     "Amsterdam Centrum",     "London Soho",
+                                     "New York SoHo",         "Online video consultation"};
 #define N_STORES (sizeof(stores) / sizeof(stores[0]))
 
 /* How a session was reached. */
-typedef enum { CH_DIRECT = 0, CH_ORGANIC, CH_PAID_SEARCH, CH_SOCIAL, CH_PAID_SOCIAL, CH_EMAIL,
-               CH_REFERRAL, CH_COUNT } channel_t;
+typedef enum {
+    CH_DIRECT = 0,
+    CH_ORGANIC,
+    CH_PAID_SEARCH,
+    CH_SOCIAL,
+    CH_PAID_SOCIAL,
+    CH_EMAIL,
+    CH_REFERRAL,
+    CH_COUNT
+} channel_t;
 
 typedef struct campaign_s {
     channel_t channel;
@@ -485,8 +633,8 @@ static const campaign_t campaigns[] = {
      "https://www.google.com/"},
     {CH_PAID_SEARCH, "bing", "cpc", "brand_search", "lumen optics", NULL, "msclkid",
      "https://www.bing.com/"},
-    {CH_PAID_SOCIAL, "facebook", "paid_social", "new_collection_2026", NULL, "carousel_a",
-     "fbclid", "https://l.facebook.com/"},
+    {CH_PAID_SOCIAL, "facebook", "paid_social", "new_collection_2026", NULL, "carousel_a", "fbclid",
+     "https://l.facebook.com/"},
     {CH_PAID_SOCIAL, "instagram", "paid_social", "new_collection_2026", NULL, "story_video",
      "fbclid", "https://l.instagram.com/"},
     {CH_PAID_SOCIAL, "tiktok", "paid_social", "virtual_try_on", NULL, NULL, "ttclid", NULL},
@@ -499,40 +647,43 @@ static const campaign_t campaigns[] = {
 #define N_CAMPAIGNS (sizeof(campaigns) / sizeof(campaigns[0]))
 
 /* Referrers of visits without campaign parameters. */
-static const char *const organic_referrers[] = {"https://www.bing.com/", "https://duckduckgo.com/",
-                                                "https://www.ecosia.org/",
-                                                "https://search.yahoo.com/", "https://www.qwant.com/"};
+static const char *const organic_referrers[] = {
+    "https://www.bing.com/", "https://duckduckgo.com/", "https://www.ecosia.org/",
+    "https://search.yahoo.com/", "https://www.qwant.com/"};
 static const char *const social_referrers[] = {
-    "https://www.facebook.com/", "https://m.facebook.com/", "https://t.co/3xKq9vPz",
-    "https://www.instagram.com/", "https://www.pinterest.com/", "https://www.reddit.com/r/glasses/",
-    "https://www.linkedin.com/", "android-app://com.google.android.gm/"};
+    "https://www.facebook.com/",  "https://m.facebook.com/",
+    "https://t.co/3xKq9vPz",      "https://www.instagram.com/",
+    "https://www.pinterest.com/", "https://www.reddit.com/r/glasses/",
+    "https://www.linkedin.com/",  "android-app://com.google.android.gm/"};
 static const char *const referral_referrers[] = {
-    "https://www.trustpilot.com/review/shop.example.com", "https://www.vogue.example/eyewear-trends",
+    "https://www.trustpilot.com/review/shop.example.com",
+    "https://www.vogue.example/eyewear-trends",
     "https://forum.eyecare.example/t/best-online-optician/4412",
-    "https://maps.google.com/", "https://news.ycombinator.com/item?id=38112233",
+    "https://maps.google.com/",
+    "https://news.ycombinator.com/item?id=38112233",
     "https://www.optician-finder.example/de/berlin"};
 
 typedef struct screen_s {
     unsigned short w, h;
 } screen_t;
 
-static const screen_t screens_desktop[] = {{1920, 1080}, {1366, 768}, {1536, 864}, {1440, 900},
+static const screen_t screens_desktop[] = {{1920, 1080}, {1366, 768}, {1536, 864},  {1440, 900},
                                            {2560, 1440}, {1280, 720}, {1680, 1050}, {3840, 2160}};
-static const screen_t screens_mac[] = {{1440, 900}, {1512, 982}, {1728, 1117}, {2560, 1440},
-                                       {1680, 1050}};
-static const screen_t screens_iphone[] = {{390, 844}, {393, 852}, {375, 667}, {414, 896},
-                                          {428, 926}, {430, 932}};
-static const screen_t screens_android[] = {{412, 915}, {360, 800}, {393, 873}, {384, 854},
-                                           {360, 780}, {412, 892}};
-static const screen_t screens_ipad[] = {{810, 1080}, {820, 1180}, {768, 1024}, {834, 1194},
-                                        {1024, 1366}};
+static const screen_t screens_mac[] = {
+    {1440, 900}, {1512, 982}, {1728, 1117}, {2560, 1440}, {1680, 1050}};
+static const screen_t screens_iphone[] = {{390, 844}, {393, 852}, {375, 667},
+                                          {414, 896}, {428, 926}, {430, 932}};
+static const screen_t screens_android[] = {{412, 915}, {360, 800}, {393, 873},
+                                           {384, 854}, {360, 780}, {412, 892}};
+static const screen_t screens_ipad[] = {
+    {810, 1080}, {820, 1180}, {768, 1024}, {834, 1194}, {1024, 1366}};
 static const screen_t screens_android_tab[] = {{800, 1280}, {1280, 800}, {962, 601}, {753, 1205}};
 static const screen_t screens_tv[] = {{1920, 1080}, {1280, 720}, {3840, 2160}};
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
-static const char *const click_names[] = {"nav_menu",  "filter_color",   "size_guide",
-                                          "store_locator", "cta_book_exam", "product_gallery",
+static const char *const click_names[] = {"nav_menu",      "filter_color",     "size_guide",
+                                          "store_locator", "cta_book_exam",    "product_gallery",
                                           "lens_options",  "newsletter_banner"};
 static const char *const payment_methods[] = {"card", "paypal", "klarna", "apple_pay",
                                               "google_pay"};
@@ -541,29 +692,46 @@ static const char *const auth_methods[] = {"email", "google", "apple"};
 /* ---- sessions -------------------------------------------------------------------- */
 
 typedef enum {
-    PG_HOME = 0, PG_LIST, PG_PRODUCT, PG_SEARCH, PG_CART, PG_CHECKOUT, PG_ORDER_DONE,
-    PG_APPTS, PG_APPT_BOOK, PG_APPT_DONE, PG_APPT_MANAGE, PG_BLOG, PG_POST, PG_CONTACT,
-    PG_SIGNUP, PG_LOGIN, PG_ACCOUNT, PG_STORES, PG_ABOUT, PG_COUNT
+    PG_HOME = 0,
+    PG_LIST,
+    PG_PRODUCT,
+    PG_SEARCH,
+    PG_CART,
+    PG_CHECKOUT,
+    PG_ORDER_DONE,
+    PG_APPTS,
+    PG_APPT_BOOK,
+    PG_APPT_DONE,
+    PG_APPT_MANAGE,
+    PG_BLOG,
+    PG_POST,
+    PG_CONTACT,
+    PG_SIGNUP,
+    PG_LOGIN,
+    PG_ACCOUNT,
+    PG_STORES,
+    PG_ABOUT,
+    PG_COUNT
 } page_kind_t;
 
 typedef struct page_s {
     uint8_t kind;
-    uint8_t arg;    /* category + 1 for PG_LIST (0 = all), product, post, query, appointment type */
+    uint8_t arg; /* category + 1 for PG_LIST (0 = all), product, post, query, appointment type */
     uint8_t landing; /* carries the campaign parameters of the session */
 } page_t;
 
 /* Event flags. */
-#define EVF_USER 0x01   /* the visitor is known: userId is sent */
+#define EVF_USER 0x01 /* the visitor is known: userId is sent */
 #define EVF_LANDING 0x02
 
 typedef struct lg_ev_s {
     int64_t t;
     uint8_t type;
     uint8_t flags;
-    uint8_t page; /* index into the session's pages */
-    int8_t scroll; /* scrollDepth, -1 when none */
-    uint16_t pv;   /* the PAGE_VIEW this event belongs to (event index) */
-    uint16_t seq;  /* position at creation: a stable order among equal times */
+    uint8_t page;    /* index into the session's pages */
+    int8_t scroll;   /* scrollDepth, -1 when none */
+    uint16_t pv;     /* the PAGE_VIEW this event belongs to (event index) */
+    uint16_t seq;    /* position at creation: a stable order among equal times */
     uint16_t detail; /* product / click name / post / ... depending on the type */
     uint16_t detail2;
     uint32_t amount; /* cents, or timeOnPage ms for PAGE_LEAVE */
@@ -583,9 +751,9 @@ typedef struct lg_profile_s {
     const region_t *region;
     const char *language; /* NULL: not sent */
     char language_buf[8];
-    int geo_mode;  /* 0 country+region+city, 1 country only, 2 none (ip instead) */
+    int geo_mode; /* 0 country+region+city, 1 country only, 2 none (ip instead) */
     uint8_t ip[4];
-    int ts_style;  /* 0 UTC "Z", 1 local offset, 2 epoch milliseconds */
+    int ts_style; /* 0 UTC "Z", 1 local offset, 2 epoch milliseconds */
     currency_t currency;
     int referrer_empty; /* its tracker sends "referrer":"" when there is none */
 } lg_profile_t;
@@ -593,10 +761,10 @@ typedef struct lg_profile_s {
 typedef struct lg_session_s {
     lg_profile_t prof;
     uint32_t number;
-    int campaign;       /* index into campaigns, -1 none */
+    int campaign;             /* index into campaigns, -1 none */
     const char *ext_referrer; /* external referrer of the landing page, or NULL */
     uint64_t click_id;
-    uint64_t user_no;   /* the userId number when known */
+    uint64_t user_no; /* the userId number when known */
     page_t pages[LG_MAX_PAGES];
     int n_pages;
     lg_ev_t ev[LG_MAX_EVENTS];
@@ -616,7 +784,7 @@ typedef struct lg_session_s {
 typedef struct lg_visitor_s {
     int64_t next_ms;
     uint64_t visitor;
-    uint32_t sessions;  /* sessions started */
+    uint32_t sessions; /* sessions started */
     uint16_t flags;
     uint8_t cart_product;
     uint8_t appt_type;
@@ -651,20 +819,23 @@ static int ev_add(lg_session_t *S, int64_t t, int type, int page, int pv, uint8_
 typedef struct build_s {
     lg_session_t *S;
     rng_t *r;
-    int64_t t;      /* time of the next page view */
-    uint8_t uflags; /* EVF_USER once the visitor is known */
-    int pv;         /* event index of the current page view */
-    int page;       /* index of the current page */
-    int64_t pv_t;   /* its time */
-    int64_t dwell;  /* its time on page, ms */
+    int64_t t;        /* time of the next page view */
+    uint8_t uflags;   /* EVF_USER once the visitor is known */
+    int pv;           /* event index of the current page view */
+    int page;         /* index of the current page */
+    int64_t pv_t;     /* its time */
+    int64_t dwell;    /* its time on page, ms */
     uint64_t user_no; /* the visitor's userId number (when known) */
 } build_t;
 
 static const double page_median_s[PG_COUNT] = {
-    /* HOME */ 14, /* LIST */ 28, /* PRODUCT */ 48, /* SEARCH */ 20, /* CART */ 25,
-    /* CHECKOUT */ 95, /* ORDER_DONE */ 18, /* APPTS */ 35, /* APPT_BOOK */ 110,
-    /* APPT_DONE */ 15, /* APPT_MANAGE */ 40, /* BLOG */ 25, /* POST */ 150, /* CONTACT */ 60,
-    /* SIGNUP */ 55, /* LOGIN */ 20, /* ACCOUNT */ 30, /* STORES */ 45, /* ABOUT */ 35};
+    /* HOME */ 14,      /* LIST */ 28,        /* PRODUCT */ 48, /* SEARCH */ 20,
+    /* CART */ 25,
+    /* CHECKOUT */ 95,  /* ORDER_DONE */ 18,  /* APPTS */ 35,   /* APPT_BOOK */ 110,
+    /* APPT_DONE */ 15, /* APPT_MANAGE */ 40, /* BLOG */ 25,    /* POST */ 150,
+    /* CONTACT */ 60,
+    /* SIGNUP */ 55,    /* LOGIN */ 20,       /* ACCOUNT */ 30, /* STORES */ 45,
+    /* ABOUT */ 35};
 
 /* Opens a page: a PAGE_VIEW at b->t and the page's time on page. quick: a bounce. */
 static void page_open(build_t *b, page_kind_t kind, int arg, int quick) {
@@ -673,7 +844,8 @@ static void page_open(build_t *b, page_kind_t kind, int arg, int quick) {
     int page = pages_add(S, kind, arg, landing);
     if (page < 0) page = S->n_pages - 1;
     b->page = page;
-    int pv = ev_add(S, b->t, ET_PAGE_VIEW, page, -1, (uint8_t)(b->uflags | (landing ? EVF_LANDING : 0)));
+    int pv =
+        ev_add(S, b->t, ET_PAGE_VIEW, page, -1, (uint8_t)(b->uflags | (landing ? EVF_LANDING : 0)));
     b->pv = pv < 0 ? 0 : pv;
     b->pv_t = b->t;
     double median = page_median_s[kind] * 1000.0 * (quick ? 0.25 : 1.0);
@@ -749,8 +921,16 @@ static uint32_t cart_total(const lg_session_t *S) {
 
 /* ---- what happens in a session ---------------------------------------------------- */
 
-typedef enum { IN_BOUNCE = 0, IN_BROWSE, IN_SHOP, IN_APPT, IN_CONTENT, IN_ACCOUNT, IN_CONTACT,
-               IN_COUNT } intent_t;
+typedef enum {
+    IN_BOUNCE = 0,
+    IN_BROWSE,
+    IN_SHOP,
+    IN_APPT,
+    IN_CONTENT,
+    IN_ACCOUNT,
+    IN_CONTACT,
+    IN_COUNT
+} intent_t;
 
 enum { FORM_NEWSLETTER = 0, FORM_CONTACT, FORM_APPOINTMENT, FORM_SIGN_UP };
 enum { CUSTOM_TRY_ON = 0, CUSTOM_CONFIGURATOR };
@@ -776,7 +956,8 @@ static void visit(build_t *b, page_kind_t kind, int arg, int quick) {
     case PG_LIST:
         if ((e = page_event(b, ET_PRODUCT_LIST_VIEW, 0.0, 0.04))) {
             unsigned n = 0;
-            for (size_t i = 0; i < N_PRODUCTS; i++) n += arg == 0 || products[i].category == arg - 1;
+            for (size_t i = 0; i < N_PRODUCTS; i++)
+                n += arg == 0 || products[i].category == arg - 1;
             e->detail = (uint16_t)arg;
             e->detail2 = (uint16_t)n;
         }
@@ -799,8 +980,7 @@ static void visit(build_t *b, page_kind_t kind, int arg, int quick) {
         if (rng_chance(r, 0.08) && (e = page_event(b, ET_OUTBOUND_CLICK, 0.5, 0.99)))
             e->detail = (uint16_t)rng_below(r, 3);
         break;
-    default:
-        break;
+    default: break;
     }
 }
 
@@ -842,7 +1022,8 @@ static int checkout(build_t *b, lg_visitor_t *v, int from_email) {
         int i = S->n_cart - 1;
         e->detail = S->cart[i];
         e->detail2 = S->cart_qty[i];
-        e->amount = price_in(products[S->cart[i]].price_eur_cents, S->prof.currency) * S->cart_qty[i];
+        e->amount =
+            price_in(products[S->cart[i]].price_eur_cents, S->prof.currency) * S->cart_qty[i];
         S->n_cart--;
     }
     if (!rng_chance(r, 0.72)) return 0;
@@ -878,9 +1059,9 @@ static int checkout(build_t *b, lg_visitor_t *v, int from_email) {
 static void flow_shop(build_t *b, lg_visitor_t *v, page_kind_t landing, int landing_arg) {
     lg_session_t *S = b->S;
     rng_t *r = b->r;
-    int category = landing == PG_PRODUCT ? products[landing_arg].category
+    int category = landing == PG_PRODUCT                   ? products[landing_arg].category
                    : landing == PG_LIST && landing_arg > 0 ? landing_arg - 1
-                                                            : (int)rng_below(r, 2);
+                                                           : (int)rng_below(r, 2);
     int product = landing == PG_PRODUCT ? landing_arg : -1;
     int views = (int)rng_range(r, 1, 4);
     for (int i = 0; i < views || product < 0; i++) {
@@ -1050,11 +1231,16 @@ static void flow_bot(build_t *b) {
     for (int i = 0; i < pages; i++) {
         if (b->S->n_ev > 0) page_close(b, 0, 1);
         unsigned pick = rng_below(r, 10);
-        if (i == 0 || pick == 0) page_open(b, PG_HOME, 0, 0);
-        else if (pick <= 5) page_open(b, PG_PRODUCT, (int)rng_below(r, N_PRODUCTS), 0);
-        else if (pick <= 7) page_open(b, PG_POST, (int)rng_below(r, N_POSTS), 0);
-        else if (pick == 8) page_open(b, PG_LIST, (int)rng_below(r, N_CATEGORIES + 1), 0);
-        else page_open(b, PG_STORES, 0, 0);
+        if (i == 0 || pick == 0)
+            page_open(b, PG_HOME, 0, 0);
+        else if (pick <= 5)
+            page_open(b, PG_PRODUCT, (int)rng_below(r, N_PRODUCTS), 0);
+        else if (pick <= 7)
+            page_open(b, PG_POST, (int)rng_below(r, N_POSTS), 0);
+        else if (pick == 8)
+            page_open(b, PG_LIST, (int)rng_below(r, N_CATEGORIES + 1), 0);
+        else
+            page_open(b, PG_STORES, 0, 0);
         b->dwell = rng_range(r, 400, 6000);
     }
     finish(b, 1);
@@ -1101,16 +1287,16 @@ struct lg_model_s {
     lg_session_t **pool; /* free session buffers */
     size_t pool_n, pool_cap;
 
-    rng_t arrivals;  /* when visitors come */
-    rng_t noise;     /* duplicates and malformed messages */
-    rng_t late;      /* lateness under --disorder */
-    double dup_q;    /* chance of a duplicate after a valid event */
+    rng_t arrivals; /* when visitors come */
+    rng_t noise;    /* duplicates and malformed messages */
+    rng_t late;     /* lateness under --disorder */
+    double dup_q;   /* chance of a duplicate after a valid event */
     lg_pending_t cur;
     int pending_dup;
     int64_t dup_time_ms;
     lg_message_t dup_meta;
     lg_buf_t out, dup, scratch;
-    char key[160];   /* the key of the message in out */
+    char key[160]; /* the key of the message in out */
     size_t key_len;
     char dup_key[40];
     uint64_t bad_counter;
@@ -1170,10 +1356,11 @@ static void make_profile(const lg_model_t *m, uint64_t visitor, lg_profile_t *p)
     p->device = (uac_device_t)rng_weighted(&r, m->device_weights, UAC_DEVICE_COUNT);
     size_t nm = m->n_modern[p->device];
     if (nm > 0 && rng_chance(&r, 0.8))
-        p->agent = uac_corpus_agent(m->corpus, p->device, m->modern[p->device][rng_below(&r, (uint32_t)nm)]);
-    else
         p->agent = uac_corpus_agent(m->corpus, p->device,
-                                    rng_below(&r, (uint32_t)uac_corpus_count(m->corpus, p->device)));
+                                    m->modern[p->device][rng_below(&r, (uint32_t)nm)]);
+    else
+        p->agent = uac_corpus_agent(
+            m->corpus, p->device, rng_below(&r, (uint32_t)uac_corpus_count(m->corpus, p->device)));
     uac_os_t os = p->agent->os;
     const screen_t *s = NULL;
     switch (p->device) {
@@ -1192,15 +1379,15 @@ static void make_profile(const lg_model_t *m, uint64_t visitor, lg_profile_t *p)
     case UAC_UNKNOWN:
         if (rng_chance(&r, 0.6)) s = pick_screen(&r, screens_tv, N_OF(screens_tv));
         break;
-    default:
-        break;
+    default: break;
     }
     if (s && rng_chance(&r, 0.97)) p->screen = *s;
 
     unsigned cw[N_COUNTRIES];
     for (size_t i = 0; i < N_COUNTRIES; i++) cw[i] = countries[i].weight;
-    p->country = &countries[p->device == UAC_BOT && rng_chance(&r, 0.7) ? COUNTRY_US
-                                                                         : rng_weighted(&r, cw, N_COUNTRIES)];
+    p->country =
+        &countries[p->device == UAC_BOT && rng_chance(&r, 0.7) ? COUNTRY_US
+                                                               : rng_weighted(&r, cw, N_COUNTRIES)];
     p->region = &p->country->regions[rng_below(&r, (uint32_t)p->country->n_regions)];
     p->currency = p->country->currency;
     const char *lang = p->country->languages[p->country->languages[1] && rng_chance(&r, 0.25)];
@@ -1252,12 +1439,11 @@ static void pick_source(lg_session_t *S, rng_t *r, int returning, intent_t inten
     switch (ch) {
     case CH_DIRECT: break;
     case CH_ORGANIC:
-        S->ext_referrer = rng_chance(r, 0.75) ? S->prof.country->google
-                                               : organic_referrers[rng_below(r, N_OF(organic_referrers))];
+        S->ext_referrer = rng_chance(r, 0.75)
+                              ? S->prof.country->google
+                              : organic_referrers[rng_below(r, N_OF(organic_referrers))];
         break;
-    case CH_SOCIAL:
-        S->ext_referrer = social_referrers[rng_below(r, N_OF(social_referrers))];
-        break;
+    case CH_SOCIAL: S->ext_referrer = social_referrers[rng_below(r, N_OF(social_referrers))]; break;
     case CH_REFERRAL:
         if (rng_chance(r, 0.3)) {
             S->campaign = cands[rng_below(r, (uint32_t)n)];
@@ -1326,8 +1512,8 @@ static void build_session(lg_model_t *m, lg_visitor_t *v, lg_session_t *S) {
             int arg = 0;
             switch (intent) {
             case IN_BOUNCE: {
-                static const page_kind_t k[] = {PG_HOME, PG_HOME, PG_PRODUCT, PG_PRODUCT, PG_POST,
-                                                PG_LIST, PG_STORES};
+                static const page_kind_t k[] = {PG_HOME, PG_HOME, PG_PRODUCT, PG_PRODUCT,
+                                                PG_POST, PG_LIST, PG_STORES};
                 landing = k[rng_below(&r, N_OF(k))];
                 break;
             }
@@ -1342,9 +1528,12 @@ static void build_session(lg_model_t *m, lg_visitor_t *v, lg_session_t *S) {
             case IN_CONTACT: landing = rng_chance(&r, 0.4) ? PG_CONTACT : PG_HOME; break;
             default: landing = PG_HOME; break;
             }
-            if (landing == PG_PRODUCT) arg = pick_product(&r, -1);
-            else if (landing == PG_POST) arg = (int)rng_below(&r, N_POSTS);
-            else if (landing == PG_LIST) arg = (int)rng_below(&r, N_CATEGORIES + 1);
+            if (landing == PG_PRODUCT)
+                arg = pick_product(&r, -1);
+            else if (landing == PG_POST)
+                arg = (int)rng_below(&r, N_POSTS);
+            else if (landing == PG_LIST)
+                arg = (int)rng_below(&r, N_CATEGORIES + 1);
             visit(&b, landing, arg, intent == IN_BOUNCE);
             switch (intent) {
             case IN_BOUNCE: break;
@@ -1394,7 +1583,8 @@ static int64_t next_arrival(lg_model_t *m) {
     if (m->arrived >= n) return INT64_MAX;
     /* Order statistics of n uniforms, one after the other. */
     double u = rng_unit(&m->arrivals);
-    double x = m->arrival_x + (1.0 - m->arrival_x) * (1.0 - pow(1.0 - u, 1.0 / (double)(n - m->arrived)));
+    double x =
+        m->arrival_x + (1.0 - m->arrival_x) * (1.0 - pow(1.0 - u, 1.0 / (double)(n - m->arrived)));
     if (x >= 1.0) x = nextafter(1.0, 0.0);
     if (x < m->arrival_x) x = m->arrival_x;
     m->arrival_x = x;
@@ -1468,10 +1658,14 @@ static void session_put(lg_model_t *m, lg_session_t *S) {
 }
 
 /* When (and whether) the visitor comes back after a session that ended at end_ms. */
-static int64_t return_time(lg_model_t *m, const lg_visitor_t *v, const lg_session_t *S, int64_t end_ms) {
+static int64_t return_time(lg_model_t *m, const lg_visitor_t *v, const lg_session_t *S,
+                           int64_t end_ms) {
     rng_t r;
     rng_seed(&r, mix3(m->opts.seed, v->visitor, 0x72657475726eULL + ((uint64_t)v->sessions << 32)));
-    double p = S->prof.device == UAC_BOT ? 0.35 : (v->flags & VF_CART) ? 0.7 : (v->flags & VF_APPT) ? 0.65 : 0.6;
+    double p = S->prof.device == UAC_BOT ? 0.35
+               : (v->flags & VF_CART)    ? 0.7
+               : (v->flags & VF_APPT)    ? 0.65
+                                         : 0.6;
     if (v->sessions >= 50 || !rng_chance(&r, p)) return INT64_MAX;
     int64_t gap = LG_SESSION_GAP_MS + 60000; /* always more than the session timeout */
     if (rng_chance(&r, 0.4))
@@ -1484,8 +1678,8 @@ static int64_t return_time(lg_model_t *m, const lg_visitor_t *v, const lg_sessio
 
 /* ---- rendering events as JSON ------------------------------------------------------ */
 
-static void event_id(const lg_model_t *m, uint64_t visitor, uint32_t session, int ei,
-                     uint64_t *hi, uint64_t *lo) {
+static void event_id(const lg_model_t *m, uint64_t visitor, uint32_t session, int ei, uint64_t *hi,
+                     uint64_t *lo) {
     uint64_t where = ((uint64_t)session << 20) | (uint64_t)ei;
     *hi = mix3(m->opts.seed, visitor, where ^ 0x6576656e74ULL);
     *lo = mix3(m->opts.seed ^ 0x5bd1e995ULL, visitor, where);
@@ -1585,7 +1779,8 @@ static void put_url(const lg_model_t *m, const lg_session_t *S, int page, lg_buf
         put_c(b, '&');
         put_s(b, c->click_param);
         put_c(b, '=');
-        static const char alnum[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
+        static const char alnum[] =
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
         uint64_t x = S->click_id, word = 0;
         char id[22];
         for (int i = 0; i < 22; i++) {
@@ -1601,8 +1796,10 @@ static void put_title(lg_buf_t *b, const page_t *pg) {
     switch ((page_kind_t)pg->kind) {
     case PG_HOME: PUT_LIT(b, "Lumen Optics — Glasses, Sunglasses & Eye Exams"); return;
     case PG_LIST:
-        if (pg->arg == 0) PUT_LIT(b, "All frames & lenses");
-        else put_s(b, categories[pg->arg - 1].label);
+        if (pg->arg == 0)
+            PUT_LIT(b, "All frames & lenses");
+        else
+            put_s(b, categories[pg->arg - 1].label);
         break;
     case PG_PRODUCT:
         put_s(b, products[pg->arg].name);
@@ -1678,9 +1875,9 @@ static void put_value(lg_buf_t *b, const lg_profile_t *p, uint32_t cents) {
 }
 
 static const char *const form_ids[] = {"newsletter", "contact", "appointment_booking", "sign_up"};
-static const char *const videos[] = {"frame-fitting-101", "how-we-make-lenses", "store-tour-berlin"};
-static const char *const downloads[] = {"lens-care-guide.pdf", "size-guide.pdf",
-                                        "return-form.pdf"};
+static const char *const videos[] = {"frame-fitting-101", "how-we-make-lenses",
+                                     "store-tour-berlin"};
+static const char *const downloads[] = {"lens-care-guide.pdf", "size-guide.pdf", "return-form.pdf"};
 static const char *const outbound[] = {"https://www.instagram.com/lumenoptics/",
                                        "https://www.youtube.com/@lumenoptics",
                                        "https://www.aoa.org/healthy-eyes"};
@@ -1689,16 +1886,16 @@ static const char *const cancel_reasons[] = {"schedule_conflict", "found_elsewhe
 
 /* Number of variants of each malformed kind (see render_event and make_bad). */
 static const int kind_variants[LG_KIND_COUNT] = {
-    [LG_KIND_BAD_INVALID_JSON] = 8,   [LG_KIND_BAD_TRUNCATED] = 1,
-    [LG_KIND_BAD_NOT_OBJECT] = 6,     [LG_KIND_BAD_WRONG_TYPE] = 10,
-    [LG_KIND_BAD_MISSING_EVENT_ID] = 2, [LG_KIND_BAD_MISSING_TYPE] = 2,
+    [LG_KIND_BAD_INVALID_JSON] = 8,      [LG_KIND_BAD_TRUNCATED] = 1,
+    [LG_KIND_BAD_NOT_OBJECT] = 6,        [LG_KIND_BAD_WRONG_TYPE] = 10,
+    [LG_KIND_BAD_MISSING_EVENT_ID] = 2,  [LG_KIND_BAD_MISSING_TYPE] = 2,
     [LG_KIND_BAD_MISSING_TIMESTAMP] = 2, [LG_KIND_BAD_MISSING_VISITOR_ID] = 2,
-    [LG_KIND_BAD_UNKNOWN_TYPE] = 7,   [LG_KIND_BAD_TIMESTAMP] = 9,
-    [LG_KIND_BAD_TOO_LONG] = 7,       [LG_KIND_BAD_URL] = 7,
+    [LG_KIND_BAD_UNKNOWN_TYPE] = 7,      [LG_KIND_BAD_TIMESTAMP] = 9,
+    [LG_KIND_BAD_TOO_LONG] = 7,          [LG_KIND_BAD_URL] = 7,
     [LG_KIND_BAD_VALUE_NO_CURRENCY] = 1, [LG_KIND_BAD_CURRENCY] = 5,
-    [LG_KIND_BAD_OUT_OF_RANGE] = 6,   [LG_KIND_BAD_DEEP_PROPERTIES] = 1,
-    [LG_KIND_BAD_INVALID_UTF8] = 8,   [LG_KIND_BAD_OVERSIZE] = 1,
-    [LG_KIND_BAD_COUNTRY] = 5,        [LG_KIND_BAD_LANGUAGE] = 6,
+    [LG_KIND_BAD_OUT_OF_RANGE] = 6,      [LG_KIND_BAD_DEEP_PROPERTIES] = 1,
+    [LG_KIND_BAD_INVALID_UTF8] = 8,      [LG_KIND_BAD_OVERSIZE] = 1,
+    [LG_KIND_BAD_COUNTRY] = 5,           [LG_KIND_BAD_LANGUAGE] = 6,
     [LG_KIND_BAD_DUPLICATE_FIELD] = 3,
 };
 
@@ -1737,8 +1934,9 @@ static void render_event(const lg_model_t *m, const lg_session_t *S, int ei, lg_
     if (kind == LG_KIND_BAD_MISSING_TYPE) {
         if (variant == 1) PUT_LIT(b, "\"type\":null,");
     } else if (kind == LG_KIND_BAD_UNKNOWN_TYPE) {
-        static const char *const bad_types[] = {"PAGEVIEW", "page_view", "Purchase", "CHECKOUT_COMPLETE",
-                                                "ADD_TO_WISHLIST", "PAGE VIEW", "PAGE_VIEW "};
+        static const char *const bad_types[] = {"PAGEVIEW",          "page_view",       "Purchase",
+                                                "CHECKOUT_COMPLETE", "ADD_TO_WISHLIST", "PAGE VIEW",
+                                                "PAGE_VIEW "};
         PUT_LIT(b, "\"type\":\"");
         put_s(b, bad_types[variant]);
         PUT_LIT(b, "\",");
@@ -1812,9 +2010,12 @@ static void render_event(const lg_model_t *m, const lg_session_t *S, int ei, lg_
     /* url */
     PUT_LIT(b, "\"url\":");
     if (kind == LG_KIND_BAD_URL && variant < 6) {
-        static const char *const bad_urls[] = {"\"/products/aviator-classic\"", "\"shop.example.com/cart\"",
-                                               "\"ftp://shop.example.com/\"", "\"javascript:void(0)\"",
-                                               "\"https://\"", "\"http//shop.example.com/blog\""};
+        static const char *const bad_urls[] = {"\"/products/aviator-classic\"",
+                                               "\"shop.example.com/cart\"",
+                                               "\"ftp://shop.example.com/\"",
+                                               "\"javascript:void(0)\"",
+                                               "\"https://\"",
+                                               "\"http//shop.example.com/blog\""};
         put_s(b, bad_urls[variant]);
     } else if (IS(LG_KIND_BAD_WRONG_TYPE, 3)) {
         PUT_LIT(b, "42");
@@ -1845,9 +2046,9 @@ static void render_event(const lg_model_t *m, const lg_session_t *S, int ei, lg_
         if (IS(LG_KIND_BAD_TOO_LONG, 4)) {
             put_repeat(b, 'x', 1025);
         } else if (kind == LG_KIND_BAD_INVALID_UTF8) {
-            static const char *const bad_bytes[] = {"\xC3\x28", "\xFF\xFE", "\x80", "\xC0\xAF",
-                                                    "\xED\xA0\x80", "\xF4\x90\x80\x80",
-                                                    "\\ud800", "\xE2\x82"};
+            static const char *const bad_bytes[] = {"\xC3\x28", "\xFF\xFE",     "\x80",
+                                                    "\xC0\xAF", "\xED\xA0\x80", "\xF4\x90\x80\x80",
+                                                    "\\ud800",  "\xE2\x82"};
             PUT_LIT(b, "Lumen ");
             put_s(b, bad_bytes[variant]);
             PUT_LIT(b, " Optics");
@@ -1869,9 +2070,12 @@ static void render_event(const lg_model_t *m, const lg_session_t *S, int ei, lg_
     if ((pv && p->agent && p->agent->chromium_major >= 89 && p->device != UAC_BOT) ||
         IS(LG_KIND_BAD_WRONG_TYPE, 8)) {
         PUT_LIT(b, ",\"clientHints\":{\"mobile\":");
-        if (IS(LG_KIND_BAD_WRONG_TYPE, 8)) PUT_LIT(b, "\"?0\"");
-        else if (p->device == UAC_MOBILE) PUT_LIT(b, "true");
-        else PUT_LIT(b, "false");
+        if (IS(LG_KIND_BAD_WRONG_TYPE, 8))
+            PUT_LIT(b, "\"?0\"");
+        else if (p->device == UAC_MOBILE)
+            PUT_LIT(b, "true");
+        else
+            PUT_LIT(b, "false");
         const char *platform = p->agent ? uac_os_name(p->agent->os) : "";
         PUT_LIT(b, ",\"platform\":\"");
         put_s(b, *platform ? platform : "Unknown");
@@ -1896,8 +2100,9 @@ static void render_event(const lg_model_t *m, const lg_session_t *S, int ei, lg_
         put_c(b, '}');
     }
     if (kind == LG_KIND_BAD_LANGUAGE) {
-        static const char *const bad_langs[] = {"de_DE", "en-", "123", "en--US", "-en",
-                                                "de-DE-x-a-very-long-private-use-subtag-list-1234"};
+        static const char *const bad_langs[] = {
+            "de_DE",  "en-", "123",
+            "en--US", "-en", "de-DE-x-a-very-long-private-use-subtag-list-1234"};
         put_str_field(b, "language", bad_langs[variant]);
     } else if (pv && p->language) {
         put_str_field(b, "language", p->language);
@@ -1928,10 +2133,14 @@ static void render_event(const lg_model_t *m, const lg_session_t *S, int ei, lg_
     }
     /* name */
     const char *name = NULL;
-    if (type == ET_CLICK) name = click_names[e->detail % N_OF(click_names)];
-    else if (type == ET_CUSTOM) name = e->detail == CUSTOM_CONFIGURATOR ? "lens_configurator" : "virtual_try_on";
-    else if (type == ET_FORM_START || type == ET_FORM_SUBMIT) name = form_ids[e->detail % 4];
-    else if (type == ET_LEAD) name = e->detail == FORM_NEWSLETTER ? "newsletter_signup" : "contact_request";
+    if (type == ET_CLICK)
+        name = click_names[e->detail % N_OF(click_names)];
+    else if (type == ET_CUSTOM)
+        name = e->detail == CUSTOM_CONFIGURATOR ? "lens_configurator" : "virtual_try_on";
+    else if (type == ET_FORM_START || type == ET_FORM_SUBMIT)
+        name = form_ids[e->detail % 4];
+    else if (type == ET_LEAD)
+        name = e->detail == FORM_NEWSLETTER ? "newsletter_signup" : "contact_request";
     if (IS(LG_KIND_BAD_TOO_LONG, 6)) {
         PUT_LIT(b, ",\"name\":\"");
         put_repeat(b, 'n', 257);
@@ -2024,7 +2233,9 @@ static void render_event(const lg_model_t *m, const lg_session_t *S, int ei, lg_
             break;
         case ET_PURCHASE: {
             PUT_LIT(b, ",\"properties\":{\"orderId\":\"LO-");
-            put_u64(b, 1000000000 + mix3(m->opts.seed, p->visitor, ((uint64_t)S->number << 20) | (uint64_t)ei) % 9000000000ULL);
+            put_u64(b, 1000000000 + mix3(m->opts.seed, p->visitor,
+                                         ((uint64_t)S->number << 20) | (uint64_t)ei) %
+                                        9000000000ULL);
             PUT_LIT(b, "\",\"items\":[");
             for (int i = 0; i < S->n_cart; i++) {
                 if (i) put_c(b, ',');
@@ -2109,19 +2320,21 @@ static void render_event(const lg_model_t *m, const lg_session_t *S, int ei, lg_
             put_c(b, '"');
             if (e->detail == CUSTOM_CONFIGURATOR) {
                 PUT_LIT(b, ",\"config\":{\"lens\":{\"type\":\"");
-                put_s(b, e->amount % 3 == 0 ? "progressive" : e->amount % 3 == 1 ? "single_vision" : "reading");
+                put_s(b, e->amount % 3 == 0   ? "progressive"
+                         : e->amount % 3 == 1 ? "single_vision"
+                                              : "reading");
                 PUT_LIT(b, "\",\"coatings\":[\"anti_reflective\"");
                 if (e->amount % 2) PUT_LIT(b, ",\"blue_light\"");
                 PUT_LIT(b, "]},\"frameColor\":\"tortoise\"}");
             } else {
                 PUT_LIT(b, ",\"durationMs\":");
                 put_u64(b, e->amount);
-                PUT_LIT(b, ",\"camera\":{\"facing\":\"user\",\"resolution\":{\"width\":1280,\"height\":720}}");
+                PUT_LIT(b, ",\"camera\":{\"facing\":\"user\",\"resolution\":{\"width\":1280,"
+                           "\"height\":720}}");
             }
             put_c(b, '}');
             break;
-        default:
-            break;
+        default: break;
         }
     }
     put_c(b, '}');
@@ -2322,7 +2535,8 @@ static int produce(lg_model_t *m, lg_message_t *msg) {
     lg_session_t *S = m->cur.S;
     int ei = m->cur.ei;
     if (m->opts.bad_ratio > 0 && rng_unit(&m->noise) < m->opts.bad_ratio) {
-        lg_kind_t kind = (lg_kind_t)(LG_KIND_FIRST_BAD + (int)rng_below(&m->noise, LG_KIND_COUNT - LG_KIND_FIRST_BAD));
+        lg_kind_t kind = (lg_kind_t)(LG_KIND_FIRST_BAD +
+                                     (int)rng_below(&m->noise, LG_KIND_COUNT - LG_KIND_FIRST_BAD));
         int variant = (int)rng_below(&m->noise, (uint32_t)kind_variants[kind]);
         make_bad(m, S, ei, kind, variant);
         if (m->out.failed) return -1;
@@ -2426,7 +2640,8 @@ static int64_t frontier(const lg_model_t *m) {
 static void count(lg_model_t *m, const lg_message_t *msg) {
     m->stats.messages++;
     m->stats.by_kind[msg->kind]++;
-    if (msg->kind == LG_KIND_VALID && msg->event_type >= 0) m->stats.by_event_type[msg->event_type]++;
+    if (msg->kind == LG_KIND_VALID && msg->event_type >= 0)
+        m->stats.by_event_type[msg->event_type]++;
 }
 
 int lg_model_next(lg_model_t *m, lg_message_t *msg) {
@@ -2476,7 +2691,8 @@ static int site_ok(const char *site) {
     const char *host = site + (site[4] == 's' ? 8 : 7);
     if (!*host || *host == '/') return 0;
     for (const char *p = site; *p; p++)
-        if ((unsigned char)*p <= 0x20 || *p == '"' || *p == '\\' || (unsigned char)*p >= 0x7f) return 0;
+        if ((unsigned char)*p <= 0x20 || *p == '"' || *p == '\\' || (unsigned char)*p >= 0x7f)
+            return 0;
     return 1;
 }
 
@@ -2491,10 +2707,12 @@ lg_model_t *lg_model_new(const lg_options_t *opts, const uac_corpus_t *corpus, c
         return NULL;
     }
     if (opts->disorder_ms < 0 || opts->disorder_ms > LG_MAX_DISORDER_MS) {
-        snprintf(errstr, errstr_size, "disorder must be 0..%lld seconds", LG_MAX_DISORDER_MS / 1000);
+        snprintf(errstr, errstr_size, "disorder must be 0..%lld seconds",
+                 LG_MAX_DISORDER_MS / 1000);
         return NULL;
     }
-    if (!(opts->dup_ratio >= 0 && opts->dup_ratio <= 0.9) || !(opts->bad_ratio >= 0 && opts->bad_ratio <= 0.9)) {
+    if (!(opts->dup_ratio >= 0 && opts->dup_ratio <= 0.9) ||
+        !(opts->bad_ratio >= 0 && opts->bad_ratio <= 0.9)) {
         snprintf(errstr, errstr_size, "dup-ratio and bad-ratio must be within 0..0.9");
         return NULL;
     }
@@ -2505,7 +2723,10 @@ lg_model_t *lg_model_new(const lg_options_t *opts, const uac_corpus_t *corpus, c
     }
     const char *site = opts->site ? opts->site : LG_DEFAULT_SITE;
     if (!site_ok(site)) {
-        snprintf(errstr, errstr_size, "site must be an http(s) URL without spaces, quotes or backslashes, at most 512 bytes: %.80s", site);
+        snprintf(errstr, errstr_size,
+                 "site must be an http(s) URL without spaces, quotes or backslashes, at most 512 "
+                 "bytes: %.80s",
+                 site);
         return NULL;
     }
     static const uac_device_t required[3] = {UAC_DESKTOP, UAC_MOBILE, UAC_TABLET};

@@ -19,33 +19,34 @@
 #define LG_DEFAULT_START_MS 1767571200000LL /* 2026-01-05T00:00:00Z, a Monday */
 #define LG_DEFAULT_SITE "https://shop.example.com"
 #define LG_SESSION_GAP_MS (30LL * 60 * 1000) /* sessions are separated by more than this */
-#define LG_REORDER_MAX_BYTES (1024LL * 1024 * 1024) /* disorder buffer; beyond it the window shrinks */
+#define LG_REORDER_MAX_BYTES                                                                       \
+    (1024LL * 1024 * 1024) /* disorder buffer; beyond it the window shrinks */
 
 /* What a message is. Malformed kinds each break exactly one rule of SPEC §3. */
 typedef enum {
     LG_KIND_VALID = 0,
-    LG_KIND_DUPLICATE,              /* byte-identical copy of the previous valid event */
-    LG_KIND_BAD_INVALID_JSON,       /* unquoted key, trailing comma, two objects */
-    LG_KIND_BAD_TRUNCATED,          /* an event cut short */
-    LG_KIND_BAD_NOT_OBJECT,         /* array, string, number, boolean */
-    LG_KIND_BAD_WRONG_TYPE,         /* e.g. eventId as a number, screen.width as a string */
-    LG_KIND_BAD_MISSING_EVENT_ID,   /* absent or null */
+    LG_KIND_DUPLICATE,            /* byte-identical copy of the previous valid event */
+    LG_KIND_BAD_INVALID_JSON,     /* unquoted key, trailing comma, two objects */
+    LG_KIND_BAD_TRUNCATED,        /* an event cut short */
+    LG_KIND_BAD_NOT_OBJECT,       /* array, string, number, boolean */
+    LG_KIND_BAD_WRONG_TYPE,       /* e.g. eventId as a number, screen.width as a string */
+    LG_KIND_BAD_MISSING_EVENT_ID, /* absent or null */
     LG_KIND_BAD_MISSING_TYPE,
     LG_KIND_BAD_MISSING_TIMESTAMP,
     LG_KIND_BAD_MISSING_VISITOR_ID, /* the message has no key */
     LG_KIND_BAD_UNKNOWN_TYPE,       /* "PAGEVIEW", "page_view", ... */
     LG_KIND_BAD_TIMESTAMP,          /* no zone, impossible date, negative epoch, ... */
-    LG_KIND_BAD_TOO_LONG,           /* eventId/visitorId/title/name/userAgent over the limit, empty eventId */
-    LG_KIND_BAD_URL,                /* PAGE_VIEW url not an absolute http(s) URL */
-    LG_KIND_BAD_VALUE_NO_CURRENCY,  /* value without currency */
-    LG_KIND_BAD_CURRENCY,           /* currency not 3 uppercase letters */
-    LG_KIND_BAD_OUT_OF_RANGE,       /* scrollDepth 150, screen width 0, negative value ... */
-    LG_KIND_BAD_DEEP_PROPERTIES,    /* properties nested 12 deep */
-    LG_KIND_BAD_INVALID_UTF8,       /* bad bytes inside a string */
-    LG_KIND_BAD_OVERSIZE,           /* more than 64 KiB */
-    LG_KIND_BAD_COUNTRY,            /* geo.country not ISO 3166-1 alpha-2 */
-    LG_KIND_BAD_LANGUAGE,           /* language not a BCP 47 tag */
-    LG_KIND_BAD_DUPLICATE_FIELD,    /* the same top-level key twice */
+    LG_KIND_BAD_TOO_LONG, /* eventId/visitorId/title/name/userAgent over the limit, empty eventId */
+    LG_KIND_BAD_URL,      /* PAGE_VIEW url not an absolute http(s) URL */
+    LG_KIND_BAD_VALUE_NO_CURRENCY, /* value without currency */
+    LG_KIND_BAD_CURRENCY,          /* currency not 3 uppercase letters */
+    LG_KIND_BAD_OUT_OF_RANGE,      /* scrollDepth 150, screen width 0, negative value ... */
+    LG_KIND_BAD_DEEP_PROPERTIES,   /* properties nested 12 deep */
+    LG_KIND_BAD_INVALID_UTF8,      /* bad bytes inside a string */
+    LG_KIND_BAD_OVERSIZE,          /* more than 64 KiB */
+    LG_KIND_BAD_COUNTRY,           /* geo.country not ISO 3166-1 alpha-2 */
+    LG_KIND_BAD_LANGUAGE,          /* language not a BCP 47 tag */
+    LG_KIND_BAD_DUPLICATE_FIELD,   /* the same top-level key twice */
     LG_KIND_COUNT
 } lg_kind_t;
 
@@ -61,13 +62,13 @@ const char *lg_event_type_name(int type);
 
 typedef struct lg_options_s {
     uint64_t seed;
-    int64_t start_ms;     /* first possible event time */
-    int days;             /* visitors arrive and return within [start, start + days) */
-    long long visitors;   /* distinct visitors arriving in the window */
-    int64_t disorder_ms;  /* 0: event-time order; else each message is late by up to this */
-    double dup_ratio;     /* share of duplicates among valid-event messages, [0, 0.9] */
-    double bad_ratio;     /* share of malformed messages among all messages, [0, 0.9] */
-    const char *site;     /* "https://host" without trailing slash; copied */
+    int64_t start_ms;    /* first possible event time */
+    int days;            /* visitors arrive and return within [start, start + days) */
+    long long visitors;  /* distinct visitors arriving in the window */
+    int64_t disorder_ms; /* 0: event-time order; else each message is late by up to this */
+    double dup_ratio;    /* share of duplicates among valid-event messages, [0, 0.9] */
+    double bad_ratio;    /* share of malformed messages among all messages, [0, 0.9] */
+    const char *site;    /* "https://host" without trailing slash; copied */
 } lg_options_t;
 
 /* Fills the defaults: seed 1, LG_DEFAULT_START_MS, 7 days, 1000 visitors, no noise. */

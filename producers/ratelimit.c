@@ -4,9 +4,9 @@
 #include <stdlib.h>
 
 struct rl_bucket_s {
-    double rate;    /* tokens per second */
-    double burst;   /* capacity */
-    double tokens;  /* available now */
+    double rate;   /* tokens per second */
+    double burst;  /* capacity */
+    double tokens; /* available now */
     int64_t last_ns;
 };
 

@@ -26,9 +26,9 @@ struct uac_corpus_s {
 };
 
 static const char *const device_names[UAC_DEVICE_COUNT] = {"DESKTOP", "TABLET", "MOBILE", "BOT",
-                                                            "UNKNOWN"};
+                                                           "UNKNOWN"};
 static const char *const os_names[UAC_OS_COUNT] = {"",        "Windows",   "macOS", "iOS",
-                                                    "Android", "Chrome OS", "Linux"};
+                                                   "Android", "Chrome OS", "Linux"};
 
 const char *uac_device_name(uac_device_t device) {
     return (unsigned)device < UAC_DEVICE_COUNT ? device_names[device] : NULL;
@@ -63,11 +63,12 @@ static int has_any(const char *hay, const char *const *needles) {
 
 static int has_bot_token(const char *l) {
     static const char *const bots[] = {
-        "crawl",      "spider",       "slurp",      "archiver",      "curl/",
-        "wget/",      "python-",      "java/",      "go-http-client", "libwww",
-        "httpclient", "http_client",  "scrapy",     "headless",      "phantomjs",
-        "facebookexternalhit", "mediapartners", "feedfetcher", "+http", "(+",
-        "validator",  "fetcher",      "monitoring", NULL};
+        "crawl",          "spider",      "slurp",      "archiver",
+        "curl/",          "wget/",       "python-",    "java/",
+        "go-http-client", "libwww",      "httpclient", "http_client",
+        "scrapy",         "headless",    "phantomjs",  "facebookexternalhit",
+        "mediapartners",  "feedfetcher", "+http",      "(+",
+        "validator",      "fetcher",     "monitoring", NULL};
     if (has_any(l, bots)) return 1;
     for (const char *p = strstr(l, "bot"); p; p = strstr(p + 1, "bot"))
         if (!(p - l >= 2 && p[-2] == 'c' && p[-1] == 'u')) return 1; /* not the CUBOT brand */
@@ -84,16 +85,16 @@ uac_device_t uac_label(const char *ua, size_t len, const char *family) {
 
     if (strcmp(f, "spider") == 0 || has_bot_token(l)) return UAC_BOT;
 
-    static const char *const tv_family[] = {"tv", "playstation", "xbox", "nintendo", "wii", "watch",
-                                            "roku", "chromecast", "ouya", NULL};
-    static const char *const tv_ua[] = {"smart-tv", "smarttv", "hbbtv", "netcast", "web0s",
-                                        "googletv", "appletv", "crkey", "playstation", "xbox",
-                                        "nintendo", "roku", "watchos", "bravia", "viera",
-                                        "aquos", "inettvbrowser", "dlnadoc", NULL};
+    static const char *const tv_family[] = {"tv",    "playstation", "xbox",       "nintendo", "wii",
+                                            "watch", "roku",        "chromecast", "ouya",     NULL};
+    static const char *const tv_ua[] = {
+        "smart-tv", "smarttv",     "hbbtv",         "netcast",  "web0s", "googletv", "appletv",
+        "crkey",    "playstation", "xbox",          "nintendo", "roku",  "watchos",  "bravia",
+        "viera",    "aquos",       "inettvbrowser", "dlnadoc",  NULL};
     if ((device_known && has_any(f, tv_family)) || has_any(l, tv_ua)) return UAC_UNKNOWN;
 
-    static const char *const tablet_family[] = {"ipad", "kindle", "tablet", "xoom", "tab", "nexus 7",
-                                                "nexus 9", "nexus 10", "playbook", NULL};
+    static const char *const tablet_family[] = {"ipad",    "kindle",  "tablet",   "xoom",     "tab",
+                                                "nexus 7", "nexus 9", "nexus 10", "playbook", NULL};
     static const char *const tablet_ua[] = {"ipad", "tablet", "kindle", "silk/", "playbook", NULL};
     int family_pad = device_known && strstr(f, "pad") && !strstr(f, "padfone");
     if ((device_known && has_any(f, tablet_family)) || family_pad || has_any(l, tablet_ua))
@@ -106,19 +107,20 @@ uac_device_t uac_label(const char *ua, size_t len, const char *family) {
         return UAC_TABLET;
 
     static const char *const mobile_ua[] = {
-        "mobile",     "iphone",   "ipod",      "android",  "windows phone", "windows ce",
-        "blackberry", "bb10",     "symbian",   "series60", "series40",      "opera mini",
-        "opera mobi", "kaios",    "iemobile",  "midp",     "j2me",          "up.browser",
-        "nokia",      "samsung-", "sonyericsson", "palm",  "webos",         "maemo",
-        "fennec",     "minimo",   "netfront",  "obigo",    "ucweb",         "ucbrowser",
-        "profile/",   "wap",      NULL};
+        "mobile",       "iphone",     "ipod",       "android", "windows phone",
+        "windows ce",   "blackberry", "bb10",       "symbian", "series60",
+        "series40",     "opera mini", "opera mobi", "kaios",   "iemobile",
+        "midp",         "j2me",       "up.browser", "nokia",   "samsung-",
+        "sonyericsson", "palm",       "webos",      "maemo",   "fennec",
+        "minimo",       "netfront",   "obigo",      "ucweb",   "ucbrowser",
+        "profile/",     "wap",        NULL};
     if (device_known || has_any(l, mobile_ua)) return UAC_MOBILE;
 
     static const char *const desktop_ua[] = {
-        "windows nt", "windows 98", "windows 95", "windows xp", "win98",   "win95",
-        "macintosh",  "mac os x",   "mac_powerpc", "x11",       "cros ",   "linux x86_64",
-        "linux i686", "freebsd",    "openbsd",    "netbsd",     "sunos",   "ubuntu",
-        "fedora",     NULL};
+        "windows nt", "windows 98",   "windows 95", "windows xp",  "win98",
+        "win95",      "macintosh",    "mac os x",   "mac_powerpc", "x11",
+        "cros ",      "linux x86_64", "linux i686", "freebsd",     "openbsd",
+        "netbsd",     "sunos",        "ubuntu",     "fedora",      NULL};
     if (has_any(l, desktop_ua) && (strncmp(l, "mozilla/", 8) == 0 || strncmp(l, "opera", 5) == 0))
         return UAC_DESKTOP;
     return UAC_UNKNOWN;
@@ -156,7 +158,7 @@ static void android_model(const char *ua, const char *l, char *out, size_t out_s
     if (build) {
         end = build;
         start = end;
-        while (start > and && start[-1] != ';') start--;
+        while (start > and&&start[-1] != ';') start--;
     } else {
         const char *semi = strchr(and, ';');
         if (!semi) return;
@@ -172,7 +174,7 @@ static void android_model(const char *ua, const char *l, char *out, size_t out_s
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)orig[i] < 0x20 || orig[i] == '"' || orig[i] == '\\') return;
     if (n == 1 && (orig[0] == 'K' || orig[0] == 'U')) return; /* reduced agents */
-    if (n == 5 && orig[2] == '-') return;                      /* a locale such as en-us */
+    if (n == 5 && orig[2] == '-') return;                     /* a locale such as en-us */
     memcpy(out, orig, n);
     out[n] = '\0';
 }
@@ -365,11 +367,10 @@ static long load_yaml(uac_corpus_t *c, const char *path, char *errstr, size_t er
             rc = -1;
             break;
         }
-        int in_case = cases_seq_depth >= 0 && depth == cases_seq_depth + 1 && kind[depth - 1] == 'M';
+        int in_case =
+            cases_seq_depth >= 0 && depth == cases_seq_depth + 1 && kind[depth - 1] == 'M';
         switch (ev.type) {
-        case YAML_STREAM_END_EVENT:
-            done = 1;
-            break;
+        case YAML_STREAM_END_EVENT: done = 1; break;
         case YAML_MAPPING_START_EVENT:
         case YAML_SEQUENCE_START_EVENT:
             if (depth >= 64) {
@@ -393,9 +394,8 @@ static long load_yaml(uac_corpus_t *c, const char *path, char *errstr, size_t er
         case YAML_MAPPING_END_EVENT:
         case YAML_SEQUENCE_END_EVENT:
             if (in_case && cs.ua) {
-                int r = uac_corpus_add(c, cs.ua, cs.ua_len,
-                                       cs.has_device_fields ? cs.family : NULL, -1, errstr,
-                                       errstr_size);
+                int r = uac_corpus_add(c, cs.ua, cs.ua_len, cs.has_device_fields ? cs.family : NULL,
+                                       -1, errstr, errstr_size);
                 if (r < 0) {
                     rc = -1;
                     done = 1;
@@ -434,8 +434,7 @@ static long load_yaml(uac_corpus_t *c, const char *path, char *errstr, size_t er
             }
             break;
         }
-        default:
-            break;
+        default: break;
         }
         yaml_event_delete(&ev);
     }
@@ -552,7 +551,9 @@ long uac_corpus_load(uac_corpus_t *c, const char *path, char *errstr, size_t err
     }
     for (int i = 0; i < n; i++) free(names[i]);
     if (total == 0) {
-        snprintf(errstr, errstr_size, "no user agents found under %s (expected uap-core's tests/ and test_resources/)", path);
+        snprintf(errstr, errstr_size,
+                 "no user agents found under %s (expected uap-core's tests/ and test_resources/)",
+                 path);
         return -1;
     }
     return total;

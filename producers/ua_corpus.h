@@ -7,8 +7,8 @@
 #include <stddef.h>
 
 #define UAC_DEFAULT_PATH "/usr/share/uap-core"
-#define UAC_MAX_AGENTS 200000   /* agents kept, all types together */
-#define UAC_MAX_UA_BYTES 2048   /* SPEC §3: userAgent <= 2048; longer ones are skipped */
+#define UAC_MAX_AGENTS 200000 /* agents kept, all types together */
+#define UAC_MAX_UA_BYTES 2048 /* SPEC §3: userAgent <= 2048; longer ones are skipped */
 
 /* Device types, named and ordered as the PostgreSQL enum "DeviceType". */
 typedef enum {
@@ -34,14 +34,14 @@ typedef enum {
 
 /* One agent. Strings are owned by the corpus. */
 typedef struct uac_agent_s {
-    const char *ua;      /* as found, UTF-8, no control characters */
+    const char *ua; /* as found, UTF-8, no control characters */
     size_t ua_len;
     const char *ua_json; /* the same, escaped for a JSON string body (no quotes) */
     size_t ua_json_len;
     uac_device_t device;
     uac_os_t os;
-    int chromium_major;  /* Chromium major version (sends client hints from 89), else 0 */
-    const char *model;   /* Android device model taken from the agent, or "" */
+    int chromium_major; /* Chromium major version (sends client hints from 89), else 0 */
+    const char *model;  /* Android device model taken from the agent, or "" */
 } uac_agent_t;
 
 typedef struct uac_corpus_s uac_corpus_t;

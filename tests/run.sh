@@ -53,7 +53,7 @@ for t in "$BUILD"/tests/unit/test_* "$BUILD"/tests/integration/test_*; do
     if [ -n "$line" ]; then
         n=$(echo "$line" | sed -E 's/.*Checks: ([0-9]+).*/\1/')
         f=$(echo "$line" | sed -E 's/.*Failures: ([0-9]+), Errors: ([0-9]+).*/\1+\2/')
-        f=$((f))
+        f=$(( $f ))
         passed=$((passed + n - f))
         failed=$((failed + f))
         [ "$f" -gt 0 ] && failed_names="$failed_names $(basename "$t")"

@@ -1,4 +1,4 @@
-/* event.c — parses and validates one raw tracking event (SPEC §3) with yajl's callback parser. */
+/* event.c — parses and validates one raw tracking event (SPEC §3) with yajl callbacks. */
 #include "transforms/event.h"
 
 #include <curl/curl.h>
@@ -37,20 +37,38 @@ enum {
 #define VALUE_LIMIT 999999999999.995
 
 static const char *const type_names[TF_EVENT_TYPE_COUNT] = {
-    "PAGE_VIEW",        "PAGE_LEAVE",        "PRODUCT_VIEW",     "PRODUCT_LIST_VIEW",
-    "SEARCH",           "ADD_TO_CART",       "REMOVE_FROM_CART", "CHECKOUT_START",
-    "PURCHASE",         "APPOINTMENT_START", "APPOINTMENT_COMPLETE", "APPOINTMENT_CANCEL",
-    "FORM_START",       "FORM_SUBMIT",       "LEAD",             "SIGN_UP",
-    "LOGIN",            "CLICK",             "SCROLL",           "OUTBOUND_CLICK",
-    "FILE_DOWNLOAD",    "VIDEO_PLAY",        "CUSTOM",
+    "PAGE_VIEW",
+    "PAGE_LEAVE",
+    "PRODUCT_VIEW",
+    "PRODUCT_LIST_VIEW",
+    "SEARCH",
+    "ADD_TO_CART",
+    "REMOVE_FROM_CART",
+    "CHECKOUT_START",
+    "PURCHASE",
+    "APPOINTMENT_START",
+    "APPOINTMENT_COMPLETE",
+    "APPOINTMENT_CANCEL",
+    "FORM_START",
+    "FORM_SUBMIT",
+    "LEAD",
+    "SIGN_UP",
+    "LOGIN",
+    "CLICK",
+    "SCROLL",
+    "OUTBOUND_CLICK",
+    "FILE_DOWNLOAD",
+    "VIDEO_PLAY",
+    "CUSTOM",
 };
 
 static const char *const reason_codes[TF_REASON_COUNT] = {
-    "ok",           "too_large",    "invalid_utf8",      "invalid_json",
-    "not_object",   "missing_field", "wrong_type",       "unknown_event_type",
-    "bad_timestamp", "too_long",    "out_of_range",      "bad_url",
-    "bad_currency", "currency_required", "too_deep",     "bad_country",
-    "bad_language", "duplicate_field",
+    "ok",           "too_large",          "invalid_utf8",
+    "invalid_json", "not_object",         "missing_field",
+    "wrong_type",   "unknown_event_type", "bad_timestamp",
+    "too_long",     "out_of_range",       "bad_url",
+    "bad_currency", "currency_required",  "too_deep",
+    "bad_country",  "bad_language",       "duplicate_field",
 };
 
 const char *tf_event_type_name(tf_event_type_t type) {
@@ -89,21 +107,45 @@ void tf_event_reset(tf_event_t *event) {
 /* ---- fields ------------------------------------------------------------------------ */
 
 typedef enum {
-    F_EVENT_ID, F_TYPE, F_TIMESTAMP, F_VISITOR_ID, F_USER_ID, F_NAME, F_URL, F_REFERRER,
-    F_TITLE, F_USER_AGENT, F_CLIENT_HINTS, F_SCREEN, F_LANGUAGE, F_GEO, F_IP, F_PAGE_VIEW_ID,
-    F_TIME_ON_PAGE, F_SCROLL_DEPTH, F_VALUE, F_CURRENCY, F_PROPERTIES,
+    F_EVENT_ID,
+    F_TYPE,
+    F_TIMESTAMP,
+    F_VISITOR_ID,
+    F_USER_ID,
+    F_NAME,
+    F_URL,
+    F_REFERRER,
+    F_TITLE,
+    F_USER_AGENT,
+    F_CLIENT_HINTS,
+    F_SCREEN,
+    F_LANGUAGE,
+    F_GEO,
+    F_IP,
+    F_PAGE_VIEW_ID,
+    F_TIME_ON_PAGE,
+    F_SCROLL_DEPTH,
+    F_VALUE,
+    F_CURRENCY,
+    F_PROPERTIES,
     F_TOP_COUNT, /* sub-fields of the three fixed objects follow */
-    F_CH_MOBILE = F_TOP_COUNT, F_CH_PLATFORM, F_CH_MODEL, F_SCREEN_WIDTH, F_SCREEN_HEIGHT,
-    F_GEO_COUNTRY, F_GEO_REGION, F_GEO_CITY,
+    F_CH_MOBILE = F_TOP_COUNT,
+    F_CH_PLATFORM,
+    F_CH_MODEL,
+    F_SCREEN_WIDTH,
+    F_SCREEN_HEIGHT,
+    F_GEO_COUNTRY,
+    F_GEO_REGION,
+    F_GEO_CITY,
     F_UNKNOWN
 } field_t;
 
 typedef struct field_def_s {
-    const char *key;     /* the JSON key */
+    const char *key; /* the JSON key */
     size_t key_len;
-    const char *dotted;  /* the name used in errors */
+    const char *dotted; /* the name used in errors */
     field_t field;
-    field_t parent;      /* F_UNKNOWN for top-level fields */
+    field_t parent; /* F_UNKNOWN for top-level fields */
 } field_def_t;
 
 static const field_def_t field_defs[] = {
@@ -138,6 +180,7 @@ static const field_def_t field_defs[] = {
     {"city", 4, "geo.city", F_GEO_CITY, F_GEO},
 };
 #define FIELD_DEF_COUNT (sizeof(field_defs) / sizeof(field_defs[0]))
+_Static_assert(FIELD_DEF_COUNT == F_UNKNOWN, "one field_defs entry per field_t, in order");
 
 /* field_defs is ordered by field_t, so the dotted name of a known field is direct. */
 static const char *field_name(field_t field) {
@@ -199,7 +242,8 @@ static void echo_copy(char *out, size_t out_size, const char *s, size_t n, size_
     if (cut > max) cut = max;
     if (cut > out_size - 1) cut = out_size - 1;
     if (cut < n)
-        while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80) cut--;
+        while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
+            cut--;
     for (size_t i = 0; i < cut; i++) {
         unsigned char c = (unsigned char)s[i];
         out[i] = (c < 0x20 || c == 0x7F) ? '?' : (char)c;
@@ -247,7 +291,8 @@ static int wrong_type(parse_t *p, field_t field, const char *expected, jkind_t g
 /* Code points in valid UTF-8: every byte that is not a continuation byte. */
 static size_t utf8_chars(const char *s, size_t n) {
     size_t chars = 0;
-    for (size_t i = 0; i < n; i++) chars += ((unsigned char)s[i] & 0xC0) != 0x80;
+    for (size_t i = 0; i < n; i++)
+        chars += ((unsigned char)s[i] & 0xC0) != 0x80;
     return chars;
 }
 
@@ -422,11 +467,11 @@ static double pow10_of(long long e) {
 /* Shape of a JSON number's decimal text (yajl validated its grammar). */
 typedef struct number_shape_s {
     bool negative;
-    bool zero;          /* every digit is 0 */
-    uint64_t mant;      /* the first 19 significant digits */
-    long long exp10;    /* value ~= mant * 10^exp10 */
-    long long exponent; /* the written exponent, clamped to +-10^12 */
-    long long scale;    /* digits after the point once the exponent is applied (>= 0) */
+    bool zero;            /* every digit is 0 */
+    uint64_t mant;        /* the first 19 significant digits */
+    long long exp10;      /* value ~= mant * 10^exp10 */
+    long long exponent;   /* the written exponent, clamped to +-10^12 */
+    long long scale;      /* digits after the point once the exponent is applied (>= 0) */
     long long int_digits; /* digits before the point once the exponent is applied (non-zero) */
 } number_shape_t;
 
@@ -539,10 +584,10 @@ static bool digits_at(const char *s, size_t n, size_t at, size_t count, long *ou
  * the epoch ms, or -1. */
 static int rfc3339_parse(const char *s, size_t n, int64_t *out_ms) {
     long year, month, day, hour, minute, second, off_h = 0, off_m = 0;
-    if (!digits_at(s, n, 0, 4, &year) || n < 20 || s[4] != '-' ||
-        !digits_at(s, n, 5, 2, &month) || s[7] != '-' || !digits_at(s, n, 8, 2, &day) ||
-        (s[10] != 'T' && s[10] != 't') || !digits_at(s, n, 11, 2, &hour) || s[13] != ':' ||
-        !digits_at(s, n, 14, 2, &minute) || s[16] != ':' || !digits_at(s, n, 17, 2, &second))
+    if (!digits_at(s, n, 0, 4, &year) || n < 20 || s[4] != '-' || !digits_at(s, n, 5, 2, &month) ||
+        s[7] != '-' || !digits_at(s, n, 8, 2, &day) || (s[10] != 'T' && s[10] != 't') ||
+        !digits_at(s, n, 11, 2, &hour) || s[13] != ':' || !digits_at(s, n, 14, 2, &minute) ||
+        s[16] != ':' || !digits_at(s, n, 17, 2, &second))
         return -1;
     size_t i = 19;
     long ms = 0;
@@ -551,7 +596,8 @@ static int rfc3339_parse(const char *s, size_t n, int64_t *out_ms) {
         for (; i < n && is_digit(s[i]); i++)
             if (i - start < 3) ms = ms * 10 + (s[i] - '0');
         if (i == start) return -1;
-        for (size_t k = i - start; k < 3; k++) ms *= 10;
+        for (size_t k = i - start; k < 3; k++)
+            ms *= 10;
     }
     if (i >= n) return -1;
     int sign = 0;
@@ -567,11 +613,11 @@ static int rfc3339_parse(const char *s, size_t n, int64_t *out_ms) {
         return -1;
     }
     if (i != n) return -1;
-    if (month < 1 || month > 12 || day < 1 || day > days_in_month(year, (int)month) ||
-        hour > 23 || minute > 59 || second > 60 || off_h > 23 || off_m > 59)
+    if (month < 1 || month > 12 || day < 1 || day > days_in_month(year, (int)month) || hour > 23 ||
+        minute > 59 || second > 60 || off_h > 23 || off_m > 59)
         return -1;
-    int64_t secs = days_from_civil(year, (int)month, (int)day) * 86400 + hour * 3600 +
-                   minute * 60 + second - sign * (off_h * 3600 + off_m * 60);
+    int64_t secs = days_from_civil(year, (int)month, (int)day) * 86400 + hour * 3600 + minute * 60 +
+                   second - sign * (off_h * 3600 + off_m * 60);
     int64_t total = secs * 1000 + ms;
     if (total < 0 || total > EPOCH_MS_MAX) return -1;
     *out_ms = total;
@@ -582,9 +628,9 @@ static int rfc3339_parse(const char *s, size_t n, int64_t *out_ms) {
 
 /* RFC 5646 irregular grandfathered tags (the regular ones fit the generic grammar). */
 static const char *const bcp47_irregular[] = {
-    "en-GB-oed", "i-ami",   "i-bnn",   "i-default", "i-enochian", "i-hak",
-    "i-klingon", "i-lux",   "i-mingo", "i-navajo",  "i-pwn",      "i-tao",
-    "i-tay",     "i-tsu",   "sgn-BE-FR", "sgn-BE-NL", "sgn-CH-DE",
+    "en-GB-oed", "i-ami", "i-bnn",     "i-default", "i-enochian", "i-hak",
+    "i-klingon", "i-lux", "i-mingo",   "i-navajo",  "i-pwn",      "i-tao",
+    "i-tay",     "i-tsu", "sgn-BE-FR", "sgn-BE-NL", "sgn-CH-DE",
 };
 
 static bool ieq(const char *a, size_t n, const char *b) {
@@ -631,18 +677,19 @@ static bool bcp47_ok(const char *s, size_t n) {
         if (!all_alpha(tag[0], len[0]) || len[0] < 2) return false;
         bool short_lang = len[0] <= 3;
         k = 1;
-        for (int ext = 0; short_lang && ext < 3 && k < count && len[k] == 3 &&
-                          all_alpha(tag[k], 3);
+        for (int ext = 0; short_lang && ext < 3 && k < count && len[k] == 3 && all_alpha(tag[k], 3);
              ext++)
             k++;
-        if (k < count && len[k] == 4 && all_alpha(tag[k], 4)) k++;              /* script */
-        if (k < count && ((len[k] == 2 && all_alpha(tag[k], 2)) ||
-                          (len[k] == 3 && all_digit(tag[k], 3))))
-            k++;                                                                 /* region */
-        while (k < count && (len[k] >= 5 || (len[k] == 4 && is_digit(tag[k][0])))) k++;
-        while (k < count && len[k] == 1 && to_lower(tag[k][0]) != 'x') {         /* extension */
+        if (k < count && len[k] == 4 && all_alpha(tag[k], 4)) k++; /* script */
+        if (k < count &&
+            ((len[k] == 2 && all_alpha(tag[k], 2)) || (len[k] == 3 && all_digit(tag[k], 3))))
+            k++; /* region */
+        while (k < count && (len[k] >= 5 || (len[k] == 4 && is_digit(tag[k][0]))))
+            k++;
+        while (k < count && len[k] == 1 && to_lower(tag[k][0]) != 'x') { /* extension */
             size_t first = ++k;
-            while (k < count && len[k] >= 2) k++;
+            while (k < count && len[k] >= 2)
+                k++;
             if (k == first) return false;
         }
         if (k == count) return true;
@@ -663,7 +710,8 @@ typedef enum { URL_HTTP, URL_ANY } url_kind_t;
 static int url_check(parse_t *p, field_t field, const char *s, size_t n, url_kind_t kind) {
     size_t i = 0;
     if (n == 0 || !is_alpha(s[0])) goto no_scheme;
-    while (i < n && (is_alnum(s[i]) || s[i] == '+' || s[i] == '-' || s[i] == '.')) i++;
+    while (i < n && (is_alnum(s[i]) || s[i] == '+' || s[i] == '-' || s[i] == '.'))
+        i++;
     if (i + 3 > n || s[i] != ':' || s[i + 1] != '/' || s[i + 2] != '/') goto no_scheme;
     if (kind == URL_HTTP && !ieq(s, i, "http") && !ieq(s, i, "https")) {
         fail(p, TF_REASON_BAD_URL, field_name(field), "expected an http or https URL");
@@ -675,7 +723,8 @@ static int url_check(parse_t *p, field_t field, const char *s, size_t n, url_kin
     }
     CURLU *url = curl_url();
     if (!url) return -1;
-    CURLUcode rc = curl_url_set(url, CURLUPART_URL, s, kind == URL_ANY ? CURLU_NON_SUPPORT_SCHEME : 0);
+    CURLUcode rc =
+        curl_url_set(url, CURLUPART_URL, s, kind == URL_ANY ? CURLU_NON_SUPPORT_SCHEME : 0);
     char *host = NULL;
     if (rc == CURLUE_OK) rc = curl_url_get(url, CURLUPART_HOST, &host, 0);
     bool has_host = rc == CURLUE_OK && host && host[0];
@@ -701,8 +750,7 @@ static int take_string(parse_t *p, jkind_t kind, const char *s, size_t n, size_t
     if (kind == J_NULL) return 1;
     if (kind != J_STRING) return wrong_type(p, p->field, "a string", kind);
     size_t chars = utf8_chars(s, n);
-    if (chars < min)
-        return fail(p, TF_REASON_TOO_LONG, field_name(p->field), "must not be empty");
+    if (chars < min) return fail(p, TF_REASON_TOO_LONG, field_name(p->field), "must not be empty");
     if (chars > max)
         return fail(p, TF_REASON_TOO_LONG, field_name(p->field),
                     "must be at most %zu characters, got %zu", max, chars);
@@ -819,7 +867,8 @@ static int take_upper_code(parse_t *p, jkind_t kind, const char *s, size_t n, si
     if (kind == J_NULL) return 1;
     if (kind != J_STRING) return wrong_type(p, p->field, "a string", kind);
     bool ok = n == want;
-    for (size_t i = 0; ok && i < n; i++) ok = is_upper(s[i]);
+    for (size_t i = 0; ok && i < n; i++)
+        ok = is_upper(s[i]);
     if (!ok) {
         char shown[24];
         echo_copy(shown, sizeof(shown), s, n, 16);
@@ -927,7 +976,8 @@ static void props_print(void *ctx, const char *str, size_t len) {
 
 static int gen_status(parse_t *p, yajl_gen_status st) {
     if (st == yajl_gen_status_ok && !p->props_overflow) return 1;
-    return fail(p, TF_REASON_TOO_LARGE, "properties", "cannot be re-serialised within the message size");
+    return fail(p, TF_REASON_TOO_LARGE, "properties",
+                "cannot be re-serialised within the message size");
 }
 
 static void props_end(parse_t *p) {
@@ -964,7 +1014,8 @@ static int props_value(parse_t *p, jkind_t kind, const char *s, size_t n, bool b
 
 static uint32_t fnv1a(const unsigned char *s, size_t n) {
     uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 16777619u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ s[i]) * 16777619u;
     return h;
 }
 
@@ -979,7 +1030,8 @@ static int ukey_add(parse_t *p, const unsigned char *key, size_t n) {
         for (size_t i = 0; i < p->ukey_cap; i++) {
             if (!p->ukeys[i].hash) continue;
             size_t j = p->ukeys[i].hash & (cap - 1);
-            while (table[j].hash) j = (j + 1) & (cap - 1);
+            while (table[j].hash)
+                j = (j + 1) & (cap - 1);
             table[j] = p->ukeys[i];
         }
         free(p->ukeys);
@@ -1142,7 +1194,8 @@ static int cb_map_key(void *ctx, const unsigned char *key, size_t n) {
     if (p->field != F_UNKNOWN) {
         uint32_t bit = 1u << (p->field - F_TOP_COUNT);
         if (p->sub_seen & bit)
-            return fail(p, TF_REASON_DUPLICATE_FIELD, field_name(p->field), "appears more than once");
+            return fail(p, TF_REASON_DUPLICATE_FIELD, field_name(p->field),
+                        "appears more than once");
         p->sub_seen |= bit;
     }
     return 1;
@@ -1175,7 +1228,8 @@ static void syntax_error(tf_event_error_t *err, yajl_handle h, const char *data,
     char what[160] = "malformed JSON";
     if (text) {
         size_t n = strlen((const char *)text);
-        while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == ' ' || text[n - 1] == '.')) n--;
+        while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == ' ' || text[n - 1] == '.'))
+            n--;
         echo_copy(what, sizeof(what), (const char *)text, n, sizeof(what) - 1);
         yajl_free_error(h, text);
     }

@@ -66,6 +66,7 @@ typedef enum {
     TF_REASON_COUNT
 } tf_event_reason_t;
 
+/* "too_large" etc. (the comments above); NULL for an out-of-range value. */
 const char *tf_event_reason_code(tf_event_reason_t reason);
 
 typedef struct tf_event_error_s {

@@ -11,8 +11,8 @@
  * field, the heap offset of its first event) and each written event the index of its session;
  * a written PAGE_VIEW also keeps its written time on page and scroll depth.
  *
- * Equality of a recomputed session with the written one is decided by id and fingerprint (a
- * keyed SipHash over every field; strings enter by their keyed hash), or structurally when the
+ * Equality of a recomputed session with the written one is decided by id and a 64-bit
+ * fingerprint of every field (strings enter by their keyed SipHash), or structurally when the
  * session holds exactly the same written events under the same configuration. */
 #include "transforms/sessionize.h"
 
@@ -23,6 +23,7 @@
 
 #define SZ_NONE UINT32_MAX
 #define SZ_NCTX 16                         /* string fields of tf_sess_context_t */
+#define SZ_NATTR 7 /* the first SZ_NCTX fields that are attribution: referrer .. utm_content */
 #define SZ_MAX_VISITOR_EVENTS (1u << 28)   /* events of one visitor */
 #define SZ_MAX_HEAP (1u << 30)             /* eventId bytes of one visitor */
 #define SZ_MAX_POOL ((size_t)1 << 30)      /* distinct strings, distinct contexts */
@@ -44,7 +45,7 @@ enum {
     EF_NEW = 32,             /* merged by the current merge (transient) */
 };
 enum { VS_NEW = 0, VS_LOADING, VS_LOADED };
-enum { VF_TOUCHED = 1, VF_EARLIER = 2, VF_FRESH = 4 };
+enum { VF_TOUCHED = 1, VF_EARLIER = 2, VF_FRESH = 4, VF_PINNED = 8 };
 enum { CS_NOROW = 1, CS_LOADCTX = 2 };
 
 typedef struct sz_str_s {
@@ -101,9 +102,18 @@ typedef struct sz_visitor_s {
     uint32_t ncs, cs_cap, heap_len, heap_cap;
     uint32_t eidx_cap, unresolved, last_ctx, id_len;
     uint32_t cfg_gen;
+    uint32_t slot;      /* its slot in the visitor table */
     uint8_t state, flags;
+    uint8_t pin_reason; /* VF_PINNED: start reason of the first held session (older ones trimmed) */
     char id[];
 } sz_visitor_t;
+
+/* A slot of the visitor table; the times let eviction skip visitors without touching them. */
+typedef struct sz_vslot_s {
+    sz_visitor_t *v;
+    int64_t last;    /* time of the visitor's last event; INT64_MAX before its first flush */
+    int64_t trim_at; /* end of its first held session when it holds several, else INT64_MAX */
+} sz_vslot_t;
 
 /* A recomputed session (scratch). */
 typedef struct sz_nsess_s {
@@ -149,7 +159,7 @@ struct tf_sessionizer_s {
     uint64_t k0, k1;
     size_t mem, n_events;
 
-    sz_visitor_t **vslots;
+    sz_vslot_t *vslots;
     size_t vcap, vcount;
 
     sz_str_t **strs; /* index 0 unused: the NULL string */
@@ -172,6 +182,8 @@ struct tf_sessionizer_s {
     size_t ncookies, cookies_cap;
     tf_sess_load_request_t *reqs;
     size_t nreqs, reqs_cap;
+    const char **pvids; /* page_view_ids of the requests, one slice per request */
+    size_t npvids, pvids_cap;
     size_t batch_dups;
     bool flushed;
     sz_visitor_t *hint_v;
@@ -440,12 +452,19 @@ static void uuid_fmt(const uint8_t b[16], char out[37])
     out[36] = '\0';
 }
 
+/* hex digits: value + 1 for 0-9 and a-f, value + 17 for A-F, 0 for anything else */
+static const uint8_t hex_tab[256] = {
+    ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,  ['6'] = 7,
+    ['7'] = 8,  ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14,
+    ['e'] = 15, ['f'] = 16, ['A'] = 27, ['B'] = 28, ['C'] = 29, ['D'] = 30, ['E'] = 31,
+    ['F'] = 32,
+};
+
 static int hexval(int c, bool lower_only)
 {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (!lower_only && c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
+    int v = hex_tab[c & 0xff];
+    if (v == 0 || (v > 16 && lower_only)) return -1;
+    return v > 16 ? v - 17 : v - 1;
 }
 
 /* Parses the 36-character 8-4-4-4-12 form. Returns 0, or -1 when s is not one. */
@@ -874,7 +893,13 @@ static void heap_key(const uint8_t *p, sz_key_t *k)
 
 static bool heap_eq(const uint8_t *p, const sz_key_t *k)
 {
-    if (k->uuid) return p[0] == SZ_TAG_UUID && memcmp(p + 1, k->u, 16) == 0;
+    if (k->uuid) {
+        if (p[0] != SZ_TAG_UUID) return false;
+        uint64_t a[2], b[2];
+        memcpy(a, p + 1, 16);
+        memcpy(b, k->u, 16);
+        return a[0] == b[0] && a[1] == b[1];
+    }
     if (k->len < SZ_TAG_LONG) return p[0] == k->len && memcmp(p + 1, k->s, k->len) == 0;
     if (p[0] != SZ_TAG_LONG) return false;
     uint32_t len;
@@ -941,14 +966,12 @@ static const char *eid_text(const sz_visitor_t *v, uint32_t off, char buf[37], s
     return (const char *)k.s;
 }
 
-/* The eventId as a string valid until commit/abort (UUIDs are formatted into the arena). */
-static const char *eid_out(tf_sessionizer_t *sz, const sz_visitor_t *v, uint32_t off)
+/* bytes from the batch arena (valid until commit/abort), or NULL when out of memory */
+static char *arena_alloc(tf_sessionizer_t *sz, size_t bytes)
 {
-    const uint8_t *p = v->heap + off;
-    if (p[0] != SZ_TAG_UUID) return (const char *)(p[0] == SZ_TAG_LONG ? p + 5 : p + 1);
     sz_chunk_t *c = sz->arena;
-    if (!c || c->cap - c->used < 37) {
-        size_t cap = 64 * 1024;
+    if (!c || c->cap - c->used < bytes) {
+        size_t cap = bytes > 64 * 1024 ? bytes : 64 * 1024;
         c = sz_malloc(sz, sizeof *c + cap);
         if (!c) return NULL;
         sz->mem += sizeof *c + cap;
@@ -958,8 +981,31 @@ static const char *eid_out(tf_sessionizer_t *sz, const sz_visitor_t *v, uint32_t
         sz->arena = c;
     }
     char *out = c->data + c->used;
-    c->used += 37;
-    uuid_fmt(p + 1, out);
+    c->used += bytes;
+    return out;
+}
+
+/* The eventId as a string valid until commit/abort (UUIDs are formatted into the arena). */
+static const char *eid_out(tf_sessionizer_t *sz, const sz_visitor_t *v, uint32_t off)
+{
+    const uint8_t *p = v->heap + off;
+    if (p[0] != SZ_TAG_UUID) return (const char *)(p[0] == SZ_TAG_LONG ? p + 5 : p + 1);
+    char *out = arena_alloc(sz, 37);
+    if (out) uuid_fmt(p + 1, out);
+    return out;
+}
+
+/* A copy of the eventId at heap offset off in the arena (the heap may move while loading). */
+static const char *eid_copy(tf_sessionizer_t *sz, const sz_visitor_t *v, uint32_t off)
+{
+    char buf[37];
+    size_t len;
+    const char *t = eid_text(v, off, buf, &len);
+    char *out = arena_alloc(sz, len + 1);
+    if (out) {
+        memcpy(out, t, len);
+        out[len] = '\0';
+    }
     return out;
 }
 
@@ -1031,8 +1077,8 @@ static sz_visitor_t *vis_find(const tf_sessionizer_t *sz, const char *id, size_t
 {
     if (!sz->vcap) return NULL;
     size_t mask = sz->vcap - 1;
-    for (size_t i = (size_t)h & mask; sz->vslots[i]; i = (i + 1) & mask) {
-        sz_visitor_t *v = sz->vslots[i];
+    for (size_t i = (size_t)h & mask; sz->vslots[i].v; i = (i + 1) & mask) {
+        sz_visitor_t *v = sz->vslots[i].v;
         if (v->hash == h && v->id_len == len && memcmp(v->id, id, len) == 0) return v;
     }
     return NULL;
@@ -1045,22 +1091,29 @@ static sz_visitor_t *vis_lookup(const tf_sessionizer_t *sz, const char *id)
     return vis_find(sz, id, len, vis_hash(sz, id, len));
 }
 
+static void vslot_put(tf_sessionizer_t *sz, size_t i, const sz_vslot_t *slot)
+{
+    sz->vslots[i] = *slot;
+    slot->v->slot = (uint32_t)i;
+}
+
 static int vis_table_resize(tf_sessionizer_t *sz, size_t newcap)
 {
-    sz_visitor_t **ns = sz_calloc(sz, newcap, sizeof *ns);
+    sz_vslot_t *old = sz->vslots;
+    size_t oldcap = sz->vcap;
+    sz_vslot_t *ns = sz_calloc(sz, newcap, sizeof *ns);
     if (!ns) return -1;
     sz->mem += newcap * sizeof *ns;
-    size_t mask = newcap - 1;
-    for (size_t i = 0; i < sz->vcap; i++) {
-        sz_visitor_t *v = sz->vslots[i];
-        if (!v) continue;
-        size_t j = (size_t)v->hash & mask;
-        while (ns[j]) j = (j + 1) & mask;
-        ns[j] = v;
-    }
-    sz_free_sized(sz, sz->vslots, sz->vcap * sizeof *sz->vslots);
     sz->vslots = ns;
     sz->vcap = newcap;
+    size_t mask = newcap - 1;
+    for (size_t i = 0; i < oldcap; i++) {
+        if (!old[i].v) continue;
+        size_t j = (size_t)old[i].v->hash & mask;
+        while (ns[j].v) j = (j + 1) & mask;
+        vslot_put(sz, j, &old[i]);
+    }
+    sz_free_sized(sz, old, oldcap * sizeof *old);
     return 0;
 }
 
@@ -1071,8 +1124,9 @@ static int vis_table_insert(tf_sessionizer_t *sz, sz_visitor_t *v)
         if (nc > SZ_MAX_SLOTS || vis_table_resize(sz, nc)) return -1;
     }
     size_t mask = sz->vcap - 1, i = (size_t)v->hash & mask;
-    while (sz->vslots[i]) i = (i + 1) & mask;
-    sz->vslots[i] = v;
+    while (sz->vslots[i].v) i = (i + 1) & mask;
+    sz_vslot_t slot = {v, INT64_MAX, INT64_MAX};
+    vslot_put(sz, i, &slot);
     sz->vcount++;
     return 0;
 }
@@ -1082,24 +1136,22 @@ static void vis_table_remove_at(tf_sessionizer_t *sz, size_t i)
     size_t mask = sz->vcap - 1, j = i;
     for (;;) {
         j = (j + 1) & mask;
-        sz_visitor_t *x = sz->vslots[j];
+        sz_visitor_t *x = sz->vslots[j].v;
         if (!x) break;
         size_t k = (size_t)x->hash & mask;
         bool stays = (i <= j) ? (i < k && k <= j) : (i < k || k <= j);
         if (!stays) {
-            sz->vslots[i] = x;
+            vslot_put(sz, i, &sz->vslots[j]);
             i = j;
         }
     }
-    sz->vslots[i] = NULL;
+    sz->vslots[i].v = NULL;
     sz->vcount--;
 }
 
 static void vis_table_remove(tf_sessionizer_t *sz, const sz_visitor_t *v)
 {
-    size_t mask = sz->vcap - 1, i = (size_t)v->hash & mask;
-    while (sz->vslots[i] != v) i = (i + 1) & mask;
-    vis_table_remove_at(sz, i);
+    vis_table_remove_at(sz, v->slot);
 }
 
 static sz_visitor_t *vis_new(tf_sessionizer_t *sz, const char *id, size_t len, uint64_t h)
@@ -1297,7 +1349,7 @@ static void vis_wipe(tf_sessionizer_t *sz, sz_visitor_t *v)
     v->unresolved = 0;
     v->last_ctx = 0;
     for (uint32_t i = 0; i < v->n && !v->last_ctx; i++) v->last_ctx = v->ev[v->n - 1 - i].ctx;
-    v->flags &= (uint8_t)~(VF_EARLIER | VF_FRESH);
+    v->flags &= (uint8_t)~(VF_EARLIER | VF_FRESH | VF_PINNED);
     v->covered_since = INT64_MAX;
     v->state = VS_LOADING;
     if (sz->hint_v == v) sz->hint_v = NULL;
@@ -1414,26 +1466,30 @@ oom:
 
 /* ------------------------------------------------------------------ fingerprints */
 
+static uint64_t fp_step(uint64_t h, uint64_t w)
+{
+    h = (h ^ w) * 0x9fb21c651e98df25ULL; /* a bijection of h for a given w */
+    return h ^ (h >> 29);
+}
+
+/* Fingerprint of a session row. Strings enter by their keyed SipHash, so rows cannot be
+ * crafted to collide; the words are combined with a keyed multiply-xorshift chain. */
 static uint64_t fp_compute(const tf_sessionizer_t *sz, const sz_fpin_t *in)
 {
-    uint64_t w[SZ_NCTX + 12];
-    size_t n = 0;
-    w[n++] = in->user;
-    w[n++] = (uint64_t)in->started;
-    w[n++] = (uint64_t)in->ended;
-    w[n++] = (uint64_t)in->duration;
-    w[n++] = (uint64_t)in->pvc;
-    w[n++] = (uint64_t)in->evc;
-    w[n++] = (uint64_t)in->conv | (uint64_t)in->bounce << 1 | (uint64_t)(unsigned)in->reason << 2;
-    w[n++] = in->entry;
-    w[n++] = in->exit;
-    for (int f = 0; f < SZ_NCTX; f++) w[n++] = in->ctx[f];
-    w[n++] = (uint64_t)in->device;
-    w[n++] = (uint64_t)(uint32_t)in->sw | (uint64_t)(uint32_t)in->sh << 32;
-    uint8_t bytes[sizeof w];
-    for (size_t i = 0; i < n; i++)
-        for (int b = 0; b < 8; b++) bytes[8 * i + (size_t)b] = (uint8_t)(w[i] >> (8 * b));
-    return siphash13(sz->k1 ^ 0x9e3779b97f4a7c15ULL, sz->k0, bytes, 8 * n);
+    uint64_t h = sz->k1 ^ 0x9e3779b97f4a7c15ULL;
+    h = fp_step(h, in->user);
+    h = fp_step(h, (uint64_t)in->started);
+    h = fp_step(h, (uint64_t)in->ended);
+    h = fp_step(h, (uint64_t)in->duration);
+    h = fp_step(h, (uint64_t)in->pvc);
+    h = fp_step(h, (uint64_t)in->evc);
+    h = fp_step(h, (uint64_t)in->conv | (uint64_t)in->bounce << 1 | (uint64_t)(unsigned)in->reason << 2);
+    h = fp_step(h, in->entry);
+    h = fp_step(h, in->exit);
+    for (int f = 0; f < SZ_NCTX; f++) h = fp_step(h, in->ctx[f]);
+    h = fp_step(h, (uint64_t)in->device);
+    h = fp_step(h, (uint64_t)(uint32_t)in->sw | (uint64_t)(uint32_t)in->sh << 32);
+    return mix64(h ^ sz->k0);
 }
 
 static uint64_t fp_of_row(const tf_sessionizer_t *sz, const tf_session_t *row)
@@ -1463,12 +1519,16 @@ static void ns_merge_ctx(const tf_sessionizer_t *sz, sz_nsess_t *s, uint32_t ci)
 {
     const sz_ctx_t *c = sz->ctxs[ci];
     s->last_ctx = ci;
-    if (!s->have_ctx) {
+    bool first = !s->have_ctx;
+    if (first) {
         s->have_ctx = true;
         s->device = c->device_type;
     }
     if (!s->missing) return;
     for (int f = 0; f < SZ_NCTX; f++) {
+        /* Referrer and UTM are the first event's, as a group (SPEC §4): a later
+         * event's referrer never fills them in. */
+        if (f < SZ_NATTR && !first) continue;
         if (!s->m[f] && c->s[f]) {
             s->m[f] = c->s[f];
             s->missing--;
@@ -1556,7 +1616,9 @@ static int vis_flush(tf_sessionizer_t *sz, sz_visitor_t *v)
         if (cfg->split_at_midnight) day = day_of(sz, ts);
         int reason = -1;
         if (i == 0)
-            reason = (v->flags & VF_EARLIER) ? TF_START_INACTIVITY : TF_START_FIRST;
+            reason = (v->flags & VF_PINNED)    ? v->pin_reason
+                     : (v->flags & VF_EARLIER) ? TF_START_INACTIVITY
+                                               : TF_START_FIRST;
         else if (sat_sub(ts, prev_ts) > cfg->timeout_ms)
             reason = TF_START_INACTIVITY;
         else if (sat_sub(ts, first_ts) > cfg->max_duration_ms)
@@ -1607,14 +1669,27 @@ static int vis_flush(tf_sessionizer_t *sz, sz_visitor_t *v)
         s = &sz->ns[j];
         const sz_event_t *f = &ev[s->first];
         s->match = SZ_NONE;
-        if (!(f->flags & EF_PENDING) && f->link < ncs && v->cs[f->link].first == f->eid)
+        bool by_first = !(f->flags & EF_PENDING) && f->link < ncs && v->cs[f->link].first == f->eid;
+        if (by_first) {
             s->match = f->link;
+            memcpy(s->id, v->cs[f->link].id, 16);
+        } else {
+            char buf[37];
+            size_t len;
+            const char *t = eid_text(v, f->eid, buf, &len);
+            session_id_bin(v->id, v->id_len, t, len, s->id);
+            /* a written session with this id whose first event did not match it (stored
+             * state written otherwise) is the same row: updated, not deleted and inserted */
+            for (uint32_t k = 0; k < ncs && s->match == SZ_NONE; k++)
+                if (v->cs[k].first == SZ_NONE && sz->cs_map[k] == SZ_NONE &&
+                    memcmp(v->cs[k].id, s->id, 16) == 0)
+                    s->match = k;
+        }
         if (s->match != SZ_NONE) {
             const sz_csess_t *c = &v->cs[s->match];
-            memcpy(s->id, c->id, 16);
             sz->cs_map[s->match] = (uint32_t)j;
-            if (s->clean && sz->cs_cnt[s->match] == (uint32_t)s->evc && c->reason == s->reason &&
-                !(c->flags & CS_NOROW)) {
+            if (by_first && s->clean && sz->cs_cnt[s->match] == (uint32_t)s->evc &&
+                c->reason == s->reason && !(c->flags & CS_NOROW)) {
                 s->fp = c->fp;
                 s->upsert = false;
             } else {
@@ -1622,10 +1697,6 @@ static int vis_flush(tf_sessionizer_t *sz, sz_visitor_t *v)
                 s->upsert = (c->flags & CS_NOROW) || c->fp != s->fp;
             }
         } else {
-            char buf[37];
-            size_t len;
-            const char *t = eid_text(v, f->eid, buf, &len);
-            session_id_bin(v->id, v->id_len, t, len, s->id);
             s->fp = ns_fp(sz, v, s);
             s->upsert = true;
         }
@@ -1690,9 +1761,103 @@ static int vis_flush(tf_sessionizer_t *sz, sz_visitor_t *v)
     v->min_pending = INT64_MAX;
     v->flags &= (uint8_t)~VF_FRESH;
     v->cfg_gen = sz->cfg_gen;
+    sz_vslot_t *slot = &sz->vslots[v->slot];
+    slot->last = n ? ev_ts(&ev[n - 1]) : INT64_MIN;
+    slot->trim_at = nns >= 2 ? ev_ts(&ev[sz->ns[0].last]) : INT64_MAX;
     return 0;
 oom:
     return -1;
+}
+
+/* Forgets a visitor's leading written sessions that ended before cutoff, keeping at least its
+ * latest one, so that a visitor that never goes idle holds a bounded window. The first kept
+ * session's start is pinned: its start reason is kept, and an event at or before it makes the
+ * visitor reload (covered_since). Only between batches (all events written and sorted). */
+static void vis_trim(tf_sessionizer_t *sz, sz_visitor_t *v, int64_t cutoff)
+{
+    if (v->n_sorted != v->n || v->ncs < 2) return;
+    uint32_t q = 0, r = 0; /* first kept position, first kept session */
+    for (uint32_t i = 0; i < v->n;) {
+        uint32_t k = v->ev[i].link, j = i;
+        while (j < v->n && v->ev[j].link == k) j++;
+        if (k + 1 >= v->ncs || ev_ts(&v->ev[j - 1]) >= cutoff) break;
+        q = j;
+        r = k + 1;
+        i = j;
+    }
+    sz_vslot_t *slot = &sz->vslots[v->slot];
+    if (q) {
+        for (uint32_t i = 0; i < q; i++) ev_release(sz, &v->ev[i]);
+        memmove(v->ev, v->ev + q, (size_t)(v->n - q) * sizeof *v->ev);
+        v->n -= q;
+        v->n_sorted = v->n;
+        sz->n_events -= q;
+        for (uint32_t i = 0; i < v->n; i++) v->ev[i].link -= r;
+        memmove(v->cs, v->cs + r, (size_t)(v->ncs - r) * sizeof *v->cs);
+        v->ncs -= r;
+        /* compact the heap to the kept ids (on failure the old heap stays, with its garbage) */
+        size_t need = 0;
+        for (uint32_t i = 0; i < v->n; i++) {
+            sz_key_t k;
+            heap_key(v->heap + v->ev[i].eid, &k);
+            need += key_entry_size(&k);
+            if (v->ev[i].flags & EF_HAS_REF) {
+                heap_key(v->heap + v->ev[i].a, &k);
+                need += key_entry_size(&k);
+            }
+        }
+        uint8_t *nh = need ? sz_malloc(sz, need) : NULL;
+        if (nh) {
+            uint32_t len = 0;
+            uint32_t k_seen = SZ_NONE;
+            for (uint32_t i = 0; i < v->n; i++) {
+                sz_event_t *e = &v->ev[i];
+                bool was_first = e->link != k_seen && v->cs[e->link].first == e->eid;
+                sz_key_t k;
+                heap_key(v->heap + e->eid, &k);
+                heap_write(nh + len, &k);
+                e->eid = len;
+                len += (uint32_t)key_entry_size(&k);
+                if (was_first) v->cs[e->link].first = e->eid;
+                k_seen = e->link;
+                if (e->flags & EF_HAS_REF) {
+                    heap_key(v->heap + e->a, &k);
+                    heap_write(nh + len, &k);
+                    e->a = len;
+                    len += (uint32_t)key_entry_size(&k);
+                }
+            }
+            sz_free_sized(sz, v->heap, v->heap_cap);
+            v->heap = nh;
+            v->heap_len = v->heap_cap = len;
+            sz->mem += len;
+        }
+        if (v->cap > 2 * v->n + 8) { /* give back the event array's slack */
+            sz_event_t *p = sz_realloc(sz, v->ev, (size_t)(v->n + 2) * sizeof *p);
+            if (p) {
+                sz->mem = sz->mem - (size_t)v->cap * sizeof *p + (size_t)(v->n + 2) * sizeof *p;
+                v->ev = p;
+                v->cap = v->n + 2;
+            }
+        }
+        v->unresolved = 0;
+        for (uint32_t i = 0; i < v->n; i++)
+            v->unresolved += (v->ev[i].flags & (EF_HAS_REF | EF_RESOLVED)) == EF_HAS_REF;
+        eidx_build(sz, v);
+        v->last_ctx = 0;
+        for (uint32_t i = 0; i < v->n && !v->last_ctx; i++) v->last_ctx = v->ev[v->n - 1 - i].ctx;
+        v->flags |= VF_PINNED;
+        v->pin_reason = v->cs[0].reason;
+        int64_t keep_from = sat_add(ev_ts(&v->ev[0]), 1);
+        if (v->covered_since < keep_from) v->covered_since = keep_from;
+        if (sz->hint_v == v) sz->hint_v = NULL;
+    }
+    slot->trim_at = INT64_MAX;
+    if (v->ncs >= 2) {
+        uint32_t j = 0;
+        while (j + 1 < v->n && v->ev[j + 1].link == 0) j++;
+        slot->trim_at = ev_ts(&v->ev[j]);
+    }
 }
 
 /* ------------------------------------------------------------------ batch bookkeeping */
@@ -1756,7 +1921,7 @@ void tf_sessionizer_destroy(tf_sessionizer_t *sz)
 {
     if (!sz) return;
     for (size_t i = 0; i < sz->vcap; i++)
-        if (sz->vslots[i]) vis_free(sz, sz->vslots[i]);
+        if (sz->vslots[i].v) vis_free(sz, sz->vslots[i].v);
     for (size_t i = 1; i < sz->ctxs_n; i++) free(sz->ctxs[i]);
     for (size_t i = 1; i < sz->strs_n; i++) free(sz->strs[i]);
     arena_reset(sz);
@@ -1770,6 +1935,7 @@ void tf_sessionizer_destroy(tf_sessionizer_t *sz)
     free(sz->touched);
     free(sz->cookies);
     free(sz->reqs);
+    free(sz->pvids);
     free(sz->ups);
     free(sz->dels);
     free(sz->asg);
@@ -1832,24 +1998,66 @@ oom:
     return -1;
 }
 
-static const tf_sess_load_request_t no_requests[1] = {{NULL, 0}};
+static const tf_sess_load_request_t no_requests[1] = {{NULL, 0, NULL, 0}};
+
+/* Appends to sz->pvids the page views that the visitor's pending PAGE_LEAVE/SCROLL events
+ * refer to and that it does not hold. Pending events are in the unsorted tail. */
+static int collect_missing_page_views(tf_sessionizer_t *sz, sz_visitor_t *v)
+{
+    size_t first = sz->npvids;
+    for (uint32_t i = v->n_sorted; i < v->n; i++) {
+        const sz_event_t *e = &v->ev[i];
+        if ((e->flags & (EF_PENDING | EF_HAS_REF | EF_DROPPED | EF_RESOLVED)) != (EF_PENDING | EF_HAS_REF))
+            continue;
+        sz_key_t k;
+        heap_key(v->heap + e->a, &k);
+        if (vis_find_event(sz, v, &k) != SZ_NONE) continue;
+        const char *id = eid_copy(sz, v, e->a);
+        if (!id) return -1;
+        bool seen = false;
+        for (size_t j = first; j < sz->npvids && !seen; j++) seen = strcmp(sz->pvids[j], id) == 0;
+        if (seen) continue;
+        SZ_RESERVE_OR(oom, sz, sz->pvids, sz->pvids_cap, sz->npvids + 1);
+        sz->pvids[sz->npvids++] = id;
+    }
+    return 0;
+oom:
+    return -1;
+}
 
 const tf_sess_load_request_t *tf_sessionizer_load_requests(tf_sessionizer_t *sz, size_t *n)
 {
     *n = 0;
     if (!sz) return NULL;
     sz->nreqs = 0;
+    sz->npvids = 0;
     if (sz->flushed) return no_requests;
     for (size_t i = 0; i < sz->ntouched; i++) {
         sz_visitor_t *v = sz->touched[i];
+        size_t pv0 = sz->npvids;
+        /* a visitor loaded in this batch is not reloaded for page views still missing */
+        if (!(v->state == VS_LOADED && (v->flags & VF_FRESH)) && collect_missing_page_views(sz, v))
+            goto oom;
         if (v->state == VS_LOADED) {
-            if (!v->n_pending || v->covered_since <= v->min_pending) continue;
+            bool window = v->n_pending && v->covered_since > v->min_pending;
+            if (!window && sz->npvids == pv0) continue;
+            /* reloaded from scratch: every page view held so far must come back too */
             vis_wipe(sz, v);
+            sz->npvids = pv0;
+            if (collect_missing_page_views(sz, v)) goto oom;
         }
         SZ_RESERVE_OR(oom, sz, sz->reqs, sz->reqs_cap, sz->nreqs + 1);
         tf_sess_load_request_t *r = &sz->reqs[sz->nreqs++];
         r->visitor_id = v->id;
         r->since_ms = sat_sub(v->min_pending, sz->cfg.timeout_ms);
+        r->page_view_ids = NULL;
+        r->n_page_view_ids = sz->npvids - pv0;
+    }
+    size_t off = 0;
+    for (size_t i = 0; i < sz->nreqs; i++) {
+        tf_sess_load_request_t *r = &sz->reqs[i];
+        if (r->n_page_view_ids) r->page_view_ids = sz->pvids + off;
+        off += r->n_page_view_ids;
     }
     *n = sz->nreqs;
     return sz->nreqs ? sz->reqs : no_requests;
@@ -2042,15 +2250,15 @@ size_t tf_sessionizer_evict(tf_sessionizer_t *sz, int64_t watermark_ms)
     int64_t cutoff = sat_sub(watermark_ms, sat_add(sz->cfg.timeout_ms, sz->cfg.allowed_lateness_ms));
     size_t evicted = 0;
     for (size_t i = 0; i < sz->vcap;) {
-        sz_visitor_t *v = sz->vslots[i];
-        if (!v || (v->flags & VF_TOUCHED) || v->state != VS_LOADED) {
+        const sz_vslot_t *slot = &sz->vslots[i];
+        sz_visitor_t *v = slot->v;
+        if (!v || (slot->last >= cutoff && slot->trim_at >= cutoff) || (v->flags & VF_TOUCHED) ||
+            v->state != VS_LOADED) {
             i++;
             continue;
         }
-        int64_t last = INT64_MIN;
-        for (uint32_t j = v->n_sorted ? v->n_sorted - 1 : 0; j < v->n; j++)
-            if (ev_ts(&v->ev[j]) > last) last = ev_ts(&v->ev[j]);
-        if (v->n && last >= cutoff) {
+        if (slot->last >= cutoff) {
+            vis_trim(sz, v, cutoff);
             i++;
             continue;
         }

@@ -2,7 +2,10 @@
  * cluster hosted in this test: exact equality with an independent oracle, dead
  * letters, crash safety under kill -9, a rebalance between two consumers, and
  * PostgreSQL / broker outages. */
+#include <curl/curl.h>
 #include <librdkafka/rdkafka.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -254,6 +257,129 @@ START_TEST(test_ingest_survives_postgres_and_broker_outages) {
 }
 END_TEST
 
+
+/* A port nobody listens on right now. */
+static int free_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    ck_assert(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
+    ck_assert(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static size_t collect(char *data, size_t size, size_t n, void *ud) {
+    char **buf = ud;
+    size_t old = *buf ? strlen(*buf) : 0;
+    *buf = realloc(*buf, old + size * n + 1);
+    memcpy(*buf + old, data, size * n);
+    (*buf)[old + size * n] = '\0';
+    return size * n;
+}
+
+/* GET http://127.0.0.1:port/path; returns the status (0 when unreachable). */
+static long http_get(int port, const char *path, char **body) {
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+    CURL *c = curl_easy_init();
+    *body = NULL;
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 5L);
+    long status = 0;
+    if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    return status;
+}
+
+/* The value of one exposition line "name{labels} value", or -1 when absent. */
+static double metric_value(const char *text, const char *series) {
+    if (!text) return -1;
+    size_t n = strlen(series);
+    for (const char *p = text; (p = strstr(p, series)) != NULL; p += n)
+        if ((p == text || p[-1] == '\n') && p[n] == ' ') return strtod(p + n + 1, NULL);
+    return -1;
+}
+
+/* Sum of every series of a family, e.g. all dlq_messages_total{reason=...}. */
+static double metric_family_sum(const char *text, const char *family) {
+    double sum = 0;
+    size_t n = strlen(family);
+    for (const char *p = text; p && (p = strstr(p, family)) != NULL; p += n)
+        if ((p == text || p[-1] == '\n') && (p[n] == '{' || p[n] == ' ')) {
+            const char *sp = strchr(p, ' ');
+            if (sp) sum += strtod(sp + 1, NULL);
+        }
+    return sum;
+}
+
+START_TEST(test_ingest_metrics_readiness_and_sigterm) {
+    fixture_t fx;
+    fixture_setup(&fx, stream_args);
+    char *db = migrated_db("ingest_metrics");
+    int port = free_port();
+    char extra[64];
+    snprintf(extra, sizeof(extra), "--metrics-port %d --batch-size 400", port);
+    /* No --until-caught-up: a long-running consumer, stopped by SIGTERM. */
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd),
+             "exec %s ingest --brokers %s --database '%s' --topic %s --group m "
+             "--dlq-topic dlq --enriched-topic enriched --batch-ms 100 %s "
+             ">>/tmp/evpipe_test_ingest.log 2>&1",
+             tl_evpipe_bin(), fx.brokers, db, fx.topic, extra);
+    pid_t pid = fork();
+    ck_assert(pid >= 0);
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    char *body = NULL;
+    long status = 0;
+    for (int i = 0; i < 100 && status != 200; i++) {
+        free(body);
+        status = http_get(port, "/healthz", &body);
+        if (status != 200) usleep(100000);
+    }
+    ck_assert_int_eq(status, 200);
+    free(body);
+    /* Ready once partitions are assigned; then everything flows through. */
+    double consumed = -1, stored = -1;
+    for (int i = 0; i < 600; i++) {
+        status = http_get(port, "/metrics", &body);
+        consumed = metric_value(body, "evpipe_ingest_messages_consumed_total");
+        stored = metric_family_sum(body, "evpipe_ingest_rows_written_total{table=\"analytics_events\",op=\"insert\"}");
+        if (consumed == (double)fx.produced && stored == (double)fx.oracle.n_valid_unique) break;
+        free(body);
+        body = NULL;
+        usleep(100000);
+    }
+    ck_assert_msg(body != NULL, "no /metrics answer");
+    ck_assert_msg(consumed == (double)fx.produced, "consumed %g of %zu", consumed, fx.produced);
+    ck_assert_msg(stored == (double)fx.oracle.n_valid_unique, "events inserted %g, expected %zu",
+                  stored, fx.oracle.n_valid_unique);
+    ck_assert_int_eq((long)metric_family_sum(body, "evpipe_ingest_dlq_messages_total"),
+                     (long)fx.oracle.n_invalid);
+    ck_assert_int_eq((long)metric_value(body, "evpipe_ingest_events_duplicate_total"),
+                     (long)fx.oracle.n_duplicates);
+    ck_assert_ptr_nonnull(strstr(body, "evpipe_ingest_batch_seconds_bucket{le=\"+Inf\"}"));
+    free(body);
+    char *ready = NULL;
+    ck_assert_int_eq(http_get(port, "/readyz", &ready), 200);
+    free(ready);
+    /* SIGTERM: clean exit 0, promptly, nothing lost. */
+    int64_t t0 = ev_now_ms();
+    kill(pid, SIGTERM);
+    ck_assert_int_eq(wait_exit(pid, 30), 0);
+    ck_assert_msg(ev_now_ms() - t0 < 15000, "shutdown took %lld ms", (long long)(ev_now_ms() - t0));
+    oracle_check_database(&fx.oracle, db);
+    tl_db_drop(db);
+    free(db);
+    fixture_teardown(&fx);
+}
+END_TEST
+
 START_TEST(test_ingest_usage_errors) {
     char cmd[512], *err = NULL;
     snprintf(cmd, sizeof(cmd), "env -u KAFKA_BROKERS %s ingest --database x", tl_evpipe_bin());
@@ -279,6 +405,7 @@ int main(void) {
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_ingest_usage_errors);
     tcase_add_test(tc, test_ingest_matches_oracle_and_dead_letters);
+    tcase_add_test(tc, test_ingest_metrics_readiness_and_sigterm);
     tcase_add_test(tc, test_ingest_kill9_and_rebalance_equal_uninterrupted_run);
     tcase_add_test(tc, test_ingest_survives_postgres_and_broker_outages);
     suite_add_tcase(s, tc);

@@ -24,8 +24,8 @@ static void load_classifier(void) {
     if (ev_read_file(path, 16u << 20, &regexes_yaml, &regexes_len, regexes_error,
                      sizeof(regexes_error)) != 0)
         return;
-    classifier = tf_ua_classifier_new(regexes_yaml, regexes_len, 64, regexes_error,
-                                      sizeof(regexes_error));
+    classifier =
+        tf_ua_classifier_new(regexes_yaml, regexes_len, 64, regexes_error, sizeof(regexes_error));
 }
 
 static void free_classifier(void) {
@@ -66,7 +66,9 @@ static void assert_str_or_null(const char *what, const char *got, const char *wa
                       want, got ? got : "(NULL)");
 }
 
-#define HEAD(type) "{\"eventId\":\"e1\",\"type\":\"" type "\",\"visitorId\":\"v1\",\"timestamp\":\"2024-11-25T13:20:00Z\""
+#define HEAD(type)                                                                                 \
+    "{\"eventId\":\"e1\",\"type\":\"" type                                                         \
+    "\",\"visitorId\":\"v1\",\"timestamp\":\"2024-11-25T13:20:00Z\""
 
 /* ---- URL and attribution -------------------------------------------------------------- */
 
@@ -161,7 +163,8 @@ START_TEST(test_enrich_attribution_table) {
     const attribution_case_t *c = &attribution_cases[_i];
     char json[2048];
     int n = snprintf(json, sizeof(json), "%s,\"url\":\"%s\"", HEAD("PAGE_VIEW"), c->url);
-    if (c->referrer) n += snprintf(json + n, sizeof(json) - (size_t)n, ",\"referrer\":\"%s\"", c->referrer);
+    if (c->referrer)
+        n += snprintf(json + n, sizeof(json) - (size_t)n, ",\"referrer\":\"%s\"", c->referrer);
     snprintf(json + n, sizeof(json) - (size_t)n, "}");
     tf_event_t ev;
     tf_enriched_t en;
@@ -184,23 +187,24 @@ END_TEST
 
 /* ---- device --------------------------------------------------------------------------- */
 
-#define UA_IPHONE                                                                               \
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1_2 like Mac OS X) AppleWebKit/605.1.15 (KHTML, "    \
+#define UA_IPHONE                                                                                  \
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1_2 like Mac OS X) AppleWebKit/605.1.15 (KHTML, "       \
     "like Gecko) Version/17.1.2 Mobile/15E148 Safari/604.1"
-#define UA_WINDOWS_CHROME                                                                       \
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "         \
+#define UA_WINDOWS_CHROME                                                                          \
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "            \
     "Chrome/120.0.6099.109 Safari/537.36"
 #define UA_GOOGLEBOT "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
-#define UA_IPAD                                                                                 \
-    "Mozilla/5.0 (iPad; CPU OS 16_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "   \
+#define UA_IPAD                                                                                    \
+    "Mozilla/5.0 (iPad; CPU OS 16_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "      \
     "Version/16.6 Mobile/15E148 Safari/604.1"
-#define UA_MAC_SAFARI                                                                           \
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) " \
+#define UA_MAC_SAFARI                                                                              \
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "    \
     "Version/17.1 Safari/605.1.15"
-#define UA_PIXEL                                                                                \
-    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "          \
+#define UA_PIXEL                                                                                   \
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "             \
     "Chrome/120.0.6099.144 Mobile Safari/537.36"
-#define UA_UBUNTU_FIREFOX "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0"
+#define UA_UBUNTU_FIREFOX                                                                          \
+    "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0"
 
 typedef struct {
     const char *ua;    /* NULL: no userAgent */
@@ -264,11 +268,12 @@ END_TEST
 START_TEST(test_enrich_context_geo_language_screen) {
     tf_event_t ev;
     tf_enriched_t en;
-    enrich_json(HEAD("PAGE_VIEW") ",\"url\":\"https://www.example.com/de/\",\"userAgent\":\"" UA_IPHONE
-                                  "\",\"geo\":{\"country\":\"DE\",\"region\":\"BE\",\"city\":"
-                                  "\"Berlin\"},\"language\":\"de-DE\",\"screen\":{\"width\":390,"
-                                  "\"height\":844}}",
-                &ev, &en);
+    enrich_json(
+        HEAD("PAGE_VIEW") ",\"url\":\"https://www.example.com/de/\",\"userAgent\":\"" UA_IPHONE
+                          "\",\"geo\":{\"country\":\"DE\",\"region\":\"BE\",\"city\":"
+                          "\"Berlin\"},\"language\":\"de-DE\",\"screen\":{\"width\":390,"
+                          "\"height\":844}}",
+        &ev, &en);
     const tf_sess_context_t *c = &en.context;
     ck_assert_str_eq(c->country, "DE");
     ck_assert_str_eq(c->region, "BE");
@@ -417,10 +422,10 @@ static void assert_keys(yajl_val obj, const char *const *keys, size_t n) {
     for (size_t i = 0; i < n; i++) ck_assert_str_eq(obj->u.object.keys[i], keys[i]);
 }
 
-static const char *const BASE_KEYS[] = {
-    "eventId",   "type",       "occurredAt",     "visitorId", "userId",    "sessionId",
-    "name",      "url",        "path",           "deviceType", "referrerDomain", "utmSource",
-    "utmMedium", "utmCampaign", "utmTerm",       "utmContent"};
+static const char *const BASE_KEYS[] = {"eventId",   "type",        "occurredAt",     "visitorId",
+                                        "userId",    "sessionId",   "name",           "url",
+                                        "path",      "deviceType",  "referrerDomain", "utmSource",
+                                        "utmMedium", "utmCampaign", "utmTerm",        "utmContent"};
 #define N_BASE (sizeof(BASE_KEYS) / sizeof(BASE_KEYS[0]))
 
 #define SID "0b6b2c2e-7a59-5b8e-9a51-3f6c1d2e4f70"
@@ -515,10 +520,9 @@ START_TEST(test_enrich_json_minimal_event) {
     assert_member_str(root, "visitorId", "v");
     assert_member_str(root, "sessionId", SID);
     assert_member_str(root, "deviceType", "UNKNOWN");
-    static const char *const nulls[] = {"userId",         "name",      "url",
-                                        "path",           "referrerDomain", "utmSource",
-                                        "utmMedium",      "utmCampaign", "utmTerm",
-                                        "utmContent"};
+    static const char *const nulls[] = {"userId",         "name",      "url",       "path",
+                                        "referrerDomain", "utmSource", "utmMedium", "utmCampaign",
+                                        "utmTerm",        "utmContent"};
     for (size_t i = 0; i < sizeof(nulls) / sizeof(nulls[0]); i++)
         assert_member_str(root, nulls[i], NULL);
     yajl_tree_free(root);
@@ -557,8 +561,8 @@ START_TEST(test_enrich_json_occurred_at) {
 END_TEST
 
 /* value: the exact text as sent, whatever its form. */
-static const char *const value_cases[] = {"0", "0.5", "19.99", "100", "1e2", "1.50E+1",
-                                          "999999999999.99", "0.000"};
+static const char *const value_cases[] = {"0",   "0.5",     "19.99",           "100",
+                                          "1e2", "1.50E+1", "999999999999.99", "0.000"};
 
 START_TEST(test_enrich_json_value_text_kept) {
     char json[512];

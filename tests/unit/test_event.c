@@ -26,7 +26,8 @@ static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Lists the .json files of events/<sub>, sorted. Returns the count (0 when the folder is missing). */
+/* Lists the .json files of events/<sub>, sorted. Returns the count (0 when the folder is missing).
+ */
 static size_t list_json(const char *sub, char **out) {
     char dir[512];
     snprintf(dir, sizeof(dir), "%s/events/%s", data_dir(), sub);
@@ -77,23 +78,39 @@ typedef struct key_def_s {
     const char *dflt; /* the value when absent; NULL for an absent string */
 } key_def_t;
 
-#define KD(name, kind, dflt) {#name, kind, offsetof(tf_event_t, name), dflt}
+#define KD(name, kind, dflt)                                                                       \
+    { #name, kind, offsetof(tf_event_t, name), dflt }
 static const key_def_t key_defs[] = {
-    KD(event_id, K_STR, NULL),          KD(type, K_TYPE, "(required)"),
-    KD(timestamp_ms, K_I64, "(required)"), KD(visitor_id, K_STR, NULL),
-    KD(user_id, K_STR, NULL),           KD(name, K_STR, NULL),
-    KD(url, K_STR, NULL),               KD(referrer, K_STR, NULL),
-    KD(title, K_STR, NULL),             KD(user_agent, K_STR, NULL),
-    KD(has_client_hints, K_BOOL, "false"), KD(ch_has_mobile, K_BOOL, "false"),
-    KD(ch_mobile, K_BOOL, "false"),     KD(ch_platform, K_STR, NULL),
-    KD(ch_model, K_STR, NULL),          KD(screen_width, K_I32, "0"),
-    KD(screen_height, K_I32, "0"),      KD(language, K_STR, NULL),
-    KD(geo_country, K_STR, NULL),       KD(geo_region, K_STR, NULL),
-    KD(geo_city, K_STR, NULL),          KD(page_view_id, K_STR, NULL),
-    KD(has_time_on_page, K_BOOL, "false"), KD(time_on_page, K_DBL, "0"),
-    KD(scroll_depth, K_I32, "-1"),      KD(has_value, K_BOOL, "false"),
-    KD(value, K_DBL, "0"),              KD(value_text, K_STR, NULL),
-    KD(currency, K_CHARS, ""),          KD(properties_json, K_STR, NULL),
+    KD(event_id, K_STR, NULL),
+    KD(type, K_TYPE, "(required)"),
+    KD(timestamp_ms, K_I64, "(required)"),
+    KD(visitor_id, K_STR, NULL),
+    KD(user_id, K_STR, NULL),
+    KD(name, K_STR, NULL),
+    KD(url, K_STR, NULL),
+    KD(referrer, K_STR, NULL),
+    KD(title, K_STR, NULL),
+    KD(user_agent, K_STR, NULL),
+    KD(has_client_hints, K_BOOL, "false"),
+    KD(ch_has_mobile, K_BOOL, "false"),
+    KD(ch_mobile, K_BOOL, "false"),
+    KD(ch_platform, K_STR, NULL),
+    KD(ch_model, K_STR, NULL),
+    KD(screen_width, K_I32, "0"),
+    KD(screen_height, K_I32, "0"),
+    KD(language, K_STR, NULL),
+    KD(geo_country, K_STR, NULL),
+    KD(geo_region, K_STR, NULL),
+    KD(geo_city, K_STR, NULL),
+    KD(page_view_id, K_STR, NULL),
+    KD(has_time_on_page, K_BOOL, "false"),
+    KD(time_on_page, K_DBL, "0"),
+    KD(scroll_depth, K_I32, "-1"),
+    KD(has_value, K_BOOL, "false"),
+    KD(value, K_DBL, "0"),
+    KD(value_text, K_STR, NULL),
+    KD(currency, K_CHARS, ""),
+    KD(properties_json, K_STR, NULL),
     KD(unknown_fields, K_U32, "0"),
 };
 #define KEY_COUNT (sizeof(key_defs) / sizeof(key_defs[0]))
@@ -113,7 +130,9 @@ static const char *render(const tf_event_t *ev, const key_def_t *kd, char *buf, 
     case K_I64:
         snprintf(buf, size, "%lld", (long long)*(const int64_t *)(const void *)base);
         return buf;
-    case K_U32: snprintf(buf, size, "%u", (unsigned)*(const uint32_t *)(const void *)base); return buf;
+    case K_U32:
+        snprintf(buf, size, "%u", (unsigned)*(const uint32_t *)(const void *)base);
+        return buf;
     case K_DBL: snprintf(buf, size, "%.15g", *(const double *)(const void *)base); return buf;
     }
     return NULL;
@@ -128,9 +147,12 @@ static void unescape(char *s) {
             continue;
         }
         p++;
-        if (*p == 'n') *out++ = '\n';
-        else if (*p == 't') *out++ = '\t';
-        else if (*p == '\\') *out++ = '\\';
+        if (*p == 'n')
+            *out++ = '\n';
+        else if (*p == 't')
+            *out++ = '\t';
+        else if (*p == '\\')
+            *out++ = '\\';
         else if (*p == 'x' && p[1] && p[2]) {
             char hex[3] = {p[1], p[2], 0};
             *out++ = (char)strtol(hex, NULL, 16);
@@ -202,13 +224,15 @@ START_TEST(test_event_valid_files) {
         char *want = eq + 1;
         unescape(want);
         size_t k = 0;
-        while (k < KEY_COUNT && strcmp(key_defs[k].key, line) != 0) k++;
+        while (k < KEY_COUNT && strcmp(key_defs[k].key, line) != 0)
+            k++;
         ck_assert_msg(k < KEY_COUNT, "%s: unknown field %s", expect_name, line);
         listed[k] = true;
         char buf[64];
         const char *got = render(&ev, &key_defs[k], buf, sizeof(buf));
         ck_assert_msg(got != NULL, "%s: %s absent, want \"%s\"", name, line, want);
-        ck_assert_msg(strcmp(got, want) == 0, "%s: %s = \"%s\", want \"%s\"", name, line, got, want);
+        ck_assert_msg(strcmp(got, want) == 0, "%s: %s = \"%s\", want \"%s\"", name, line, got,
+                      want);
     }
     for (size_t k = 0; k < KEY_COUNT; k++) {
         if (listed[k]) continue;
@@ -278,7 +302,8 @@ END_TEST
 
 START_TEST(test_event_invalid_files_cover_every_reason) {
     for (int r = TF_REASON_OK + 1; r < TF_REASON_COUNT; r++) {
-        if (r == TF_REASON_TOO_LARGE) continue; /* 64 KiB inputs are built in test_event_size_limit */
+        if (r == TF_REASON_TOO_LARGE)
+            continue; /* 64 KiB inputs are built in test_event_size_limit */
         const char *code = tf_event_reason_code((tf_event_reason_t)r);
         size_t hits = 0;
         for (size_t i = 0; i < invalid_count; i++)
@@ -293,12 +318,29 @@ END_TEST
 /* ---- enums ------------------------------------------------------------------------- */
 
 START_TEST(test_event_type_names_follow_the_enum) {
-    static const char *const want[] = {
-        "PAGE_VIEW", "PAGE_LEAVE", "PRODUCT_VIEW", "PRODUCT_LIST_VIEW", "SEARCH", "ADD_TO_CART",
-        "REMOVE_FROM_CART", "CHECKOUT_START", "PURCHASE", "APPOINTMENT_START",
-        "APPOINTMENT_COMPLETE", "APPOINTMENT_CANCEL", "FORM_START", "FORM_SUBMIT", "LEAD",
-        "SIGN_UP", "LOGIN", "CLICK", "SCROLL", "OUTBOUND_CLICK", "FILE_DOWNLOAD", "VIDEO_PLAY",
-        "CUSTOM"};
+    static const char *const want[] = {"PAGE_VIEW",
+                                       "PAGE_LEAVE",
+                                       "PRODUCT_VIEW",
+                                       "PRODUCT_LIST_VIEW",
+                                       "SEARCH",
+                                       "ADD_TO_CART",
+                                       "REMOVE_FROM_CART",
+                                       "CHECKOUT_START",
+                                       "PURCHASE",
+                                       "APPOINTMENT_START",
+                                       "APPOINTMENT_COMPLETE",
+                                       "APPOINTMENT_CANCEL",
+                                       "FORM_START",
+                                       "FORM_SUBMIT",
+                                       "LEAD",
+                                       "SIGN_UP",
+                                       "LOGIN",
+                                       "CLICK",
+                                       "SCROLL",
+                                       "OUTBOUND_CLICK",
+                                       "FILE_DOWNLOAD",
+                                       "VIDEO_PLAY",
+                                       "CUSTOM"};
     ck_assert_int_eq(TF_EVENT_TYPE_COUNT, 23);
     for (int i = 0; i < TF_EVENT_TYPE_COUNT; i++) {
         ck_assert_str_eq(tf_event_type_name((tf_event_type_t)i), want[i]);
@@ -312,18 +354,19 @@ START_TEST(test_event_type_names_follow_the_enum) {
     ck_assert_int_eq(tf_event_type_parse("click", 5, &t), -1);
     ck_assert_int_eq(tf_event_type_parse("CLICKS", 6, &t), -1);
     ck_assert_int_eq(tf_event_type_parse("", 0, &t), -1);
-    ck_assert_int_eq(t, TF_EVENT_CUSTOM); /* untouched on failure */
+    ck_assert_int_eq(t, TF_EVENT_CUSTOM);                      /* untouched on failure */
     ck_assert_int_eq(tf_event_type_parse("CLICKS", 5, &t), 0); /* exactly len bytes */
     ck_assert_int_eq(t, TF_EVENT_CLICK);
 }
 END_TEST
 
 START_TEST(test_event_reason_codes_are_stable) {
-    static const char *const want[] = {
-        "ok", "too_large", "invalid_utf8", "invalid_json", "not_object", "missing_field",
-        "wrong_type", "unknown_event_type", "bad_timestamp", "too_long", "out_of_range",
-        "bad_url", "bad_currency", "currency_required", "too_deep", "bad_country",
-        "bad_language", "duplicate_field"};
+    static const char *const want[] = {"ok",           "too_large",          "invalid_utf8",
+                                       "invalid_json", "not_object",         "missing_field",
+                                       "wrong_type",   "unknown_event_type", "bad_timestamp",
+                                       "too_long",     "out_of_range",       "bad_url",
+                                       "bad_currency", "currency_required",  "too_deep",
+                                       "bad_country",  "bad_language",       "duplicate_field"};
     ck_assert_int_eq(TF_REASON_COUNT, (int)(sizeof(want) / sizeof(want[0])));
     for (int i = 0; i < TF_REASON_COUNT; i++)
         ck_assert_str_eq(tf_event_reason_code((tf_event_reason_t)i), want[i]);
@@ -334,10 +377,11 @@ END_TEST
 START_TEST(test_event_every_type_parses) {
     for (int i = 0; i < TF_EVENT_TYPE_COUNT; i++) {
         char msg[256];
-        int n = snprintf(msg, sizeof(msg),
-                         "{\"eventId\":\"e%d\",\"type\":\"%s\",\"timestamp\":%d,\"visitorId\":\"v\","
-                         "\"url\":\"https://example.com/\"}",
-                         i, tf_event_type_name((tf_event_type_t)i), i);
+        int n =
+            snprintf(msg, sizeof(msg),
+                     "{\"eventId\":\"e%d\",\"type\":\"%s\",\"timestamp\":%d,\"visitorId\":\"v\","
+                     "\"url\":\"https://example.com/\"}",
+                     i, tf_event_type_name((tf_event_type_t)i), i);
         tf_event_t ev;
         tf_event_init(&ev);
         tf_event_error_t err;
@@ -358,7 +402,8 @@ static const char minimal[] =
 /* A valid event of exactly size bytes: the minimal one plus an unknown "pad" string. */
 static char *padded_event(size_t size, char fill) {
     const char head[] = "{\"pad\":\"";
-    const char tail[] = "\",\"eventId\":\"e\",\"type\":\"CLICK\",\"timestamp\":0,\"visitorId\":\"v\"}";
+    const char tail[] =
+        "\",\"eventId\":\"e\",\"type\":\"CLICK\",\"timestamp\":0,\"visitorId\":\"v\"}";
     size_t fixed = strlen(head) + strlen(tail);
     ck_assert(size > fixed);
     char *buf = malloc(size);
@@ -512,10 +557,11 @@ static void expect_error(const char *msg, tf_event_reason_t reason, const char *
 }
 
 START_TEST(test_event_messages_name_the_field) {
-    expect_error("{\"eventId\":\"e\",\"type\":\"CLICK\",\"timestamp\":\"yesterday\",\"visitorId\":\"v\"}",
-                 TF_REASON_BAD_TIMESTAMP, "timestamp",
-                 "timestamp: expected RFC 3339 with a time zone or epoch milliseconds, from 1970 "
-                 "to 9999; got \"yesterday\"");
+    expect_error(
+        "{\"eventId\":\"e\",\"type\":\"CLICK\",\"timestamp\":\"yesterday\",\"visitorId\":\"v\"}",
+        TF_REASON_BAD_TIMESTAMP, "timestamp",
+        "timestamp: expected RFC 3339 with a time zone or epoch milliseconds, from 1970 "
+        "to 9999; got \"yesterday\"");
     expect_error("{\"type\":\"CLICK\"}", TF_REASON_MISSING_FIELD, "eventId",
                  "eventId: required field is missing (or null)");
     expect_error("{\"eventId\":\"e\",\"type\":\"CLICK\",\"timestamp\":0,\"visitorId\":\"v\","
@@ -529,13 +575,18 @@ START_TEST(test_event_messages_name_the_field) {
                  TF_REASON_UNKNOWN_EVENT_TYPE, "type", "type: unknown event type \"VISIT\"");
     /* lengths count characters, and the message says how many */
     char msg[512];
-    snprintf(msg, sizeof(msg), "{\"eventId\":\"e\",\"type\":\"CLICK\",\"timestamp\":0,\"visitorId\":\"v\",\"userId\":\"%s\"}",
+    snprintf(msg, sizeof(msg),
+             "{\"eventId\":\"e\",\"type\":\"CLICK\",\"timestamp\":0,\"visitorId\":\"v\",\"userId\":"
+             "\"%s\"}",
              "ééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééé"
              "éééééééééééééééééééééééééééééééééééééééééééééééé"); /* 129 × é */
-    expect_error(msg, TF_REASON_TOO_LONG, "userId", "userId: must be at most 128 characters, got 129");
-    expect_error("{\"eventId\":\"e\",\"type\":\"CLICK\",\"timestamp\":0,\"visitorId\":\"v\",\"x\":[1,]}",
-                 TF_REASON_INVALID_JSON, "", NULL);
-    expect_error("\n\n  [", TF_REASON_INVALID_JSON, "", "invalid JSON at byte 5: parse error: premature EOF");
+    expect_error(msg, TF_REASON_TOO_LONG, "userId",
+                 "userId: must be at most 128 characters, got 129");
+    expect_error(
+        "{\"eventId\":\"e\",\"type\":\"CLICK\",\"timestamp\":0,\"visitorId\":\"v\",\"x\":[1,]}",
+        TF_REASON_INVALID_JSON, "", NULL);
+    expect_error("\n\n  [", TF_REASON_INVALID_JSON, "",
+                 "invalid JSON at byte 5: parse error: premature EOF");
 }
 END_TEST
 
@@ -549,10 +600,11 @@ START_TEST(test_event_error_precedence) {
     expect_error("[\"\\u0000\"]", TF_REASON_INVALID_UTF8, "", NULL);
     expect_error("{\"eventId\":\"\xff\"", TF_REASON_INVALID_UTF8, "", NULL);
     expect_error("{\"value\":-1,\"eventId\":5}", TF_REASON_OUT_OF_RANGE, "value", NULL);
-    expect_error("{\"value\":1,\"type\":\"PAGE_VIEW\",\"eventId\":\"e\",\"timestamp\":0,\"visitorId\":\"v\"}",
+    expect_error("{\"value\":1,\"type\":\"PAGE_VIEW\",\"eventId\":\"e\",\"timestamp\":0,"
+                 "\"visitorId\":\"v\"}",
                  TF_REASON_MISSING_FIELD, "url", NULL);
-    expect_error("{\"type\":\"PAGE_VIEW\",\"eventId\":\"e\",\"timestamp\":0}", TF_REASON_MISSING_FIELD,
-                 "visitorId", NULL);
+    expect_error("{\"type\":\"PAGE_VIEW\",\"eventId\":\"e\",\"timestamp\":0}",
+                 TF_REASON_MISSING_FIELD, "visitorId", NULL);
 }
 END_TEST
 
@@ -612,8 +664,10 @@ END_TEST
 START_TEST(test_event_many_unknown_fields) {
     size_t cap = 65536, n = 0;
     char *buf = malloc(cap);
-    n += (size_t)snprintf(buf, cap, "{\"eventId\":\"e\",\"type\":\"CLICK\",\"timestamp\":0,\"visitorId\":\"v\"");
-    for (int i = 0; i < 5000; i++) n += (size_t)snprintf(buf + n, cap - n, ",\"u%d\":%d", i, i);
+    n += (size_t)snprintf(
+        buf, cap, "{\"eventId\":\"e\",\"type\":\"CLICK\",\"timestamp\":0,\"visitorId\":\"v\"");
+    for (int i = 0; i < 5000; i++)
+        n += (size_t)snprintf(buf + n, cap - n, ",\"u%d\":%d", i, i);
     n += (size_t)snprintf(buf + n, cap - n, "}");
     ck_assert_uint_lt(n, cap - 1);
     tf_event_t ev;
@@ -633,7 +687,8 @@ END_TEST
 
 START_TEST(test_event_deep_nesting_is_bounded) {
     size_t depth = 30000;
-    const char head[] = "{\"eventId\":\"e\",\"type\":\"CLICK\",\"timestamp\":0,\"visitorId\":\"v\",\"deep\":";
+    const char head[] =
+        "{\"eventId\":\"e\",\"type\":\"CLICK\",\"timestamp\":0,\"visitorId\":\"v\",\"deep\":";
     size_t n = strlen(head) + 2 * depth + 1;
     char *buf = malloc(n);
     memcpy(buf, head, strlen(head));
@@ -648,7 +703,9 @@ START_TEST(test_event_deep_nesting_is_bounded) {
     tf_event_reset(&ev);
     /* the same nesting inside properties is too deep */
     char *props = malloc(n + 32);
-    int k = snprintf(props, n + 32, "{\"eventId\":\"e\",\"type\":\"CLICK\",\"timestamp\":0,\"visitorId\":\"v\",\"properties\":{\"a\":");
+    int k = snprintf(props, n + 32,
+                     "{\"eventId\":\"e\",\"type\":\"CLICK\",\"timestamp\":0,\"visitorId\":\"v\","
+                     "\"properties\":{\"a\":");
     memset(props + k, '[', depth);
     memset(props + k + depth, ']', depth);
     memcpy(props + k + 2 * depth, "}}", 2);
@@ -690,7 +747,9 @@ int main(void) {
     valid_count = list_json("valid", valid_files);
     invalid_count = list_json("invalid", invalid_files);
     int failed = tl_run_suite(event_suite());
-    for (size_t i = 0; i < valid_count; i++) free(valid_files[i]);
-    for (size_t i = 0; i < invalid_count; i++) free(invalid_files[i]);
+    for (size_t i = 0; i < valid_count; i++)
+        free(valid_files[i]);
+    for (size_t i = 0; i < invalid_count; i++)
+        free(invalid_files[i]);
     return failed ? 1 : 0;
 }

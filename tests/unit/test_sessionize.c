@@ -118,7 +118,7 @@ static const tf_sess_context_t rctx[6] = {
 
 typedef struct spec_s {
     int vis;
-    char eid[48];
+    char eid[360];
     int64_t ts;
     tf_event_type_t type;
     const char *user, *path, *campaign, *pvid;
@@ -166,6 +166,8 @@ typedef struct stream_s {
         char del_ids[8][37];
         char ups_ids[8][37];
         int64_t since[8];
+        size_t npvids;
+        char pvid[48];
     } last;
     size_t n_requests, n_batches, n_aborts, n_evicted;
 } stream_t;
@@ -391,36 +393,48 @@ static bool is_chain_reason(tf_start_reason_t r)
     return r != TF_START_FIRST && r != TF_START_INACTIVITY;
 }
 
-/* The loader, as the PostgreSQL sink does it: the visitor's sessions with endedAt >= since,
- * plus recursively the predecessor of any loaded session not started by FIRST/INACTIVITY, their
- * events (with the stored page view fields), and whether earlier history exists. */
+/* The loader, as the PostgreSQL sink does it (contract in sessionize.h): the visitor's
+ * sessions with endedAt >= a bound lowered for page_view_ids and for chain-started sessions,
+ * their events (with the stored page view fields), and whether earlier history exists. */
 static int serve(stream_t *st, const tf_sess_load_request_t *r)
 {
     int vis = vis_index(st, r->visitor_id);
     REQUIRE(st, vis >= 0, "request for unknown visitor %s", r->visitor_id);
-    bool *sel = calloc(st->nrows + 1, sizeof *sel);
-    ck_assert_ptr_nonnull(sel);
-    for (size_t i = 0; i < st->nrows; i++) {
-        const row_t *w = &st->rows[i];
-        sel[i] = w->live && strcmp(w->s.visitor_id, r->visitor_id) == 0 && w->s.ended_at_ms >= r->since_ms;
+    int64_t since = r->since_ms;
+    for (size_t k = 0; k < r->n_page_view_ids; k++) {
+        const spec_t *pv = spec_by_eid(st, r->page_view_ids[k]);
+        if (!pv || pv->vis != vis || !pv->stored) continue;
+        const row_t *w = db_row(st, pv->sid);
+        if (w && w->s.ended_at_ms < since) since = w->s.ended_at_ms;
     }
     for (bool changed = true; changed;) {
         changed = false;
         for (size_t i = 0; i < st->nrows; i++) {
-            if (!sel[i] || !is_chain_reason(st->rows[i].s.start_reason)) continue;
-            size_t best = SIZE_MAX;
+            const row_t *w = &st->rows[i];
+            if (!w->live || strcmp(w->s.visitor_id, r->visitor_id) != 0 || w->s.ended_at_ms < since ||
+                !is_chain_reason(w->s.start_reason))
+                continue;
+            int64_t best = w->s.started_at_ms;
+            bool found = false;
             for (size_t j = 0; j < st->nrows; j++) {
-                const row_t *w = &st->rows[j];
-                if (!w->live || strcmp(w->s.visitor_id, r->visitor_id) != 0 ||
-                    w->s.started_at_ms >= st->rows[i].s.started_at_ms)
+                const row_t *p = &st->rows[j];
+                if (!p->live || strcmp(p->s.visitor_id, r->visitor_id) != 0 ||
+                    p->s.ended_at_ms >= w->s.started_at_ms)
                     continue;
-                if (best == SIZE_MAX || w->s.started_at_ms > st->rows[best].s.started_at_ms) best = j;
+                if (!found || p->s.ended_at_ms > best) best = p->s.ended_at_ms;
+                found = true;
             }
-            if (best != SIZE_MAX && !sel[best]) {
-                sel[best] = true;
+            if (best < since) {
+                since = best;
                 changed = true;
             }
         }
+    }
+    bool *sel = calloc(st->nrows + 1, sizeof *sel);
+    ck_assert_ptr_nonnull(sel);
+    for (size_t i = 0; i < st->nrows; i++) {
+        const row_t *w = &st->rows[i];
+        sel[i] = w->live && strcmp(w->s.visitor_id, r->visitor_id) == 0 && w->s.ended_at_ms >= since;
     }
     /* items: rows (index) and events (~spec index) */
     size_t nitems = 0;
@@ -542,16 +556,12 @@ static void apply(stream_t *st, const tf_sess_changes_t *ch, const bool *touched
     st->last.dups = ch->n_duplicates;
 }
 
-enum { RUN_COMMIT = 0, RUN_ABORT_BEFORE_LOAD, RUN_ABORT_AFTER_LOAD, RUN_ABORT_AFTER_FLUSH };
+enum { RUN_COMMIT = 0, RUN_ABORT_BEFORE_LOAD, RUN_ABORT_AFTER_LOAD, RUN_ABORT_AFTER_FLUSH, RUN_TWO_ROUNDS };
 
-/* One consumer batch of deliveries (spec indexes). Returns 0 when committed, 1 when aborted
- * on purpose, 2 when an injected allocation failure made a call fail (then aborted). */
-static int run_batch(stream_t *st, const size_t *idx, size_t n, int mode)
+/* Adds deliveries [from, to) of the batch; returns 0, or 2 after an injected failure. */
+static int batch_add(stream_t *st, const size_t *idx, size_t from, size_t to, bool *touched)
 {
-    bool touched[MAX_VIS] = {false};
-    memset(&st->last, 0, sizeof st->last);
-    st->n_batches++;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = from; i < to; i++) {
         const spec_t *sp = &st->specs[idx[i]];
         tf_sess_event_t e = ev_of(st, sp, true);
         touched[sp->vis] = true;
@@ -561,11 +571,13 @@ static int run_batch(stream_t *st, const size_t *idx, size_t n, int mode)
             return 2;
         }
     }
-    if (mode == RUN_ABORT_BEFORE_LOAD) {
-        tf_sessionizer_abort(st->sz);
-        st->n_aborts++;
-        return 1;
-    }
+    return 0;
+}
+
+/* Asks for the load requests and serves them; checks each request against the deliveries
+ * added so far. Returns 0, or 2 after an injected failure. */
+static int batch_load(stream_t *st, const size_t *idx, size_t n, const bool *touched)
+{
     size_t nreq = 0;
     const tf_sess_load_request_t *reqs = tf_sessionizer_load_requests(st->sz, &nreq);
     if (!reqs) {
@@ -573,7 +585,6 @@ static int run_batch(stream_t *st, const size_t *idx, size_t n, int mode)
         tf_sessionizer_abort(st->sz);
         return 2;
     }
-    st->last.nreq = nreq;
     st->n_requests += nreq;
     for (size_t r = 0; r < nreq; r++) {
         int vis = vis_index(st, reqs[r].visitor_id);
@@ -584,7 +595,10 @@ static int run_batch(stream_t *st, const size_t *idx, size_t n, int mode)
             if (sp->vis == vis && sp->ts - st->cfg.timeout_ms == reqs[r].since_ms) found = true;
         }
         REQUIRE(st, found, "since_ms %" PRId64 " is not a batch event time minus the timeout", reqs[r].since_ms);
-        if (r < 8) st->last.since[r] = reqs[r].since_ms;
+        if (st->last.nreq < 8) st->last.since[st->last.nreq] = reqs[r].since_ms;
+        st->last.nreq++;
+        st->last.npvids += reqs[r].n_page_view_ids;
+        if (reqs[r].n_page_view_ids) snprintf(st->last.pvid, sizeof st->last.pvid, "%s", reqs[r].page_view_ids[0]);
     }
     for (size_t r = 0; r < nreq; r++) {
         if (serve(st, &reqs[r]) != 0) {
@@ -592,6 +606,29 @@ static int run_batch(stream_t *st, const size_t *idx, size_t n, int mode)
             tf_sessionizer_abort(st->sz);
             return 2;
         }
+    }
+    return 0;
+}
+
+/* One consumer batch of deliveries (spec indexes). Returns 0 when committed, 1 when aborted
+ * on purpose, 2 when an injected allocation failure made a call fail (then aborted).
+ * RUN_TWO_ROUNDS adds half the batch, loads, adds the rest and loads again. */
+static int run_batch(stream_t *st, const size_t *idx, size_t n, int mode)
+{
+    bool touched[MAX_VIS] = {false};
+    memset(&st->last, 0, sizeof st->last);
+    st->n_batches++;
+    size_t half = mode == RUN_TWO_ROUNDS ? n / 2 : n;
+    if (batch_add(st, idx, 0, half, touched)) return 2;
+    if (mode == RUN_ABORT_BEFORE_LOAD) {
+        tf_sessionizer_abort(st->sz);
+        st->n_aborts++;
+        return 1;
+    }
+    if (batch_load(st, idx, half, touched)) return 2;
+    if (half < n) {
+        if (batch_add(st, idx, half, n, touched)) return 2;
+        if (batch_load(st, idx, n, touched)) return 2;
     }
     if (mode == RUN_ABORT_AFTER_LOAD) {
         tf_sessionizer_abort(st->sz);
@@ -743,9 +780,12 @@ static void oracle_check(stream_t *st)
             }
             if (cfg->conversion_types & (1u << e->type)) s->has_conversion = true;
             if (e->ctx) {
-                if (s->context.device_type < 0) s->context.device_type = e->ctx->device_type;
+                bool first_ctx = s->context.device_type < 0;
+                if (first_ctx) s->context.device_type = e->ctx->device_type;
+                /* referrer and utm_* (fields 0..6): the first event's, as a group */
                 for (int f = 0; f < NCTX; f++)
-                    if (!cfield(&s->context, f)) cfield_set(&s->context, f, cfield(e->ctx, f));
+                    if ((f >= 7 || first_ctx) && !cfield(&s->context, f))
+                        cfield_set(&s->context, f, cfield(e->ctx, f));
                 if (!s->context.screen_width) s->context.screen_width = e->ctx->screen_width;
                 if (!s->context.screen_height) s->context.screen_height = e->ctx->screen_height;
             }
@@ -1190,6 +1230,44 @@ START_TEST(test_sessionize_page_view_time)
 }
 END_TEST
 
+/* A PAGE_LEAVE arriving after the visitor was evicted, for a page view in an older session
+ * (a tab left open longer than the timeout): the load window reaches back to it. */
+START_TEST(test_sessionize_page_leave_for_old_page_view)
+{
+    tf_session_config_t cfg = cfg_default();
+    for (int in_memory = 0; in_memory < 2; in_memory++) {
+        stream_t *st = hand(&cfg, 1);
+        spec_add(st, 0, "o1", T0, TF_EVENT_PAGE_VIEW);
+        spec_add(st, 0, "o2", T0 + 20000, TF_EVENT_CLICK);
+        spec_add(st, 0, "o3", T0 + 4000000, TF_EVENT_PAGE_VIEW); /* a later session */
+        spec_t *l = spec_add(st, 0, "ol", T0 + 7200000, TF_EVENT_PAGE_LEAVE);
+        l->pvid = "o1";
+        l->has_top = true;
+        l->top = 7200.5;
+        l->scroll = 90;
+        deliver(st, "o1", "o2", NULL);
+        deliver(st, "o3", NULL);
+        ck_assert_int_eq(spec_by_eid(st, "o1")->pv_top, 20);
+        if (!in_memory) ck_assert_uint_eq(tf_sessionizer_evict(st->sz, INT64_MAX), 1);
+        deliver(st, "ol", NULL);
+        if (!in_memory) { /* evicted: the request names the page view */
+            ck_assert_uint_eq(st->last.nreq, 1);
+            ck_assert_uint_eq(st->last.npvids, 1);
+            ck_assert_str_eq(st->last.pvid, "o1");
+        } else { /* still held: nothing to load */
+            ck_assert_uint_eq(st->last.nreq, 0);
+        }
+        ck_assert_uint_eq(st->last.pv_upd, 1);
+        ck_assert_int_eq(spec_by_eid(st, "o1")->pv_top, 7200);
+        ck_assert_int_eq(spec_by_eid(st, "o1")->pv_scroll, 90);
+        ck_assert_uint_eq(live_rows(st), 3);
+        oracle_check(st);
+        reload_check(st);
+        stream_free(st);
+    }
+}
+END_TEST
+
 START_TEST(test_sessionize_scroll_max)
 {
     tf_session_config_t cfg = cfg_default();
@@ -1250,11 +1328,13 @@ START_TEST(test_sessionize_bounce_rules)
 }
 END_TEST
 
-START_TEST(test_sessionize_context_first_non_null)
+START_TEST(test_sessionize_context_first_event)
 {
     static const tf_sess_context_t a = {.os = "Linux", .device_type = 2};
     static const tf_sess_context_t b = {.browser = "Firefox", .os = "Mac", .device_type = 0,
-                                        .screen_width = 1280, .screen_height = 720, .country = "DE"};
+                                        .screen_width = 1280, .screen_height = 720, .country = "DE",
+                                        .referrer = "https://www.google.com/",
+                                        .referrer_domain = "google.com", .utm_source = "google"};
     tf_session_config_t cfg = cfg_default();
     stream_t *st = hand(&cfg, 2);
     spec_add(st, 0, "x0", T0, TF_EVENT_CLICK);
@@ -1274,6 +1354,10 @@ START_TEST(test_sessionize_context_first_non_null)
     ck_assert_int_eq(w->s.context.screen_width, 1280);
     ck_assert_int_eq(w->s.context.screen_height, 720);
     ck_assert_ptr_null(w->s.context.user_agent);
+    /* Attribution is the first event's as a group: x1 had none, so none. */
+    ck_assert_ptr_null(w->s.context.referrer);
+    ck_assert_ptr_null(w->s.context.referrer_domain);
+    ck_assert_ptr_null(w->s.context.utm_source);
     w = row_of(st, "y0");
     ck_assert_int_eq(w->s.context.device_type, TF_SESS_DEVICE_UNKNOWN);
     ck_assert_ptr_null(w->s.context.browser);
@@ -1403,6 +1487,107 @@ START_TEST(test_sessionize_evict_boundary)
 }
 END_TEST
 
+/* A visitor that never goes idle (an event every 10 min, sessions cut every hour by
+ * MAX_DURATION): eviction trims its old sessions, so what it holds stays bounded; the first
+ * kept session keeps its start reason; late events reaching into the trimmed part reload it. */
+START_TEST(test_sessionize_trim_active_visitor)
+{
+    tf_session_config_t cfg = cfg_default();
+    cfg.max_duration_ms = 3600000;
+    cfg.allowed_lateness_ms = 0;
+    stream_t *st = hand(&cfg, 1);
+    char name[16];
+    for (int k = 0; k < 60; k++) {
+        snprintf(name, sizeof name, "t%02d", k);
+        spec_add(st, 0, name, T0 + (int64_t)k * 600000, TF_EVENT_PAGE_VIEW);
+    }
+    spec_add(st, 0, "late", T0 + 300000, TF_EVENT_CLICK);
+    spec_add(st, 0, "early", T0 - 300000, TF_EVENT_CLICK);
+    size_t most = 0;
+    for (int b = 0; b < 10; b++) {
+        size_t idx[6];
+        for (int k = 0; k < 6; k++) idx[k] = (size_t)(b * 6 + k);
+        ck_assert_int_eq(run_batch(st, idx, 6, RUN_COMMIT), 0);
+        if (b) ck_assert_uint_eq(st->last.nreq, 0); /* the kept window covers new events */
+        tf_sessionizer_evict(st->sz, st->specs[b * 6 + 5].ts);
+        size_t held = tf_sessionizer_event_count(st->sz);
+        if (held > most) most = held;
+    }
+    ck_assert_uint_eq(tf_sessionizer_visitor_count(st->sz), 1);
+    ck_assert_uint_le(most, 14); /* at most two 7-event sessions: the current one and the last */
+    ck_assert_uint_eq(live_rows(st), 9);
+    ck_assert_int_eq(row_of(st, "t07")->s.start_reason, TF_START_MAX_DURATION);
+    ck_assert_int_eq(row_of(st, "t56")->s.start_reason, TF_START_MAX_DURATION);
+    oracle_check(st);
+    deliver(st, "late", NULL); /* inside the first, long trimmed session */
+    ck_assert_uint_eq(st->last.nreq, 1);
+    ck_assert_int_eq(row_of(st, "t00")->s.event_count, 8);
+    oracle_check(st);
+    deliver(st, "early", NULL); /* a new first event: every hourly cut moves */
+    ck_assert_uint_eq(st->last.nreq, 1);
+    ck_assert_int_eq(row_of(st, "early")->s.event_count, 8); /* -5, 0, late, 10 .. 50 min */
+    ck_assert_int_eq(row_of(st, "t06")->s.start_reason, TF_START_MAX_DURATION);
+    oracle_check(st);
+    reload_check(st);
+    stream_free(st);
+}
+END_TEST
+
+/* Stored rows that do not match their events are corrected on the first flush after a load:
+ * a stale row is upserted; a session stored under an id that is not its first event's is
+ * replaced (deleted, events re-pointed), never upserted and deleted at once. */
+START_TEST(test_sessionize_inconsistent_storage)
+{
+    tf_session_config_t cfg = cfg_default();
+    tf_sessionizer_t *sz = tf_sessionizer_new(&cfg);
+    ck_assert_ptr_nonnull(sz);
+    for (int variant = 0; variant < 3; variant++) {
+        const char *vid = variant == 0 ? "visitor-a" : variant == 1 ? "visitor-b" : "visitor-c";
+        tf_sess_event_t e0 = {.visitor_id = vid, .event_id = "s0", .ts_ms = T0, .type = TF_EVENT_CLICK, .scroll_depth = -1};
+        tf_sess_event_t e1 = e0;
+        e1.event_id = "s1";
+        e1.ts_ms = T0 + 1000;
+        e1.cookie = 7;
+        /* variant 2: the row is stored under s0's id but holds only s1; s0 arrives now */
+        ck_assert_int_eq(tf_sessionizer_add(sz, variant == 2 ? &e0 : &e1), 0);
+        size_t n = 0;
+        const tf_sess_load_request_t *r = tf_sessionizer_load_requests(sz, &n);
+        ck_assert_ptr_nonnull(r);
+        ck_assert_uint_eq(n, 1);
+        tf_session_t row;
+        memset(&row, 0, sizeof row);
+        char right[37], other[37];
+        tf_session_id(vid, "s0", right);
+        tf_session_id(vid, "elsewhere", other);
+        memcpy(row.id, variant == 1 ? other : right, 37);
+        row.visitor_id = vid;
+        row.started_at_ms = row.ended_at_ms = T0;
+        row.event_count = 5; /* stale */
+        row.is_bounce = true;
+        row.context.device_type = TF_SESS_DEVICE_UNKNOWN;
+        ck_assert_int_eq(tf_sessionizer_load_event(sz, variant == 2 ? &e1 : &e0, row.id, false, 0, -1), 0); /* before its row */
+        ck_assert_int_eq(tf_sessionizer_load_session(sz, &row), 0);
+        ck_assert_int_eq(tf_sessionizer_loaded(sz, vid, false), 0);
+        tf_sess_changes_t ch;
+        ck_assert_int_eq(tf_sessionizer_flush(sz, &ch), 0);
+        ck_assert_uint_eq(ch.n_upserts, 1);
+        ck_assert_str_eq(ch.upserts[0].id, right);
+        ck_assert_int_eq(ch.upserts[0].event_count, 2);
+        ck_assert_int_eq(ch.upserts[0].ended_at_ms, T0 + 1000);
+        ck_assert_uint_eq(ch.n_deletes, variant == 1 ? 1 : 0);
+        if (variant == 1) ck_assert_str_eq(ch.deletes[0], other);
+        ck_assert_uint_eq(ch.n_assigns, variant == 1 ? 2 : 1); /* the new event; a re-point */
+        const char *fresh = variant == 2 ? "s0" : "s1";
+        for (size_t i = 0; i < ch.n_assigns; i++) {
+            ck_assert_str_eq(ch.assigns[i].session_id, right);
+            ck_assert_int_eq(ch.assigns[i].is_new, strcmp(ch.assigns[i].event_id, fresh) == 0);
+        }
+        tf_sessionizer_commit(sz);
+    }
+    tf_sessionizer_destroy(sz);
+}
+END_TEST
+
 START_TEST(test_sessionize_set_config)
 {
     tf_session_config_t cfg = cfg_default();
@@ -1482,9 +1667,13 @@ static stream_t *random_stream(uint64_t seed)
             case 5: ts += t + (int64_t)rng_below(&r, (uint32_t)(2 * t)); break;
             default: ts += (int64_t)rng_below(&r, (uint32_t)t); break;
             }
-            char eid[48];
+            char eid[360];
             switch (rng_below(&r, 20)) {
-            case 0: case 1: case 2: random_uuid(&r, eid, true); break;
+            case 0: case 1: random_uuid(&r, eid, true); break;
+            case 2: /* longer than 253 bytes: the long form of a stored id */
+                memset(eid, 'x', 300);
+                snprintf(eid + 300, 40, "-%d-%u", vis, rng_below(&r, 1000000));
+                break;
             case 3: case 4: case 5: case 6: case 7: case 8: case 9: case 10: case 11: random_uuid(&r, eid, false); break;
             default: snprintf(eid, sizeof eid, "e%d-%u", vis, rng_below(&r, 1000000)); break;
             }
@@ -1498,7 +1687,9 @@ static stream_t *random_stream(uint64_t seed)
             sp->path = type == TF_EVENT_PAGE_VIEW && rng_pct(&r, 95) ? r_paths[rng_below(&r, 4)] : NULL;
             sp->user = rng_pct(&r, 40) ? r_users[rng_below(&r, 3)] : NULL;
             sp->campaign = rng_pct(&r, 20) ? r_camps[rng_below(&r, 3)] : NULL;
-            sp->ctx = rng_pct(&r, 20) ? NULL : ctxs[rng_below(&r, 2)];
+            /* a loader passing NULL means "the stored session's context": an event without
+             * context can only be told apart when loaded events carry none at all */
+            sp->ctx = st->lossy && rng_pct(&r, 20) ? NULL : ctxs[rng_below(&r, 2)];
             if (type == TF_EVENT_PAGE_LEAVE || type == TF_EVENT_SCROLL) {
                 unsigned ref = rng_below(&r, 10);
                 if (ref < 7) { /* a page view of this visitor at or before it */
@@ -1574,7 +1765,11 @@ static void run_random_stream(uint64_t seed, prop_stats_t *ps)
         size_t k = 1 + rng_below(r, 12);
         if (k > qn - pos) k = qn - pos;
         unsigned roll = rng_below(r, 100);
-        int mode = roll < 4 ? RUN_ABORT_BEFORE_LOAD : roll < 7 ? RUN_ABORT_AFTER_LOAD : roll < 11 ? RUN_ABORT_AFTER_FLUSH : RUN_COMMIT;
+        int mode = roll < 4    ? RUN_ABORT_BEFORE_LOAD
+                   : roll < 7  ? RUN_ABORT_AFTER_LOAD
+                   : roll < 11 ? RUN_ABORT_AFTER_FLUSH
+                   : roll < 26 ? RUN_TWO_ROUNDS
+                               : RUN_COMMIT;
         int rc = run_batch(st, q + pos, k, mode);
         if (rc == 1) { /* redeliver the aborted batch later */
             if (qn + k > cap) {
@@ -1619,11 +1814,11 @@ START_TEST(test_sessionize_property_random_streams)
 {
     uint64_t t = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
     uint64_t base = env_u64("EVPIPE_TEST_SEED", splitmix(&t));
-    uint64_t count = env_u64("EVPIPE_TEST_STREAMS", 6000);
+    uint64_t count = env_u64("EVPIPE_TEST_STREAMS", 15000);
     prop_stats_t ps = {0};
     double t0 = now_s();
     for (uint64_t i = 0; i < count; i++) {
-        uint64_t s = base + i;
+        uint64_t s = base ^ (i * 0xd1342543de82ef95ULL); /* streams of different bases differ */
         run_random_stream(i == 0 ? base : splitmix(&s), &ps);
     }
     printf("sessionize property: base seed %" PRIu64 ": %zu streams, %zu events, %zu deliveries, "
@@ -1810,14 +2005,16 @@ static double workload_run(const workload_t *w, tf_sessionizer_t *sz, size_t bat
         ck_assert_ptr_nonnull(evs);
         for (size_t i = pos; i < end; i++) evs[i - pos] = workload_event(w, i, last_pv);
         double t0 = now_s();
-        for (size_t i = pos; i < end; i++) ck_assert(tf_sessionizer_add(sz, &evs[i - pos]) == 0);
+        int failed = 0; /* no ck_assert in the timed loop: each one writes a location record */
+        for (size_t i = pos; i < end; i++) failed |= tf_sessionizer_add(sz, &evs[i - pos]);
         size_t nreq = 0;
         const tf_sess_load_request_t *reqs = tf_sessionizer_load_requests(sz, &nreq);
-        ck_assert_ptr_nonnull(reqs);
-        for (size_t i = 0; i < nreq; i++) ck_assert(tf_sessionizer_loaded(sz, reqs[i].visitor_id, false) == 0);
+        failed |= !reqs;
+        for (size_t i = 0; i < nreq; i++) failed |= tf_sessionizer_loaded(sz, reqs[i].visitor_id, false);
         tf_sess_changes_t ch;
-        ck_assert(tf_sessionizer_flush(sz, &ch) == 0);
+        failed |= tf_sessionizer_flush(sz, &ch);
         busy += now_s() - t0;
+        ck_assert_int_eq(failed, 0);
         for (size_t i = 0; i < ch.n_assigns; i++) {
             const tf_sess_assign_t *a = &ch.assigns[i];
             if (!a->is_new) {
@@ -1829,10 +2026,10 @@ static double workload_run(const workload_t *w, tf_sessionizer_t *sz, size_t bat
             if (g->session != last_session[g->vis]) {
                 sessions++;
                 last_session[g->vis] = g->session;
-                ck_assert_str_ne(last_sid[g->vis], a->session_id);
+                if (strcmp(last_sid[g->vis], a->session_id) == 0) ck_abort_msg("session id reused");
                 memcpy(last_sid[g->vis], a->session_id, 37);
-            } else {
-                ck_assert_str_eq(last_sid[g->vis], a->session_id);
+            } else if (strcmp(last_sid[g->vis], a->session_id) != 0) {
+                ck_abort_msg("event %zu of a visit in another session", (size_t)a->cookie);
             }
         }
         for (size_t i = 0; i < ch.n_page_views; i++) pv_new += ch.page_views[i].is_new;
@@ -1899,14 +2096,22 @@ START_TEST(test_sessionize_memory)
         size_t held = tf_sessionizer_memory_bytes(sz), heap = after.uordblks - before.uordblks;
         ck_assert_uint_eq(tf_sessionizer_event_count(sz), 1000000);
         ck_assert_uint_eq(tf_sessionizer_visitor_count(sz), 100000);
+        if (after.uordblks == 0) { /* an allocator without mallinfo (sanitizers): accounted bytes only */
+            printf("sessionize memory: this allocator does not report malloc'd bytes; checking the accounted bytes\n");
+            heap = held;
+        }
         double nev = (double)tf_sessionizer_event_count(sz);
         printf("sessionize memory (%s event ids): 100000 visitors x 10 events: %.1f MB accounted "
                "(%.1f bytes/event), %.1f MB malloc'd (%.1f bytes/event)\n",
-               uuid ? "UUID" : "17-byte", (double)held / 1e6, (double)held / nev, (double)heap / 1e6,
-               (double)heap / nev);
+               uuid ? "UUID" : "14-character", (double)held / 1e6, (double)held / nev,
+               (double)heap / 1e6, (double)heap / nev);
+        size_t id_bytes = 0;
+        for (size_t i = 0; i < w.n; i++) id_bytes += strlen(w.eid[i]);
         ck_assert_uint_lt(heap, 150u * 1000 * 1000);
-        ck_assert_uint_lt(held, heap + 1);
-        ck_assert_uint_lt(held / 1000000, uuid ? 100 : 110);
+        ck_assert_uint_le(held, heap);
+        /* per event, all overheads included: under 100 bytes plus the eventId's length */
+        ck_assert_double_lt((double)held / nev, 100.0 + (double)id_bytes / nev);
+        ck_assert_uint_lt(held, 110u * 1000 * 1000);
         tf_sessionizer_destroy(sz);
         workload_free(&w);
     }
@@ -1928,13 +2133,16 @@ static Suite *sessionize_suite(void)
     tcase_add_test(tc, test_sessionize_late_event_changes_first);
     tcase_add_test(tc, test_sessionize_duplicates);
     tcase_add_test(tc, test_sessionize_page_view_time);
+    tcase_add_test(tc, test_sessionize_page_leave_for_old_page_view);
     tcase_add_test(tc, test_sessionize_scroll_max);
     tcase_add_test(tc, test_sessionize_bounce_rules);
-    tcase_add_test(tc, test_sessionize_context_first_non_null);
+    tcase_add_test(tc, test_sessionize_context_first_event);
     tcase_add_test(tc, test_sessionize_user_id_latest);
     tcase_add_test(tc, test_sessionize_load_requests);
     tcase_add_test(tc, test_sessionize_reload_without_context);
     tcase_add_test(tc, test_sessionize_evict_boundary);
+    tcase_add_test(tc, test_sessionize_trim_active_visitor);
+    tcase_add_test(tc, test_sessionize_inconsistent_storage);
     tcase_add_test(tc, test_sessionize_set_config);
     suite_add_tcase(s, tc);
     TCase *tp = tcase_create("property");
