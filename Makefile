@@ -24,7 +24,7 @@ TEST_SUPPORT := tests/testlib.c $(filter-out $(UNIT_SRCS) $(INTEG_SRCS),$(wildca
 MIGRATIONS := $(sort $(wildcard migrations/*.sql))
 
 .PHONY: all check check-unit check-asan bench fuzz deps demo clean help format
-all: $(BUILD)/evpipe
+all: $(BUILD)/evpipe $(BUILD)/examples/publish_example
 
 $(BUILD)/evpipe: $(BUILD)/evpipe.o $(LIB_OBJS)
 	@echo "  LINK   $@"
@@ -50,6 +50,12 @@ $(BUILD)/tests/%: tests/%.c tests/testlib.h $(TEST_SUPPORT) $(BUILD)/libevpipe.a
 	@echo "  TEST   $@"
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(TEST_SUPPORT) $(BUILD)/libevpipe.a $(LDLIBS) $(CHECK_LIBS)
 
+# How an upstream C service links the publishing library (producers/evpub.h).
+$(BUILD)/examples/publish_example: producers/example/publish_example.c $(BUILD)/libevpipe.a
+	@mkdir -p $(dir $@)
+	@echo "  EXAMPLE $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libevpipe.a $(LDLIBS)
+
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libevpipe.a
 	@mkdir -p $(dir $@)
 	@echo "  BENCH  $@"
@@ -59,7 +65,7 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libevpipe.a
 # suite against them, and tears both down whatever happens.
 check:
 	@sh tools/deps.sh
-	$(MAKE) --no-print-directory $(BUILD)/evpipe $(TEST_BINS)
+	$(MAKE) --no-print-directory all $(TEST_BINS)
 	BUILD=$(BUILD) sh tests/run.sh
 
 check-unit: $(BUILD)/evpipe $(TEST_BINS)

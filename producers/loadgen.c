@@ -275,7 +275,7 @@ int cmd_loadgen(int argc, char **argv) {
             days, start, dest);
     rc = 0;
     int64_t t0 = ev_mono_ns(), next_progress = t0 + LG_PROGRESS_NS;
-    uint64_t written = 0;
+    uint64_t written = 0, refused = 0;
     lg_message_t msg;
     int r = 0;
     while (!stop_requested && (max_events == 0 || written < (uint64_t)max_events)) {
@@ -301,9 +301,11 @@ int cmd_loadgen(int argc, char **argv) {
             }
         } else if (kprod_send(kp, msg.key, msg.key_len, msg.value, msg.value_len, errstr,
                               sizeof(errstr)) != 0) {
-            EV_ERROR("%s", errstr);
+            /* Refused for good (too large, fatal producer error, interrupted). */
+            if (++refused <= 20) EV_ERROR("%s", errstr);
             rc = 1;
-            if (kprod_first_error(kp)[0] && strstr(errstr, "fatal")) break;
+            if (strstr(errstr, "fatal")) break;
+            continue;
         }
         written++;
         if ((written & 4095) == 0) {
@@ -343,9 +345,13 @@ int cmd_loadgen(int argc, char **argv) {
             }
         }
         kprod_stats(kp, &ks);
-        if (ks.failed > 0) {
-            EV_ERROR("%llu of %llu messages were not delivered: %s", (unsigned long long)ks.failed,
-                     (unsigned long long)(ks.enqueued + ks.failed), kprod_first_error(kp));
+        /* Refused at once, or enqueued and never acknowledged (failed or given up on). */
+        uint64_t lost = refused + (ks.enqueued - ks.delivered);
+        ks.failed = lost; /* as reported below and in --stats */
+        if (lost > 0) {
+            EV_ERROR("%llu of %llu messages were not delivered: %s", (unsigned long long)lost,
+                     (unsigned long long)(ks.enqueued + refused),
+                     kprod_first_error(kp)[0] ? kprod_first_error(kp) : "see the errors above");
             rc = 1;
         }
     }

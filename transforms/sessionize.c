@@ -2001,7 +2001,9 @@ oom:
 static const tf_sess_load_request_t no_requests[1] = {{NULL, 0, NULL, 0}};
 
 /* Appends to sz->pvids the page views that the visitor's pending PAGE_LEAVE/SCROLL events
- * refer to and that it does not hold. Pending events are in the unsorted tail. */
+ * refer to and that it does not hold. Only the unsorted tail is looked at: events added since
+ * the visitor was last loaded (loading merges the tail), so a page view that is nowhere in
+ * storage is asked for once. */
 static int collect_missing_page_views(tf_sessionizer_t *sz, sz_visitor_t *v)
 {
     size_t first = sz->npvids;
@@ -2035,13 +2037,12 @@ const tf_sess_load_request_t *tf_sessionizer_load_requests(tf_sessionizer_t *sz,
     for (size_t i = 0; i < sz->ntouched; i++) {
         sz_visitor_t *v = sz->touched[i];
         size_t pv0 = sz->npvids;
-        /* a visitor loaded in this batch is not reloaded for page views still missing */
-        if (!(v->state == VS_LOADED && (v->flags & VF_FRESH)) && collect_missing_page_views(sz, v))
-            goto oom;
+        if (collect_missing_page_views(sz, v)) goto oom;
         if (v->state == VS_LOADED) {
             bool window = v->n_pending && v->covered_since > v->min_pending;
             if (!window && sz->npvids == pv0) continue;
-            /* reloaded from scratch: every page view held so far must come back too */
+            /* reloaded from scratch: every page view held so far must come back too (the
+             * wipe puts all pending events back in the tail) */
             vis_wipe(sz, v);
             sz->npvids = pv0;
             if (collect_missing_page_views(sz, v)) goto oom;

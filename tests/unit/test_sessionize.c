@@ -1268,6 +1268,53 @@ START_TEST(test_sessionize_page_leave_for_old_page_view)
 }
 END_TEST
 
+/* A PAGE_LEAVE for a page view that is nowhere is asked for once: a second
+ * tf_sessionizer_load_requests in the same batch does not request the visitor again. */
+START_TEST(test_sessionize_orphan_page_leave_asked_once)
+{
+    tf_session_config_t cfg = cfg_default();
+    tf_sessionizer_t *sz = tf_sessionizer_new(&cfg);
+    ck_assert_ptr_nonnull(sz);
+    tf_sess_event_t pv = {.visitor_id = "v", .event_id = "p1", .ts_ms = T0, .type = TF_EVENT_PAGE_VIEW, .path = "/", .scroll_depth = -1};
+    tf_sess_event_t leave = {.visitor_id = "v", .event_id = "l1", .ts_ms = T0 + 1000, .type = TF_EVENT_PAGE_LEAVE,
+                             .page_view_id = "gone", .has_time_on_page = true, .time_on_page = 3, .scroll_depth = 50, .cookie = 1};
+    tf_sess_changes_t ch;
+    size_t n = 0;
+    ck_assert_int_eq(tf_sessionizer_add(sz, &pv), 0);
+    ck_assert_ptr_nonnull(tf_sessionizer_load_requests(sz, &n));
+    ck_assert_int_eq(tf_sessionizer_loaded(sz, "v", false), 0);
+    ck_assert_int_eq(tf_sessionizer_flush(sz, &ch), 0);
+    tf_sessionizer_commit(sz);
+    /* held visitor, orphan reference: requested once, with the id */
+    ck_assert_int_eq(tf_sessionizer_add(sz, &leave), 0);
+    const tf_sess_load_request_t *r = tf_sessionizer_load_requests(sz, &n);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_uint_eq(r[0].n_page_view_ids, 1);
+    ck_assert_str_eq(r[0].page_view_ids[0], "gone");
+    ck_assert_int_eq(r[0].since_ms, T0 + 1000 - 1800000);
+    tf_session_t row;
+    memset(&row, 0, sizeof row);
+    tf_session_id("v", "p1", row.id);
+    row.visitor_id = "v";
+    row.started_at_ms = row.ended_at_ms = T0;
+    row.page_view_count = row.event_count = 1;
+    row.is_bounce = true;
+    row.context.device_type = TF_SESS_DEVICE_UNKNOWN;
+    ck_assert_int_eq(tf_sessionizer_load_session(sz, &row), 0);
+    ck_assert_int_eq(tf_sessionizer_load_event(sz, &pv, row.id, false, 0, -1), 0);
+    ck_assert_int_eq(tf_sessionizer_loaded(sz, "v", false), 0);
+    ck_assert_ptr_nonnull(tf_sessionizer_load_requests(sz, &n));
+    ck_assert_uint_eq(n, 0);
+    ck_assert_int_eq(tf_sessionizer_flush(sz, &ch), 0);
+    ck_assert_uint_eq(ch.n_assigns, 1);
+    ck_assert_uint_eq(ch.n_page_views, 1); /* p1 now has a next event: 1 s */
+    ck_assert_int_eq(ch.page_views[0].time_on_page_s, 1);
+    ck_assert_int_eq(ch.page_views[0].scroll_depth, -1);
+    tf_sessionizer_commit(sz);
+    tf_sessionizer_destroy(sz);
+}
+END_TEST
+
 START_TEST(test_sessionize_scroll_max)
 {
     tf_session_config_t cfg = cfg_default();
@@ -1541,15 +1588,17 @@ START_TEST(test_sessionize_inconsistent_storage)
     tf_session_config_t cfg = cfg_default();
     tf_sessionizer_t *sz = tf_sessionizer_new(&cfg);
     ck_assert_ptr_nonnull(sz);
-    for (int variant = 0; variant < 3; variant++) {
-        const char *vid = variant == 0 ? "visitor-a" : variant == 1 ? "visitor-b" : "visitor-c";
+    for (int variant = 0; variant < 4; variant++) {
+        static const char *const vids[] = {"visitor-a", "visitor-b", "visitor-c", "visitor-d"};
+        const char *vid = vids[variant];
         tf_sess_event_t e0 = {.visitor_id = vid, .event_id = "s0", .ts_ms = T0, .type = TF_EVENT_CLICK, .scroll_depth = -1};
         tf_sess_event_t e1 = e0;
         e1.event_id = "s1";
         e1.ts_ms = T0 + 1000;
         e1.cookie = 7;
-        /* variant 2: the row is stored under s0's id but holds only s1; s0 arrives now */
-        ck_assert_int_eq(tf_sessionizer_add(sz, variant == 2 ? &e0 : &e1), 0);
+        /* variant 2: the row is stored under s0's id but holds only s1; s0 arrives now;
+         * variant 3: only a duplicate of the stored s0 arrives */
+        ck_assert_int_eq(tf_sessionizer_add(sz, variant >= 2 ? &e0 : &e1), 0);
         size_t n = 0;
         const tf_sess_load_request_t *r = tf_sessionizer_load_requests(sz, &n);
         ck_assert_ptr_nonnull(r);
@@ -1566,12 +1615,23 @@ START_TEST(test_sessionize_inconsistent_storage)
         row.is_bounce = true;
         row.context.device_type = TF_SESS_DEVICE_UNKNOWN;
         ck_assert_int_eq(tf_sessionizer_load_event(sz, variant == 2 ? &e1 : &e0, row.id, false, 0, -1), 0); /* before its row */
+        if (variant == 3) {
+            row.started_at_ms = row.ended_at_ms = T0 - 5000; /* also stale */
+        }
         ck_assert_int_eq(tf_sessionizer_load_session(sz, &row), 0);
         ck_assert_int_eq(tf_sessionizer_loaded(sz, vid, false), 0);
         tf_sess_changes_t ch;
         ck_assert_int_eq(tf_sessionizer_flush(sz, &ch), 0);
         ck_assert_uint_eq(ch.n_upserts, 1);
         ck_assert_str_eq(ch.upserts[0].id, right);
+        if (variant == 3) { /* the stale row is corrected although no new event touched it */
+            ck_assert_int_eq(ch.upserts[0].event_count, 1);
+            ck_assert_int_eq(ch.upserts[0].ended_at_ms, T0);
+            ck_assert_uint_eq(ch.n_duplicates, 1);
+            ck_assert_uint_eq(ch.n_assigns + ch.n_deletes, 0);
+            tf_sessionizer_commit(sz);
+            continue;
+        }
         ck_assert_int_eq(ch.upserts[0].event_count, 2);
         ck_assert_int_eq(ch.upserts[0].ended_at_ms, T0 + 1000);
         ck_assert_uint_eq(ch.n_deletes, variant == 1 ? 1 : 0);
@@ -2134,6 +2194,7 @@ static Suite *sessionize_suite(void)
     tcase_add_test(tc, test_sessionize_duplicates);
     tcase_add_test(tc, test_sessionize_page_view_time);
     tcase_add_test(tc, test_sessionize_page_leave_for_old_page_view);
+    tcase_add_test(tc, test_sessionize_orphan_page_leave_asked_once);
     tcase_add_test(tc, test_sessionize_scroll_max);
     tcase_add_test(tc, test_sessionize_bounce_rules);
     tcase_add_test(tc, test_sessionize_context_first_event);
