@@ -26,7 +26,7 @@ static void usage(FILE *out) {
             "Usage: evpipe COMMAND [OPTIONS]\n\nCommands:\n",
             EVPIPE_VERSION);
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-        if (commands[i].run) fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
+        fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\nRun 'evpipe COMMAND --help' for the options of a command.\n"
                  "Connections: --brokers (KAFKA_BROKERS) and --database (DATABASE_URL).\n");
 }
@@ -46,7 +46,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-        if (commands[i].run && strcmp(argv[1], commands[i].name) == 0)
+        if (strcmp(argv[1], commands[i].name) == 0)
             return commands[i].run(argc - 1, argv + 1);
     fprintf(stderr, "evpipe: unknown command '%s' (see evpipe --help)\n", argv[1]);
     return 2;

@@ -4,15 +4,12 @@
 #ifndef EV_COMMANDS_H
 #define EV_COMMANDS_H
 
-/* Weak while subcommands are being added; a missing one is left out of the table. */
-#define EV_CMD_WEAK __attribute__((weak))
-
-EV_CMD_WEAK int cmd_migrate(int argc, char **argv);
-EV_CMD_WEAK int cmd_kafka_mock(int argc, char **argv);
-EV_CMD_WEAK int cmd_ingest(int argc, char **argv);
-EV_CMD_WEAK int cmd_replay(int argc, char **argv);
-EV_CMD_WEAK int cmd_loadgen(int argc, char **argv);
-EV_CMD_WEAK int cmd_classify_ua(int argc, char **argv);
-EV_CMD_WEAK int cmd_demo(int argc, char **argv);
+int cmd_migrate(int argc, char **argv);
+int cmd_kafka_mock(int argc, char **argv);
+int cmd_ingest(int argc, char **argv);
+int cmd_replay(int argc, char **argv);
+int cmd_loadgen(int argc, char **argv);
+int cmd_classify_ua(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
 
 #endif

@@ -216,6 +216,12 @@ static void sess_event_of(const ingest_msg_t *m, uint64_t cookie, tf_sess_event_
     se->cookie = cookie;
 }
 
+static size_t repointed(const tf_sess_changes_t *changes) {
+    size_t n = 0;
+    for (size_t i = 0; i < changes->n_assigns; i++) n += !changes->assigns[i].is_new;
+    return n;
+}
+
 /* One attempt at writing the given messages (all valid) in one transaction, with
  * the batch's offsets when with_offsets. Returns the sink status. */
 static sink_pg_status_t write_once(ingest_t *in, ingest_msg_t **list, size_t n, bool with_offsets,
@@ -245,12 +251,14 @@ static sink_pg_status_t write_once(ingest_t *in, ingest_msg_t **list, size_t n, 
         }
     }
     size_t n_req = 0;
+    int64_t t0 = ev_mono_ns();
     const tf_sess_load_request_t *reqs = tf_sessionizer_load_requests(in->sessionizer, &n_req);
     if (n_req && sink_pg_load(in->pg, in->sessionizer, reqs, n_req, err) != 0) {
         tf_sessionizer_abort(in->sessionizer);
         free(rows);
         return err->status;
     }
+    int64_t t_load = ev_mono_ns();
     tf_sess_changes_t changes;
     if (tf_sessionizer_flush(in->sessionizer, &changes) != 0) {
         tf_sessionizer_abort(in->sessionizer);
@@ -276,11 +284,16 @@ static sink_pg_status_t write_once(ingest_t *in, ingest_msg_t **list, size_t n, 
         .next_offsets = offsets,
         .n_offsets = n_offsets,
     };
+    int64_t t_flush = ev_mono_ns();
     if (sink_pg_write(in->pg, &batch, err) != 0) {
         tf_sessionizer_abort(in->sessionizer);
         free(rows);
         return err->status;
     }
+    EV_DEBUG("  %zu events: load %zu visitors %.1f ms, sessionize %.1f ms, write %.1f ms "
+             "(%zu sessions, %zu re-pointed)",
+             n, n_req, (double)(t_load - t0) / 1e6, (double)(t_flush - t_load) / 1e6,
+             (double)(ev_mono_ns() - t_flush) / 1e6, changes.n_upserts, repointed(&changes));
     /* Committed: remember each new event's session for the enriched feed. */
     for (size_t i = 0; i < n; i++) list[i]->duplicate = true;
     for (size_t a = 0; a < changes.n_assigns; a++) {
@@ -426,6 +439,7 @@ int ingest_batch_flush(ingest_t *in) {
     if (in->n_msgs == 0) return 0;
     int64_t t0 = ev_mono_ns();
     parse_all(in);
+    int64_t t_parsed = ev_mono_ns();
     size_t n = in->n_msgs;
     ingest_msg_t **bad = malloc(n * sizeof(*bad));
     ingest_msg_t **good = malloc(n * sizeof(*good));
@@ -446,9 +460,15 @@ int ingest_batch_flush(ingest_t *in) {
     /* Dead letters first: their delivery is confirmed before any offset moves. */
     rc = deliver_dead_letters(in, bad, n_bad);
     if (rc) goto done;
+    int64_t t_dlq = ev_mono_ns();
     rc = write_with_retry(in, good, n_good, true);
     if (rc) goto done;
+    int64_t t_written = ev_mono_ns();
     rc = publish_enriched(in, good, n_good);
+    EV_DEBUG("batch of %zu: parse+enrich %.1f ms, dead letters %.1f ms, PostgreSQL %.1f ms, "
+             "enriched feed %.1f ms",
+             n, (double)(t_parsed - t0) / 1e6, (double)(t_dlq - t_parsed) / 1e6,
+             (double)(t_written - t_dlq) / 1e6, (double)(ev_mono_ns() - t_written) / 1e6);
     if (rc == 1) {
         /* Stored and committed, but the enriched feed could not be confirmed before
          * shutdown: say so, nothing in PostgreSQL is lost. */

@@ -22,18 +22,18 @@
 #include <string.h>
 
 #define SZ_NONE UINT32_MAX
-#define SZ_NCTX 16                         /* string fields of tf_sess_context_t */
+#define SZ_NCTX 16 /* string fields of tf_sess_context_t */
 #define SZ_NATTR 7 /* the first SZ_NCTX fields that are attribution: referrer .. utm_content */
-#define SZ_MAX_VISITOR_EVENTS (1u << 28)   /* events of one visitor */
-#define SZ_MAX_HEAP (1u << 30)             /* eventId bytes of one visitor */
-#define SZ_MAX_POOL ((size_t)1 << 30)      /* distinct strings, distinct contexts */
-#define SZ_MAX_SLOTS ((size_t)1 << 31)     /* slots of one hash table */
-#define SZ_MAX_STRING ((size_t)1 << 24)    /* length of one interned string */
-#define SZ_EIDX_MIN 24u                    /* visitors with more events get an eventId index */
+#define SZ_MAX_VISITOR_EVENTS (1u << 28) /* events of one visitor */
+#define SZ_MAX_HEAP (1u << 30)           /* eventId bytes of one visitor */
+#define SZ_MAX_POOL ((size_t)1 << 30)    /* distinct strings, distinct contexts */
+#define SZ_MAX_SLOTS ((size_t)1 << 31)   /* slots of one hash table */
+#define SZ_MAX_STRING ((size_t)1 << 24)  /* length of one interned string */
+#define SZ_EIDX_MIN 24u                  /* visitors with more events get an eventId index */
 #define SZ_DEFAULT_MAX_EVENTS 20000000u
-#define SZ_TAG_LONG 0xFEu /* heap entry: tag, 4-byte length, bytes, NUL */
-#define SZ_TAG_UUID 0xFFu /* heap entry: tag, 16 bytes */
-#define SZ_FP_NULL 0x6a09e667f3bcc908ULL  /* fingerprint word of a NULL string */
+#define SZ_TAG_LONG 0xFEu                /* heap entry: tag, 4-byte length, bytes, NUL */
+#define SZ_TAG_UUID 0xFFu                /* heap entry: tag, 16 bytes */
+#define SZ_FP_NULL 0x6a09e667f3bcc908ULL /* fingerprint word of a NULL string */
 #define SZ_DAY_MS 86400000LL
 
 enum {
@@ -71,11 +71,11 @@ typedef struct sz_event_s {
     uint32_t campaign; /* string index, 0 = none */
     uint32_t ctx;      /* context index, 0 = none */
     uint32_t link;     /* written: index of its session in v->cs; pending: index of its cookie */
-    uint32_t a;        /* PAGE_VIEW: path (string index); PAGE_LEAVE/SCROLL: page_view_id heap offset */
-    int32_t b;         /* PAGE_VIEW: largest PAGE_LEAVE seconds; PAGE_LEAVE: its seconds; -1 none */
-    int32_t c;         /* PAGE_VIEW: written time on page, -1 none */
-    int8_t d;          /* PAGE_VIEW: largest scroll depth; PAGE_LEAVE/SCROLL: its depth; -1 none */
-    int8_t e;          /* PAGE_VIEW: written scroll depth, -1 none */
+    uint32_t a; /* PAGE_VIEW: path (string index); PAGE_LEAVE/SCROLL: page_view_id heap offset */
+    int32_t b;  /* PAGE_VIEW: largest PAGE_LEAVE seconds; PAGE_LEAVE: its seconds; -1 none */
+    int32_t c;  /* PAGE_VIEW: written time on page, -1 none */
+    int8_t d;   /* PAGE_VIEW: largest scroll depth; PAGE_LEAVE/SCROLL: its depth; -1 none */
+    int8_t e;   /* PAGE_VIEW: written scroll depth, -1 none */
     uint8_t type;
     uint8_t flags;
 } sz_event_t;
@@ -95,14 +95,14 @@ typedef struct sz_visitor_s {
     sz_event_t *ev;
     sz_csess_t *cs;
     uint8_t *heap;
-    uint32_t *eidx;         /* open addressing over event positions + 1, or NULL */
-    int64_t covered_since;  /* events at or after this time need no load */
-    int64_t min_pending;    /* earliest pending event time */
+    uint32_t *eidx;        /* open addressing over event positions + 1, or NULL */
+    int64_t covered_since; /* events at or after this time need no load */
+    int64_t min_pending;   /* earliest pending event time */
     uint32_t n, cap, n_sorted, n_pending;
     uint32_t ncs, cs_cap, heap_len, heap_cap;
     uint32_t eidx_cap, unresolved, last_ctx, id_len;
     uint32_t cfg_gen;
-    uint32_t slot;      /* its slot in the visitor table */
+    uint32_t slot; /* its slot in the visitor table */
     uint8_t state, flags;
     uint8_t pin_reason; /* VF_PINNED: start reason of the first held session (older ones trimmed) */
     char id[];
@@ -214,110 +214,112 @@ struct tf_sessionizer_s {
 };
 
 static const size_t ctx_field_off[SZ_NCTX] = {
-    offsetof(tf_sess_context_t, referrer),        offsetof(tf_sess_context_t, referrer_domain),
-    offsetof(tf_sess_context_t, utm_source),      offsetof(tf_sess_context_t, utm_medium),
-    offsetof(tf_sess_context_t, utm_campaign),    offsetof(tf_sess_context_t, utm_term),
-    offsetof(tf_sess_context_t, utm_content),     offsetof(tf_sess_context_t, browser),
-    offsetof(tf_sess_context_t, browser_version), offsetof(tf_sess_context_t, os),
-    offsetof(tf_sess_context_t, os_version),      offsetof(tf_sess_context_t, user_agent),
-    offsetof(tf_sess_context_t, country),         offsetof(tf_sess_context_t, region),
-    offsetof(tf_sess_context_t, city),            offsetof(tf_sess_context_t, language),
+    offsetof(tf_sess_context_t, referrer),
+    offsetof(tf_sess_context_t, referrer_domain),
+    offsetof(tf_sess_context_t, utm_source),
+    offsetof(tf_sess_context_t, utm_medium),
+    offsetof(tf_sess_context_t, utm_campaign),
+    offsetof(tf_sess_context_t, utm_term),
+    offsetof(tf_sess_context_t, utm_content),
+    offsetof(tf_sess_context_t, browser),
+    offsetof(tf_sess_context_t, browser_version),
+    offsetof(tf_sess_context_t, os),
+    offsetof(tf_sess_context_t, os_version),
+    offsetof(tf_sess_context_t, user_agent),
+    offsetof(tf_sess_context_t, country),
+    offsetof(tf_sess_context_t, region),
+    offsetof(tf_sess_context_t, city),
+    offsetof(tf_sess_context_t, language),
 };
 
-static const char *ctx_field(const tf_sess_context_t *c, int f)
-{
+static const char *ctx_field(const tf_sess_context_t *c, int f) {
     const char *const *p = (const char *const *)(const void *)((const char *)c + ctx_field_off[f]);
     return *p;
 }
 
-static void ctx_set_field(tf_sess_context_t *c, int f, const char *value)
-{
+static void ctx_set_field(tf_sess_context_t *c, int f, const char *value) {
     const char **p = (const char **)(void *)((char *)c + ctx_field_off[f]);
     *p = value;
 }
 
 /* ------------------------------------------------------------------ small helpers */
 
-static int64_t sat_sub(int64_t a, int64_t b)
-{
+static int64_t sat_sub(int64_t a, int64_t b) {
     if (b < 0 && a > INT64_MAX + b) return INT64_MAX;
     if (b > 0 && a < INT64_MIN + b) return INT64_MIN;
     return a - b;
 }
 
-static int64_t sat_add(int64_t a, int64_t b)
-{
+static int64_t sat_add(int64_t a, int64_t b) {
     if (b > 0 && a > INT64_MAX - b) return INT64_MAX;
     if (b < 0 && a < INT64_MIN - b) return INT64_MIN;
     return a + b;
 }
 
-static int64_t ev_ts(const sz_event_t *e)
-{
+static int64_t ev_ts(const sz_event_t *e) {
     return (int64_t)(((uint64_t)(uint32_t)e->ts_hi << 32) | e->ts_lo);
 }
 
-static int32_t clamp_i32(int64_t x)
-{
+static int32_t clamp_i32(int64_t x) {
     return x > INT32_MAX ? INT32_MAX : x < INT32_MIN ? INT32_MIN : (int32_t)x;
 }
 
-static int32_t top_seconds(bool has, double t)
-{
+static int32_t top_seconds(bool has, double t) {
     if (!has || !(t >= 0.0)) return -1;
     if (t >= 2147483647.0) return INT32_MAX;
     return (int32_t)floor(t);
 }
 
-static int8_t scroll_clamp(int32_t d)
-{
+static int8_t scroll_clamp(int32_t d) {
     return d < 0 ? -1 : d > 100 ? 100 : (int8_t)d;
 }
 
-static uint64_t mix64(uint64_t x)
-{
+static uint64_t mix64(uint64_t x) {
     x += 0x9e3779b97f4a7c15ULL;
     x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
     x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
     return x ^ (x >> 31);
 }
 
-static uint64_t rotl64(uint64_t x, int b) { return (x << b) | (x >> (64 - b)); }
+static uint64_t rotl64(uint64_t x, int b) {
+    return (x << b) | (x >> (64 - b));
+}
 
-#define SIPROUND                                                                               \
-    do {                                                                                       \
-        v0 += v1;                                                                              \
-        v1 = rotl64(v1, 13);                                                                   \
-        v1 ^= v0;                                                                              \
-        v0 = rotl64(v0, 32);                                                                   \
-        v2 += v3;                                                                              \
-        v3 = rotl64(v3, 16);                                                                   \
-        v3 ^= v2;                                                                              \
-        v0 += v3;                                                                              \
-        v3 = rotl64(v3, 21);                                                                   \
-        v3 ^= v0;                                                                              \
-        v2 += v1;                                                                              \
-        v1 = rotl64(v1, 17);                                                                   \
-        v1 ^= v2;                                                                              \
-        v2 = rotl64(v2, 32);                                                                   \
+#define SIPROUND             \
+    do {                     \
+        v0 += v1;            \
+        v1 = rotl64(v1, 13); \
+        v1 ^= v0;            \
+        v0 = rotl64(v0, 32); \
+        v2 += v3;            \
+        v3 = rotl64(v3, 16); \
+        v3 ^= v2;            \
+        v0 += v3;            \
+        v3 = rotl64(v3, 21); \
+        v3 ^= v0;            \
+        v2 += v1;            \
+        v1 = rotl64(v1, 17); \
+        v1 ^= v2;            \
+        v2 = rotl64(v2, 32); \
     } while (0)
 
 /* SipHash-1-3 of len bytes under the key (k0, k1). */
-static uint64_t siphash13(uint64_t k0, uint64_t k1, const void *data, size_t len)
-{
+static uint64_t siphash13(uint64_t k0, uint64_t k1, const void *data, size_t len) {
     const uint8_t *p = data;
     uint64_t v0 = 0x736f6d6570736575ULL ^ k0, v1 = 0x646f72616e646f6dULL ^ k1;
     uint64_t v2 = 0x6c7967656e657261ULL ^ k0, v3 = 0x7465646279746573ULL ^ k1;
     const uint8_t *end = p + (len & ~(size_t)7);
     for (; p != end; p += 8) {
         uint64_t m = 0;
-        for (int i = 0; i < 8; i++) m |= (uint64_t)p[i] << (8 * i);
+        for (int i = 0; i < 8; i++)
+            m |= (uint64_t)p[i] << (8 * i);
         v3 ^= m;
         SIPROUND;
         v0 ^= m;
     }
     uint64_t b = (uint64_t)len << 56;
-    for (size_t i = 0; i < (len & 7); i++) b |= (uint64_t)p[i] << (8 * i);
+    for (size_t i = 0; i < (len & 7); i++)
+        b |= (uint64_t)p[i] << (8 * i);
     v3 ^= b;
     SIPROUND;
     v0 ^= b;
@@ -338,22 +340,21 @@ typedef struct sz_sha_s {
 } sz_sha_t;
 
 static const uint32_t sha_k[64] = {
-    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
-    0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
-    0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
-    0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
-    0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
-    0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
-    0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
-    0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
-    0xc67178f2,
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
 };
 
-static uint32_t ror32(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
+static uint32_t ror32(uint32_t x, int n) {
+    return (x >> n) | (x << (32 - n));
+}
 
-static void sha_block(uint32_t h[8], const uint8_t *p)
-{
+static void sha_block(uint32_t h[8], const uint8_t *p) {
     uint32_t w[64];
     for (int i = 0; i < 16; i++)
         w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
@@ -387,8 +388,7 @@ static void sha_block(uint32_t h[8], const uint8_t *p)
     h[7] += hh;
 }
 
-static void sha_init(sz_sha_t *st)
-{
+static void sha_init(sz_sha_t *st) {
     static const uint32_t iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
                                    0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
     memcpy(st->h, iv, sizeof iv);
@@ -396,8 +396,7 @@ static void sha_init(sz_sha_t *st)
     st->total = 0;
 }
 
-static void sha_update(sz_sha_t *st, const void *data, size_t len)
-{
+static void sha_update(sz_sha_t *st, const void *data, size_t len) {
     const uint8_t *p = data;
     st->total += len;
     while (len) {
@@ -420,15 +419,16 @@ static void sha_update(sz_sha_t *st, const void *data, size_t len)
     }
 }
 
-static void sha_final(sz_sha_t *st, uint8_t out[32])
-{
+static void sha_final(sz_sha_t *st, uint8_t out[32]) {
     uint64_t bits = st->total * 8;
     uint8_t pad = 0x80;
     sha_update(st, &pad, 1);
     pad = 0;
-    while (st->fill != 56) sha_update(st, &pad, 1);
+    while (st->fill != 56)
+        sha_update(st, &pad, 1);
     uint8_t len[8];
-    for (int i = 0; i < 8; i++) len[i] = (uint8_t)(bits >> (56 - 8 * i));
+    for (int i = 0; i < 8; i++)
+        len[i] = (uint8_t)(bits >> (56 - 8 * i));
     sha_update(st, len, 8);
     for (int i = 0; i < 8; i++) {
         out[4 * i] = (uint8_t)(st->h[i] >> 24);
@@ -440,8 +440,7 @@ static void sha_final(sz_sha_t *st, uint8_t out[32])
 
 /* ------------------------------------------------------------------ UUIDs and session ids */
 
-static void uuid_fmt(const uint8_t b[16], char out[37])
-{
+static void uuid_fmt(const uint8_t b[16], char out[37]) {
     static const char hx[] = "0123456789abcdef";
     size_t o = 0;
     for (int i = 0; i < 16; i++) {
@@ -454,22 +453,19 @@ static void uuid_fmt(const uint8_t b[16], char out[37])
 
 /* hex digits: value + 1 for 0-9 and a-f, value + 17 for A-F, 0 for anything else */
 static const uint8_t hex_tab[256] = {
-    ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,  ['6'] = 7,
-    ['7'] = 8,  ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14,
-    ['e'] = 15, ['f'] = 16, ['A'] = 27, ['B'] = 28, ['C'] = 29, ['D'] = 30, ['E'] = 31,
-    ['F'] = 32,
+    ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,  ['6'] = 7,  ['7'] = 8,
+    ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+    ['A'] = 27, ['B'] = 28, ['C'] = 29, ['D'] = 30, ['E'] = 31, ['F'] = 32,
 };
 
-static int hexval(int c, bool lower_only)
-{
+static int hexval(int c, bool lower_only) {
     int v = hex_tab[c & 0xff];
     if (v == 0 || (v > 16 && lower_only)) return -1;
     return v > 16 ? v - 17 : v - 1;
 }
 
 /* Parses the 36-character 8-4-4-4-12 form. Returns 0, or -1 when s is not one. */
-static int uuid_parse(const char *s, size_t len, bool lower_only, uint8_t out[16])
-{
+static int uuid_parse(const char *s, size_t len, bool lower_only, uint8_t out[16]) {
     if (len != 36) return -1;
     size_t o = 0;
     for (size_t i = 0; i < 36;) {
@@ -478,7 +474,8 @@ static int uuid_parse(const char *s, size_t len, bool lower_only, uint8_t out[16
             i++;
             continue;
         }
-        int hi = hexval((unsigned char)s[i], lower_only), lo = hexval((unsigned char)s[i + 1], lower_only);
+        int hi = hexval((unsigned char)s[i], lower_only),
+            lo = hexval((unsigned char)s[i + 1], lower_only);
         if (hi < 0 || lo < 0) return -1;
         out[o++] = (uint8_t)(hi << 4 | lo);
         i += 2;
@@ -487,8 +484,7 @@ static int uuid_parse(const char *s, size_t len, bool lower_only, uint8_t out[16
 }
 
 static void session_id_bin(const char *visitor, size_t vlen, const char *eid, size_t elen,
-                           uint8_t out[16])
-{
+                           uint8_t out[16]) {
     sz_sha_t st;
     uint8_t md[32];
     uint8_t zero = 0;
@@ -502,8 +498,7 @@ static void session_id_bin(const char *visitor, size_t vlen, const char *eid, si
     out[8] = (uint8_t)((out[8] & 0x3f) | 0x80); /* variant 10 */
 }
 
-void tf_session_id(const char *visitor_id, const char *first_event_id, char out[37])
-{
+void tf_session_id(const char *visitor_id, const char *first_event_id, char out[37]) {
     uint8_t b[16];
     session_id_bin(visitor_id, strlen(visitor_id), first_event_id, strlen(first_event_id), b);
     uuid_fmt(b, out);
@@ -514,14 +509,12 @@ void tf_session_id(const char *visitor_id, const char *first_event_id, char out[
 static const char *const reason_names[] = {"FIRST", "INACTIVITY", "MAX_DURATION", "CAMPAIGN",
                                            "MIDNIGHT"};
 
-const char *tf_start_reason_name(tf_start_reason_t reason)
-{
+const char *tf_start_reason_name(tf_start_reason_t reason) {
     if ((unsigned)reason >= sizeof reason_names / sizeof reason_names[0]) return NULL;
     return reason_names[reason];
 }
 
-int tf_start_reason_parse(const char *name, tf_start_reason_t *out)
-{
+int tf_start_reason_parse(const char *name, tf_start_reason_t *out) {
     if (!name) return -1;
     for (size_t i = 0; i < sizeof reason_names / sizeof reason_names[0]; i++) {
         if (strcmp(name, reason_names[i]) == 0) {
@@ -532,8 +525,7 @@ int tf_start_reason_parse(const char *name, tf_start_reason_t *out)
     return -1;
 }
 
-void tf_session_config_default(tf_session_config_t *cfg)
-{
+void tf_session_config_default(tf_session_config_t *cfg) {
     memset(cfg, 0, sizeof *cfg);
     cfg->timeout_ms = 1800000;
     cfg->max_duration_ms = 86400000;
@@ -543,51 +535,48 @@ void tf_session_config_default(tf_session_config_t *cfg)
     cfg->day_of_ud = NULL;
     cfg->allowed_lateness_ms = 3600000;
     cfg->conversion_types = 1u << TF_EVENT_PURCHASE | 1u << TF_EVENT_APPOINTMENT_COMPLETE |
-                            1u << TF_EVENT_LEAD | 1u << TF_EVENT_SIGN_UP | 1u << TF_EVENT_FORM_SUBMIT;
+                            1u << TF_EVENT_LEAD | 1u << TF_EVENT_SIGN_UP |
+                            1u << TF_EVENT_FORM_SUBMIT;
     cfg->hash_seed = 0;
     cfg->max_events = 0;
 }
 
-static void config_normalise(tf_session_config_t *cfg)
-{
+static void config_normalise(tf_session_config_t *cfg) {
     if (cfg->timeout_ms < 0) cfg->timeout_ms = 0;
     if (cfg->max_duration_ms < 0) cfg->max_duration_ms = 0;
     if (cfg->allowed_lateness_ms < 0) cfg->allowed_lateness_ms = 0;
     if (cfg->max_events == 0) cfg->max_events = SZ_DEFAULT_MAX_EVENTS;
 }
 
-static int64_t day_of(const tf_sessionizer_t *sz, int64_t ts)
-{
+static int64_t day_of(const tf_sessionizer_t *sz, int64_t ts) {
     if (sz->cfg.day_of) return sz->cfg.day_of(ts, sz->cfg.day_of_ud);
     return ts >= 0 ? ts / SZ_DAY_MS : -((-(ts + 1)) / SZ_DAY_MS) - 1;
 }
 
 /* ------------------------------------------------------------------ allocation */
 
-static bool alloc_refused(tf_sessionizer_t *sz)
-{
+static bool alloc_refused(tf_sessionizer_t *sz) {
     if (sz->fail_after < 0) return false;
     if (sz->fail_after == 0) return true;
     sz->fail_after--;
     return false;
 }
 
-static void *sz_malloc(tf_sessionizer_t *sz, size_t n) { return alloc_refused(sz) ? NULL : malloc(n); }
+static void *sz_malloc(tf_sessionizer_t *sz, size_t n) {
+    return alloc_refused(sz) ? NULL : malloc(n);
+}
 
-static void *sz_calloc(tf_sessionizer_t *sz, size_t n, size_t size)
-{
+static void *sz_calloc(tf_sessionizer_t *sz, size_t n, size_t size) {
     return alloc_refused(sz) ? NULL : calloc(n, size);
 }
 
-static void *sz_realloc(tf_sessionizer_t *sz, void *p, size_t n)
-{
+static void *sz_realloc(tf_sessionizer_t *sz, void *p, size_t n) {
     return alloc_refused(sz) ? NULL : realloc(p, n);
 }
 
 /* Returns arr grown to at least need elements of elsz bytes (maybe moved; *cap updated), or
  * NULL on failure (arr still valid). */
-static void *sz_grow(tf_sessionizer_t *sz, void *arr, size_t *cap, size_t need, size_t elsz)
-{
+static void *sz_grow(tf_sessionizer_t *sz, void *arr, size_t *cap, size_t need, size_t elsz) {
     size_t max = (SIZE_MAX / 4) / elsz;
     if (need > max) return NULL;
     size_t ncap = *cap + *cap / 2 + 8;
@@ -601,48 +590,43 @@ static void *sz_grow(tf_sessionizer_t *sz, void *arr, size_t *cap, size_t need, 
 }
 
 /* Makes room for need elements in arr (capacity cap), or jumps to label. */
-#define SZ_RESERVE_OR(label, sz, arr, cap, need)                                               \
-    do {                                                                                       \
-        if ((size_t)(need) > (cap)) {                                                          \
-            void *p_ = sz_grow((sz), (arr), &(cap), (size_t)(need), sizeof *(arr));            \
-            if (!p_) goto label;                                                               \
-            (arr) = p_;                                                                        \
-        }                                                                                      \
+#define SZ_RESERVE_OR(label, sz, arr, cap, need)                                    \
+    do {                                                                            \
+        if ((size_t)(need) > (cap)) {                                               \
+            void *p_ = sz_grow((sz), (arr), &(cap), (size_t)(need), sizeof *(arr)); \
+            if (!p_) goto label;                                                    \
+            (arr) = p_;                                                             \
+        }                                                                           \
     } while (0)
 
-static void sz_free_sized(tf_sessionizer_t *sz, void *p, size_t bytes)
-{
+static void sz_free_sized(tf_sessionizer_t *sz, void *p, size_t bytes) {
     if (!p) return;
     free(p);
     sz->mem -= bytes;
 }
 
-/* ------------------------------------------------------------------ interned strings and contexts */
+/* ------------------------------------------------------------------ interned strings and contexts
+ */
 
-static const char *str_of(const tf_sessionizer_t *sz, uint32_t idx)
-{
+static const char *str_of(const tf_sessionizer_t *sz, uint32_t idx) {
     return idx ? sz->strs[idx]->s : NULL;
 }
 
-static uint64_t str_hash_of(const tf_sessionizer_t *sz, uint32_t idx)
-{
+static uint64_t str_hash_of(const tf_sessionizer_t *sz, uint32_t idx) {
     return idx ? sz->strs[idx]->hash : SZ_FP_NULL;
 }
 
-static uint64_t text_hash(const tf_sessionizer_t *sz, const char *s)
-{
+static uint64_t text_hash(const tf_sessionizer_t *sz, const char *s) {
     return s ? siphash13(sz->k0, sz->k1, s, strlen(s)) : SZ_FP_NULL;
 }
 
-static uint64_t entry_hash(const tf_sessionizer_t *sz, bool ctx, uint32_t idx)
-{
+static uint64_t entry_hash(const tf_sessionizer_t *sz, bool ctx, uint32_t idx) {
     return ctx ? sz->ctxs[idx]->hash : sz->strs[idx]->hash;
 }
 
 /* Rehashes an index table into newcap slots (a power of two). */
 static int idx_table_resize(tf_sessionizer_t *sz, bool ctx, uint32_t **slots, size_t *cap,
-                            size_t newcap)
-{
+                            size_t newcap) {
     uint32_t *ns = sz_calloc(sz, newcap, sizeof *ns);
     if (!ns) return -1;
     sz->mem += newcap * sizeof *ns;
@@ -651,7 +635,8 @@ static int idx_table_resize(tf_sessionizer_t *sz, bool ctx, uint32_t **slots, si
         uint32_t idx = (*slots)[i];
         if (!idx) continue;
         size_t j = (size_t)entry_hash(sz, ctx, idx) & mask;
-        while (ns[j]) j = (j + 1) & mask;
+        while (ns[j])
+            j = (j + 1) & mask;
         ns[j] = idx;
     }
     sz_free_sized(sz, *slots, *cap * sizeof **slots);
@@ -662,10 +647,10 @@ static int idx_table_resize(tf_sessionizer_t *sz, bool ctx, uint32_t **slots, si
 
 /* Removes idx (hash h) from an open-addressing table by backward shifting. */
 static void idx_table_delete(const tf_sessionizer_t *sz, bool ctx, uint32_t *slots, size_t cap,
-                             uint32_t idx, uint64_t h)
-{
+                             uint32_t idx, uint64_t h) {
     size_t mask = cap - 1, i = (size_t)h & mask;
-    while (slots[i] != idx) i = (i + 1) & mask;
+    while (slots[i] != idx)
+        i = (i + 1) & mask;
     size_t j = i;
     for (;;) {
         j = (j + 1) & mask;
@@ -683,8 +668,7 @@ static void idx_table_delete(const tf_sessionizer_t *sz, bool ctx, uint32_t *slo
 
 /* Interns s (NULL gives 0) and takes a reference. Returns the index, or SZ_NONE when out of
  * memory or over a cap. */
-static uint32_t str_intern(tf_sessionizer_t *sz, const char *s)
-{
+static uint32_t str_intern(tf_sessionizer_t *sz, const char *s) {
     if (!s) return 0;
     size_t len = strlen(s);
     if (len >= SZ_MAX_STRING) return SZ_NONE;
@@ -701,7 +685,8 @@ static uint32_t str_intern(tf_sessionizer_t *sz, const char *s)
     }
     if ((sz->scount + 1) * 4 > sz->scap * 3) {
         size_t nc = sz->scap ? sz->scap * 2 : 1024;
-        if (nc > SZ_MAX_SLOTS || idx_table_resize(sz, false, &sz->sslots, &sz->scap, nc)) return SZ_NONE;
+        if (nc > SZ_MAX_SLOTS || idx_table_resize(sz, false, &sz->sslots, &sz->scap, nc))
+            return SZ_NONE;
     }
     if (!sz->str_free_n) {
         if (sz->strs_n >= SZ_MAX_POOL) return SZ_NONE;
@@ -718,7 +703,8 @@ static uint32_t str_intern(tf_sessionizer_t *sz, const char *s)
     uint32_t idx = sz->str_free_n ? sz->str_free[--sz->str_free_n] : (uint32_t)sz->strs_n++;
     sz->strs[idx] = e;
     size_t mask = sz->scap - 1, i = (size_t)h & mask;
-    while (sz->sslots[i]) i = (i + 1) & mask;
+    while (sz->sslots[i])
+        i = (i + 1) & mask;
     sz->sslots[i] = idx;
     sz->scount++;
     return idx;
@@ -726,8 +712,7 @@ fail:
     return SZ_NONE;
 }
 
-static void str_decref(tf_sessionizer_t *sz, uint32_t idx)
-{
+static void str_decref(tf_sessionizer_t *sz, uint32_t idx) {
     if (!idx) return;
     sz_str_t *e = sz->strs[idx];
     if (--e->refs) return;
@@ -739,12 +724,12 @@ static void str_decref(tf_sessionizer_t *sz, uint32_t idx)
     sz->str_free[sz->str_free_n++] = idx; /* capacity kept >= number of indexes */
 }
 
-static void ctx_decref(tf_sessionizer_t *sz, uint32_t idx)
-{
+static void ctx_decref(tf_sessionizer_t *sz, uint32_t idx) {
     if (!idx) return;
     sz_ctx_t *e = sz->ctxs[idx];
     if (--e->refs) return;
-    for (int f = 0; f < SZ_NCTX; f++) str_decref(sz, e->s[f]);
+    for (int f = 0; f < SZ_NCTX; f++)
+        str_decref(sz, e->s[f]);
     idx_table_delete(sz, true, sz->cslots, sz->ccap, idx, e->hash);
     sz->ccount--;
     sz->mem -= sizeof *e;
@@ -754,8 +739,7 @@ static void ctx_decref(tf_sessionizer_t *sz, uint32_t idx)
 }
 
 /* True when the interned context e has exactly the content of c. */
-static bool ctx_matches(const tf_sessionizer_t *sz, const sz_ctx_t *e, const tf_sess_context_t *c)
-{
+static bool ctx_matches(const tf_sessionizer_t *sz, const sz_ctx_t *e, const tf_sess_context_t *c) {
     if (e->device_type != c->device_type || e->screen_width != c->screen_width ||
         e->screen_height != c->screen_height)
         return false;
@@ -772,8 +756,7 @@ static bool ctx_matches(const tf_sessionizer_t *sz, const sz_ctx_t *e, const tf_
 }
 
 /* Interns a whole context (NULL gives 0) and takes a reference. SZ_NONE when out of memory. */
-static uint32_t ctx_intern(tf_sessionizer_t *sz, const tf_sess_context_t *c)
-{
+static uint32_t ctx_intern(tf_sessionizer_t *sz, const tf_sess_context_t *c) {
     if (!c) return 0;
     uint32_t key[SZ_NCTX + 3];
     int f;
@@ -793,7 +776,8 @@ static uint32_t ctx_intern(tf_sessionizer_t *sz, const tf_sess_context_t *c)
                 e->device_type == c->device_type && e->screen_width == c->screen_width &&
                 e->screen_height == c->screen_height) {
                 e->refs++;
-                for (int g = 0; g < SZ_NCTX; g++) str_decref(sz, key[g]);
+                for (int g = 0; g < SZ_NCTX; g++)
+                    str_decref(sz, key[g]);
                 return sz->cslots[i];
             }
         }
@@ -819,20 +803,21 @@ static uint32_t ctx_intern(tf_sessionizer_t *sz, const tf_sess_context_t *c)
     uint32_t idx = sz->ctx_free_n ? sz->ctx_free[--sz->ctx_free_n] : (uint32_t)sz->ctxs_n++;
     sz->ctxs[idx] = e;
     size_t mask = sz->ccap - 1, i = (size_t)h & mask;
-    while (sz->cslots[i]) i = (i + 1) & mask;
+    while (sz->cslots[i])
+        i = (i + 1) & mask;
     sz->cslots[i] = idx;
     sz->ccount++;
     return idx;
 fail:
     f = f < SZ_NCTX ? f : SZ_NCTX;
-    for (int g = 0; g < f; g++) str_decref(sz, key[g]);
+    for (int g = 0; g < f; g++)
+        str_decref(sz, key[g]);
     return SZ_NONE;
 }
 
 /* ------------------------------------------------------------------ event ids */
 
-static void key_init(sz_key_t *k, const char *s)
-{
+static void key_init(sz_key_t *k, const char *s) {
     size_t len = strlen(s);
     if (len == 36 && uuid_parse(s, len, true, k->u) == 0) {
         k->uuid = true;
@@ -845,16 +830,16 @@ static void key_init(sz_key_t *k, const char *s)
     }
 }
 
-static const uint8_t *key_bytes(const sz_key_t *k) { return k->uuid ? k->u : k->s; }
+static const uint8_t *key_bytes(const sz_key_t *k) {
+    return k->uuid ? k->u : k->s;
+}
 
-static size_t key_entry_size(const sz_key_t *k)
-{
+static size_t key_entry_size(const sz_key_t *k) {
     if (k->uuid) return 17;
     return k->len < SZ_TAG_LONG ? 1 + k->len + 1 : 5 + k->len + 1;
 }
 
-static void heap_write(uint8_t *p, const sz_key_t *k)
-{
+static void heap_write(uint8_t *p, const sz_key_t *k) {
     if (k->uuid) {
         p[0] = SZ_TAG_UUID;
         memcpy(p + 1, k->u, 16);
@@ -871,8 +856,7 @@ static void heap_write(uint8_t *p, const sz_key_t *k)
     }
 }
 
-static void heap_key(const uint8_t *p, sz_key_t *k)
-{
+static void heap_key(const uint8_t *p, sz_key_t *k) {
     if (p[0] == SZ_TAG_UUID) {
         k->uuid = true;
         k->s = NULL;
@@ -891,8 +875,7 @@ static void heap_key(const uint8_t *p, sz_key_t *k)
     }
 }
 
-static bool heap_eq(const uint8_t *p, const sz_key_t *k)
-{
+static bool heap_eq(const uint8_t *p, const sz_key_t *k) {
     if (k->uuid) {
         if (p[0] != SZ_TAG_UUID) return false;
         uint64_t a[2], b[2];
@@ -908,8 +891,7 @@ static bool heap_eq(const uint8_t *p, const sz_key_t *k)
 }
 
 /* Orders two ids as their texts compare bytewise (strcmp). */
-static int key_cmp(const sz_key_t *a, const sz_key_t *b)
-{
+static int key_cmp(const sz_key_t *a, const sz_key_t *b) {
     if (a->uuid && b->uuid) return memcmp(a->u, b->u, 16);
     char ta[37], tb[37];
     const uint8_t *pa = a->s, *pb = b->s;
@@ -929,8 +911,7 @@ static int key_cmp(const sz_key_t *a, const sz_key_t *b)
     return la < lb ? -1 : la > lb ? 1 : 0;
 }
 
-static int eid_cmp(const sz_visitor_t *v, uint32_t a, uint32_t b)
-{
+static int eid_cmp(const sz_visitor_t *v, uint32_t a, uint32_t b) {
     const uint8_t *p = v->heap + a, *q = v->heap + b;
     if (p[0] == SZ_TAG_UUID && q[0] == SZ_TAG_UUID) return memcmp(p + 1, q + 1, 16);
     sz_key_t ka, kb;
@@ -939,21 +920,19 @@ static int eid_cmp(const sz_visitor_t *v, uint32_t a, uint32_t b)
     return key_cmp(&ka, &kb);
 }
 
-static int ev_cmp(const sz_visitor_t *v, const sz_event_t *x, const sz_event_t *y)
-{
+static int ev_cmp(const sz_visitor_t *v, const sz_event_t *x, const sz_event_t *y) {
     int64_t a = ev_ts(x), b = ev_ts(y);
     if (a != b) return a < b ? -1 : 1;
     return eid_cmp(v, x->eid, y->eid);
 }
 
-static uint64_t key_hash(const tf_sessionizer_t *sz, const sz_key_t *k)
-{
-    return siphash13(sz->k0 ^ 0x2545f4914f6cdd1dULL, sz->k1, key_bytes(k), k->len) ^ (k->uuid ? 1u : 0u);
+static uint64_t key_hash(const tf_sessionizer_t *sz, const sz_key_t *k) {
+    return siphash13(sz->k0 ^ 0x2545f4914f6cdd1dULL, sz->k1, key_bytes(k), k->len) ^
+           (k->uuid ? 1u : 0u);
 }
 
 /* The text of the eventId at heap offset off: a pointer into the heap, or buf for a UUID. */
-static const char *eid_text(const sz_visitor_t *v, uint32_t off, char buf[37], size_t *len)
-{
+static const char *eid_text(const sz_visitor_t *v, uint32_t off, char buf[37], size_t *len) {
     const uint8_t *p = v->heap + off;
     sz_key_t k;
     heap_key(p, &k);
@@ -967,8 +946,7 @@ static const char *eid_text(const sz_visitor_t *v, uint32_t off, char buf[37], s
 }
 
 /* bytes from the batch arena (valid until commit/abort), or NULL when out of memory */
-static char *arena_alloc(tf_sessionizer_t *sz, size_t bytes)
-{
+static char *arena_alloc(tf_sessionizer_t *sz, size_t bytes) {
     sz_chunk_t *c = sz->arena;
     if (!c || c->cap - c->used < bytes) {
         size_t cap = bytes > 64 * 1024 ? bytes : 64 * 1024;
@@ -986,8 +964,7 @@ static char *arena_alloc(tf_sessionizer_t *sz, size_t bytes)
 }
 
 /* The eventId as a string valid until commit/abort (UUIDs are formatted into the arena). */
-static const char *eid_out(tf_sessionizer_t *sz, const sz_visitor_t *v, uint32_t off)
-{
+static const char *eid_out(tf_sessionizer_t *sz, const sz_visitor_t *v, uint32_t off) {
     const uint8_t *p = v->heap + off;
     if (p[0] != SZ_TAG_UUID) return (const char *)(p[0] == SZ_TAG_LONG ? p + 5 : p + 1);
     char *out = arena_alloc(sz, 37);
@@ -996,8 +973,7 @@ static const char *eid_out(tf_sessionizer_t *sz, const sz_visitor_t *v, uint32_t
 }
 
 /* A copy of the eventId at heap offset off in the arena (the heap may move while loading). */
-static const char *eid_copy(tf_sessionizer_t *sz, const sz_visitor_t *v, uint32_t off)
-{
+static const char *eid_copy(tf_sessionizer_t *sz, const sz_visitor_t *v, uint32_t off) {
     char buf[37];
     size_t len;
     const char *t = eid_text(v, off, buf, &len);
@@ -1009,8 +985,7 @@ static const char *eid_copy(tf_sessionizer_t *sz, const sz_visitor_t *v, uint32_
     return out;
 }
 
-static void arena_reset(tf_sessionizer_t *sz)
-{
+static void arena_reset(tf_sessionizer_t *sz) {
     while (sz->arena) {
         sz_chunk_t *c = sz->arena;
         sz->arena = c->next;
@@ -1020,23 +995,23 @@ static void arena_reset(tf_sessionizer_t *sz)
 
 /* ------------------------------------------------------------------ per-visitor eventId index */
 
-static void eidx_insert(sz_visitor_t *v, uint32_t pos, uint64_t h)
-{
+static void eidx_insert(sz_visitor_t *v, uint32_t pos, uint64_t h) {
     size_t mask = v->eidx_cap - 1, i = (size_t)h & mask;
-    while (v->eidx[i]) i = (i + 1) & mask;
+    while (v->eidx[i])
+        i = (i + 1) & mask;
     v->eidx[i] = pos + 1;
 }
 
 /* (Re)builds the index for the current positions, sized for the event capacity. On failure the
  * index is dropped and lookups scan (still correct, slower). */
-static void eidx_build(tf_sessionizer_t *sz, sz_visitor_t *v)
-{
+static void eidx_build(tf_sessionizer_t *sz, sz_visitor_t *v) {
     sz_free_sized(sz, v->eidx, (size_t)v->eidx_cap * sizeof *v->eidx);
     v->eidx = NULL;
     v->eidx_cap = 0;
     if (v->cap < SZ_EIDX_MIN) return;
     uint32_t cap = 64;
-    while (cap < 2u * v->cap) cap *= 2;
+    while (cap < 2u * v->cap)
+        cap *= 2;
     uint32_t *t = sz_calloc(sz, cap, sizeof *t);
     if (!t) return;
     sz->mem += (size_t)cap * sizeof *t;
@@ -1051,8 +1026,8 @@ static void eidx_build(tf_sessionizer_t *sz, sz_visitor_t *v)
 }
 
 /* Position of the held (not dropped) event with this id, or SZ_NONE. */
-static uint32_t vis_find_event(const tf_sessionizer_t *sz, const sz_visitor_t *v, const sz_key_t *k)
-{
+static uint32_t vis_find_event(const tf_sessionizer_t *sz, const sz_visitor_t *v,
+                               const sz_key_t *k) {
     if (v->eidx) {
         size_t mask = v->eidx_cap - 1;
         for (size_t i = (size_t)key_hash(sz, k) & mask; v->eidx[i]; i = (i + 1) & mask) {
@@ -1068,13 +1043,11 @@ static uint32_t vis_find_event(const tf_sessionizer_t *sz, const sz_visitor_t *v
 
 /* ------------------------------------------------------------------ visitors */
 
-static uint64_t vis_hash(const tf_sessionizer_t *sz, const char *id, size_t len)
-{
+static uint64_t vis_hash(const tf_sessionizer_t *sz, const char *id, size_t len) {
     return siphash13(sz->k1, sz->k0, id, len);
 }
 
-static sz_visitor_t *vis_find(const tf_sessionizer_t *sz, const char *id, size_t len, uint64_t h)
-{
+static sz_visitor_t *vis_find(const tf_sessionizer_t *sz, const char *id, size_t len, uint64_t h) {
     if (!sz->vcap) return NULL;
     size_t mask = sz->vcap - 1;
     for (size_t i = (size_t)h & mask; sz->vslots[i].v; i = (i + 1) & mask) {
@@ -1084,21 +1057,18 @@ static sz_visitor_t *vis_find(const tf_sessionizer_t *sz, const char *id, size_t
     return NULL;
 }
 
-static sz_visitor_t *vis_lookup(const tf_sessionizer_t *sz, const char *id)
-{
+static sz_visitor_t *vis_lookup(const tf_sessionizer_t *sz, const char *id) {
     if (!id) return NULL;
     size_t len = strlen(id);
     return vis_find(sz, id, len, vis_hash(sz, id, len));
 }
 
-static void vslot_put(tf_sessionizer_t *sz, size_t i, const sz_vslot_t *slot)
-{
+static void vslot_put(tf_sessionizer_t *sz, size_t i, const sz_vslot_t *slot) {
     sz->vslots[i] = *slot;
     slot->v->slot = (uint32_t)i;
 }
 
-static int vis_table_resize(tf_sessionizer_t *sz, size_t newcap)
-{
+static int vis_table_resize(tf_sessionizer_t *sz, size_t newcap) {
     sz_vslot_t *old = sz->vslots;
     size_t oldcap = sz->vcap;
     sz_vslot_t *ns = sz_calloc(sz, newcap, sizeof *ns);
@@ -1110,29 +1080,29 @@ static int vis_table_resize(tf_sessionizer_t *sz, size_t newcap)
     for (size_t i = 0; i < oldcap; i++) {
         if (!old[i].v) continue;
         size_t j = (size_t)old[i].v->hash & mask;
-        while (ns[j].v) j = (j + 1) & mask;
+        while (ns[j].v)
+            j = (j + 1) & mask;
         vslot_put(sz, j, &old[i]);
     }
     sz_free_sized(sz, old, oldcap * sizeof *old);
     return 0;
 }
 
-static int vis_table_insert(tf_sessionizer_t *sz, sz_visitor_t *v)
-{
+static int vis_table_insert(tf_sessionizer_t *sz, sz_visitor_t *v) {
     if ((sz->vcount + 1) * 10 > sz->vcap * 7) {
         size_t nc = sz->vcap ? sz->vcap * 2 : 1024;
         if (nc > SZ_MAX_SLOTS || vis_table_resize(sz, nc)) return -1;
     }
     size_t mask = sz->vcap - 1, i = (size_t)v->hash & mask;
-    while (sz->vslots[i].v) i = (i + 1) & mask;
+    while (sz->vslots[i].v)
+        i = (i + 1) & mask;
     sz_vslot_t slot = {v, INT64_MAX, INT64_MAX};
     vslot_put(sz, i, &slot);
     sz->vcount++;
     return 0;
 }
 
-static void vis_table_remove_at(tf_sessionizer_t *sz, size_t i)
-{
+static void vis_table_remove_at(tf_sessionizer_t *sz, size_t i) {
     size_t mask = sz->vcap - 1, j = i;
     for (;;) {
         j = (j + 1) & mask;
@@ -1149,13 +1119,11 @@ static void vis_table_remove_at(tf_sessionizer_t *sz, size_t i)
     sz->vcount--;
 }
 
-static void vis_table_remove(tf_sessionizer_t *sz, const sz_visitor_t *v)
-{
+static void vis_table_remove(tf_sessionizer_t *sz, const sz_visitor_t *v) {
     vis_table_remove_at(sz, v->slot);
 }
 
-static sz_visitor_t *vis_new(tf_sessionizer_t *sz, const char *id, size_t len, uint64_t h)
-{
+static sz_visitor_t *vis_new(tf_sessionizer_t *sz, const char *id, size_t len, uint64_t h) {
     if (len >= SZ_MAX_STRING) return NULL;
     sz_visitor_t *v = sz_calloc(sz, 1, sizeof *v + len + 1);
     if (!v) return NULL;
@@ -1170,24 +1138,22 @@ static sz_visitor_t *vis_new(tf_sessionizer_t *sz, const char *id, size_t len, u
     return v;
 }
 
-static void ev_release(tf_sessionizer_t *sz, const sz_event_t *e)
-{
+static void ev_release(tf_sessionizer_t *sz, const sz_event_t *e) {
     str_decref(sz, e->user);
     str_decref(sz, e->campaign);
     ctx_decref(sz, e->ctx);
     if (e->type == TF_EVENT_PAGE_VIEW) str_decref(sz, e->a);
 }
 
-static void vis_release_cs(tf_sessionizer_t *sz, sz_visitor_t *v)
-{
+static void vis_release_cs(tf_sessionizer_t *sz, sz_visitor_t *v) {
     for (uint32_t k = 0; k < v->ncs; k++)
         if (v->cs[k].flags & CS_LOADCTX) ctx_decref(sz, v->cs[k].first);
     v->ncs = 0;
 }
 
-static void vis_free(tf_sessionizer_t *sz, sz_visitor_t *v)
-{
-    for (uint32_t i = 0; i < v->n; i++) ev_release(sz, &v->ev[i]);
+static void vis_free(tf_sessionizer_t *sz, sz_visitor_t *v) {
+    for (uint32_t i = 0; i < v->n; i++)
+        ev_release(sz, &v->ev[i]);
     sz->n_events -= v->n;
     vis_release_cs(sz, v);
     if (sz->hint_v == v) sz->hint_v = NULL;
@@ -1198,8 +1164,7 @@ static void vis_free(tf_sessionizer_t *sz, sz_visitor_t *v)
     sz_free_sized(sz, v, sizeof *v + v->id_len + 1);
 }
 
-static int vis_reserve_events(tf_sessionizer_t *sz, sz_visitor_t *v, uint32_t extra)
-{
+static int vis_reserve_events(tf_sessionizer_t *sz, sz_visitor_t *v, uint32_t extra) {
     if (v->n + (uint64_t)extra <= v->cap) return 0;
     uint64_t need = (uint64_t)v->n + extra;
     if (need > SZ_MAX_VISITOR_EVENTS) return -1;
@@ -1215,8 +1180,7 @@ static int vis_reserve_events(tf_sessionizer_t *sz, sz_visitor_t *v, uint32_t ex
     return 0;
 }
 
-static int vis_reserve_heap(tf_sessionizer_t *sz, sz_visitor_t *v, size_t extra)
-{
+static int vis_reserve_heap(tf_sessionizer_t *sz, sz_visitor_t *v, size_t extra) {
     if (v->heap_len + (uint64_t)extra <= v->heap_cap) return 0;
     uint64_t need = (uint64_t)v->heap_len + extra;
     if (need > SZ_MAX_HEAP) return -1;
@@ -1231,8 +1195,7 @@ static int vis_reserve_heap(tf_sessionizer_t *sz, sz_visitor_t *v, size_t extra)
     return 0;
 }
 
-static int vis_reserve_cs(tf_sessionizer_t *sz, sz_visitor_t *v, size_t need)
-{
+static int vis_reserve_cs(tf_sessionizer_t *sz, sz_visitor_t *v, size_t need) {
     if (need <= v->cs_cap) return 0;
     if (need > SZ_MAX_VISITOR_EVENTS) return -1;
     size_t ncap = (size_t)v->cs_cap + v->cs_cap / 2 + 1;
@@ -1245,9 +1208,9 @@ static int vis_reserve_cs(tf_sessionizer_t *sz, sz_visitor_t *v, size_t need)
     return 0;
 }
 
-/* Context of a new event: the visitor's previous one when equal (the common case), else interned. */
-static uint32_t vis_ctx_intern(tf_sessionizer_t *sz, sz_visitor_t *v, const tf_sess_context_t *c)
-{
+/* Context of a new event: the visitor's previous one when equal (the common case), else interned.
+ */
+static uint32_t vis_ctx_intern(tf_sessionizer_t *sz, sz_visitor_t *v, const tf_sess_context_t *c) {
     if (v->last_ctx && ctx_matches(sz, sz->ctxs[v->last_ctx], c)) {
         sz->ctxs[v->last_ctx]->refs++;
         return v->last_ctx;
@@ -1258,9 +1221,9 @@ static uint32_t vis_ctx_intern(tf_sessionizer_t *sz, sz_visitor_t *v, const tf_s
 /* Appends an event to the visitor's unsorted tail. Returns 0 or -1 (nothing changed). */
 static int vis_append(tf_sessionizer_t *sz, sz_visitor_t *v, const tf_sess_event_t *in,
                       const sz_key_t *key, uint8_t flags, uint32_t link, int32_t c_top,
-                      int32_t c_scroll)
-{
-    bool is_ref = (in->type == TF_EVENT_PAGE_LEAVE || in->type == TF_EVENT_SCROLL) && in->page_view_id;
+                      int32_t c_scroll) {
+    bool is_ref =
+        (in->type == TF_EVENT_PAGE_LEAVE || in->type == TF_EVENT_SCROLL) && in->page_view_id;
     sz_key_t pk;
     if (is_ref) key_init(&pk, in->page_view_id);
     size_t hbytes = key_entry_size(key) + (is_ref ? key_entry_size(&pk) : 0);
@@ -1305,7 +1268,8 @@ static int vis_append(tf_sessionizer_t *sz, sz_visitor_t *v, const tf_sess_event
         heap_write(v->heap + v->heap_len, &pk);
         v->heap_len += (uint32_t)key_entry_size(&pk);
         e->flags |= EF_HAS_REF;
-        if (in->type == TF_EVENT_PAGE_LEAVE) e->b = top_seconds(in->has_time_on_page, in->time_on_page);
+        if (in->type == TF_EVENT_PAGE_LEAVE)
+            e->b = top_seconds(in->has_time_on_page, in->time_on_page);
         e->d = scroll_clamp(in->scroll_depth);
     } else {
         e->a = SZ_NONE;
@@ -1326,13 +1290,12 @@ fail_user:
 
 /* Forgets the written state of an in-memory visitor before it is loaded again: keeps only its
  * pending events (as an unsorted tail, their page-view links to be resolved again). */
-static void vis_wipe(tf_sessionizer_t *sz, sz_visitor_t *v)
-{
+static void vis_wipe(tf_sessionizer_t *sz, sz_visitor_t *v) {
     uint32_t w = 0;
     for (uint32_t i = 0; i < v->n; i++) {
         sz_event_t e = v->ev[i];
         if ((e.flags & EF_PENDING) && !(e.flags & EF_DROPPED)) {
-            e.flags &= (uint8_t)~(EF_RESOLVED | EF_NEW);
+            e.flags &= (uint8_t) ~(EF_RESOLVED | EF_NEW);
             if (e.type == TF_EVENT_PAGE_VIEW) {
                 e.b = -1;
                 e.d = -1;
@@ -1348,16 +1311,16 @@ static void vis_wipe(tf_sessionizer_t *sz, sz_visitor_t *v)
     vis_release_cs(sz, v);
     v->unresolved = 0;
     v->last_ctx = 0;
-    for (uint32_t i = 0; i < v->n && !v->last_ctx; i++) v->last_ctx = v->ev[v->n - 1 - i].ctx;
-    v->flags &= (uint8_t)~(VF_EARLIER | VF_FRESH | VF_PINNED);
+    for (uint32_t i = 0; i < v->n && !v->last_ctx; i++)
+        v->last_ctx = v->ev[v->n - 1 - i].ctx;
+    v->flags &= (uint8_t) ~(VF_EARLIER | VF_FRESH | VF_PINNED);
     v->covered_since = INT64_MAX;
     v->state = VS_LOADING;
     if (sz->hint_v == v) sz->hint_v = NULL;
     if (v->eidx) eidx_build(sz, v);
 }
 
-static void msort(const sz_visitor_t *v, sz_event_t *a, sz_event_t *tmp, uint32_t n)
-{
+static void msort(const sz_visitor_t *v, sz_event_t *a, sz_event_t *tmp, uint32_t n) {
     if (n < 2) return;
     if (n <= 12) {
         for (uint32_t i = 1; i < n; i++) {
@@ -1377,13 +1340,14 @@ static void msort(const sz_visitor_t *v, sz_event_t *a, sz_event_t *tmp, uint32_
     if (ev_cmp(v, &a[h - 1], &a[h]) <= 0) return;
     memcpy(tmp, a, (size_t)h * sizeof *a);
     uint32_t i = 0, j = h, k = 0;
-    while (i < h && j < n) a[k++] = ev_cmp(v, &tmp[i], &a[j]) <= 0 ? tmp[i++] : a[j++];
-    while (i < h) a[k++] = tmp[i++];
+    while (i < h && j < n)
+        a[k++] = ev_cmp(v, &tmp[i], &a[j]) <= 0 ? tmp[i++] : a[j++];
+    while (i < h)
+        a[k++] = tmp[i++];
 }
 
 /* Links a PAGE_LEAVE/SCROLL at position i to its page view when it is held. */
-static bool vis_resolve(const tf_sessionizer_t *sz, sz_visitor_t *v, uint32_t i)
-{
+static bool vis_resolve(const tf_sessionizer_t *sz, sz_visitor_t *v, uint32_t i) {
     sz_event_t *e = &v->ev[i];
     sz_key_t k;
     heap_key(v->heap + e->a, &k);
@@ -1400,8 +1364,7 @@ static bool vis_resolve(const tf_sessionizer_t *sz, sz_visitor_t *v, uint32_t i)
 
 /* Sorts the tail into the sorted prefix, drops pending duplicates of stored events and links
  * new PAGE_LEAVE/SCROLL events (and earlier unresolved ones) to their page views. */
-static int vis_merge(tf_sessionizer_t *sz, sz_visitor_t *v)
-{
+static int vis_merge(tf_sessionizer_t *sz, sz_visitor_t *v) {
     uint32_t s0 = v->n_sorted, n = v->n, w = s0;
     bool moved = false;
     for (uint32_t i = s0; i < n; i++) {
@@ -1418,7 +1381,8 @@ static int vis_merge(tf_sessionizer_t *sz, sz_visitor_t *v)
         sz->n_events -= n - w;
         v->n = n = w;
         v->last_ctx = 0;
-        for (uint32_t i = 0; i < n && !v->last_ctx; i++) v->last_ctx = v->ev[n - 1 - i].ctx;
+        for (uint32_t i = 0; i < n && !v->last_ctx; i++)
+            v->last_ctx = v->ev[n - 1 - i].ctx;
     }
     uint32_t m = n - s0;
     if (m) {
@@ -1455,7 +1419,8 @@ static int vis_merge(tf_sessionizer_t *sz, sz_visitor_t *v)
     }
     if (new_pv && v->unresolved) {
         for (uint32_t i = 0; i < n && v->unresolved; i++) {
-            if ((v->ev[i].flags & (EF_HAS_REF | EF_RESOLVED)) == EF_HAS_REF && vis_resolve(sz, v, i))
+            if ((v->ev[i].flags & (EF_HAS_REF | EF_RESOLVED)) == EF_HAS_REF &&
+                vis_resolve(sz, v, i))
                 v->unresolved--;
         }
     }
@@ -1466,16 +1431,14 @@ oom:
 
 /* ------------------------------------------------------------------ fingerprints */
 
-static uint64_t fp_step(uint64_t h, uint64_t w)
-{
+static uint64_t fp_step(uint64_t h, uint64_t w) {
     h = (h ^ w) * 0x9fb21c651e98df25ULL; /* a bijection of h for a given w */
     return h ^ (h >> 29);
 }
 
 /* Fingerprint of a session row. Strings enter by their keyed SipHash, so rows cannot be
  * crafted to collide; the words are combined with a keyed multiply-xorshift chain. */
-static uint64_t fp_compute(const tf_sessionizer_t *sz, const sz_fpin_t *in)
-{
+static uint64_t fp_compute(const tf_sessionizer_t *sz, const sz_fpin_t *in) {
     uint64_t h = sz->k1 ^ 0x9e3779b97f4a7c15ULL;
     h = fp_step(h, in->user);
     h = fp_step(h, (uint64_t)in->started);
@@ -1483,22 +1446,24 @@ static uint64_t fp_compute(const tf_sessionizer_t *sz, const sz_fpin_t *in)
     h = fp_step(h, (uint64_t)in->duration);
     h = fp_step(h, (uint64_t)in->pvc);
     h = fp_step(h, (uint64_t)in->evc);
-    h = fp_step(h, (uint64_t)in->conv | (uint64_t)in->bounce << 1 | (uint64_t)(unsigned)in->reason << 2);
+    h = fp_step(
+        h, (uint64_t)in->conv | (uint64_t)in->bounce << 1 | (uint64_t)(unsigned)in->reason << 2);
     h = fp_step(h, in->entry);
     h = fp_step(h, in->exit);
-    for (int f = 0; f < SZ_NCTX; f++) h = fp_step(h, in->ctx[f]);
+    for (int f = 0; f < SZ_NCTX; f++)
+        h = fp_step(h, in->ctx[f]);
     h = fp_step(h, (uint64_t)in->device);
     h = fp_step(h, (uint64_t)(uint32_t)in->sw | (uint64_t)(uint32_t)in->sh << 32);
     return mix64(h ^ sz->k0);
 }
 
-static uint64_t fp_of_row(const tf_sessionizer_t *sz, const tf_session_t *row)
-{
+static uint64_t fp_of_row(const tf_sessionizer_t *sz, const tf_session_t *row) {
     sz_fpin_t in;
     in.user = text_hash(sz, row->user_id);
     in.entry = text_hash(sz, row->entry_page);
     in.exit = text_hash(sz, row->exit_page);
-    for (int f = 0; f < SZ_NCTX; f++) in.ctx[f] = text_hash(sz, ctx_field(&row->context, f));
+    for (int f = 0; f < SZ_NCTX; f++)
+        in.ctx[f] = text_hash(sz, ctx_field(&row->context, f));
     in.started = row->started_at_ms;
     in.ended = row->ended_at_ms;
     in.duration = row->duration_s;
@@ -1515,8 +1480,7 @@ static uint64_t fp_of_row(const tf_sessionizer_t *sz, const tf_session_t *row)
 
 /* ------------------------------------------------------------------ recomputation */
 
-static void ns_merge_ctx(const tf_sessionizer_t *sz, sz_nsess_t *s, uint32_t ci)
-{
+static void ns_merge_ctx(const tf_sessionizer_t *sz, sz_nsess_t *s, uint32_t ci) {
     const sz_ctx_t *c = sz->ctxs[ci];
     s->last_ctx = ci;
     bool first = !s->have_ctx;
@@ -1545,8 +1509,7 @@ static void ns_merge_ctx(const tf_sessionizer_t *sz, sz_nsess_t *s, uint32_t ci)
 }
 
 static void ns_row(const tf_sessionizer_t *sz, const sz_visitor_t *v, const sz_nsess_t *s,
-                   tf_session_t *row)
-{
+                   tf_session_t *row) {
     memcpy(row->id, s->ids, 37);
     row->visitor_id = v->id;
     row->user_id = str_of(sz, s->user);
@@ -1561,19 +1524,20 @@ static void ns_row(const tf_sessionizer_t *sz, const sz_visitor_t *v, const sz_n
     row->exit_page = str_of(sz, s->exit);
     row->start_reason = (tf_start_reason_t)s->reason;
     memset(&row->context, 0, sizeof row->context);
-    for (int f = 0; f < SZ_NCTX; f++) ctx_set_field(&row->context, f, str_of(sz, s->m[f]));
+    for (int f = 0; f < SZ_NCTX; f++)
+        ctx_set_field(&row->context, f, str_of(sz, s->m[f]));
     row->context.device_type = s->have_ctx ? s->device : TF_SESS_DEVICE_UNKNOWN;
     row->context.screen_width = s->sw;
     row->context.screen_height = s->sh;
 }
 
-static uint64_t ns_fp(const tf_sessionizer_t *sz, const sz_visitor_t *v, const sz_nsess_t *s)
-{
+static uint64_t ns_fp(const tf_sessionizer_t *sz, const sz_visitor_t *v, const sz_nsess_t *s) {
     sz_fpin_t in;
     in.user = str_hash_of(sz, s->user);
     in.entry = str_hash_of(sz, s->entry);
     in.exit = str_hash_of(sz, s->exit);
-    for (int f = 0; f < SZ_NCTX; f++) in.ctx[f] = str_hash_of(sz, s->m[f]);
+    for (int f = 0; f < SZ_NCTX; f++)
+        in.ctx[f] = str_hash_of(sz, s->m[f]);
     in.started = ev_ts(&v->ev[s->first]);
     in.ended = ev_ts(&v->ev[s->last]);
     in.duration = clamp_i32(sat_sub(in.ended, in.started) / 1000);
@@ -1591,8 +1555,7 @@ static uint64_t ns_fp(const tf_sessionizer_t *sz, const sz_visitor_t *v, const s
 /* Merges the visitor's new events, recomputes its sessions, appends the differences with the
  * written state to the output and makes the result the written state. Returns 0 or -1 (out
  * of memory; the visitor is then inconsistent and must be dropped). */
-static int vis_flush(tf_sessionizer_t *sz, sz_visitor_t *v)
-{
+static int vis_flush(tf_sessionizer_t *sz, sz_visitor_t *v) {
     if (vis_merge(sz, v)) return -1;
     const tf_session_config_t *cfg = &sz->cfg;
     uint32_t n = v->n, ncs = v->ncs;
@@ -1773,13 +1736,13 @@ oom:
  * latest one, so that a visitor that never goes idle holds a bounded window. The first kept
  * session's start is pinned: its start reason is kept, and an event at or before it makes the
  * visitor reload (covered_since). Only between batches (all events written and sorted). */
-static void vis_trim(tf_sessionizer_t *sz, sz_visitor_t *v, int64_t cutoff)
-{
+static void vis_trim(tf_sessionizer_t *sz, sz_visitor_t *v, int64_t cutoff) {
     if (v->n_sorted != v->n || v->ncs < 2) return;
     uint32_t q = 0, r = 0; /* first kept position, first kept session */
     for (uint32_t i = 0; i < v->n;) {
         uint32_t k = v->ev[i].link, j = i;
-        while (j < v->n && v->ev[j].link == k) j++;
+        while (j < v->n && v->ev[j].link == k)
+            j++;
         if (k + 1 >= v->ncs || ev_ts(&v->ev[j - 1]) >= cutoff) break;
         q = j;
         r = k + 1;
@@ -1787,12 +1750,14 @@ static void vis_trim(tf_sessionizer_t *sz, sz_visitor_t *v, int64_t cutoff)
     }
     sz_vslot_t *slot = &sz->vslots[v->slot];
     if (q) {
-        for (uint32_t i = 0; i < q; i++) ev_release(sz, &v->ev[i]);
+        for (uint32_t i = 0; i < q; i++)
+            ev_release(sz, &v->ev[i]);
         memmove(v->ev, v->ev + q, (size_t)(v->n - q) * sizeof *v->ev);
         v->n -= q;
         v->n_sorted = v->n;
         sz->n_events -= q;
-        for (uint32_t i = 0; i < v->n; i++) v->ev[i].link -= r;
+        for (uint32_t i = 0; i < v->n; i++)
+            v->ev[i].link -= r;
         memmove(v->cs, v->cs + r, (size_t)(v->ncs - r) * sizeof *v->cs);
         v->ncs -= r;
         /* compact the heap to the kept ids (on failure the old heap stays, with its garbage) */
@@ -1845,7 +1810,8 @@ static void vis_trim(tf_sessionizer_t *sz, sz_visitor_t *v, int64_t cutoff)
             v->unresolved += (v->ev[i].flags & (EF_HAS_REF | EF_RESOLVED)) == EF_HAS_REF;
         eidx_build(sz, v);
         v->last_ctx = 0;
-        for (uint32_t i = 0; i < v->n && !v->last_ctx; i++) v->last_ctx = v->ev[v->n - 1 - i].ctx;
+        for (uint32_t i = 0; i < v->n && !v->last_ctx; i++)
+            v->last_ctx = v->ev[v->n - 1 - i].ctx;
         v->flags |= VF_PINNED;
         v->pin_reason = v->cs[0].reason;
         int64_t keep_from = sat_add(ev_ts(&v->ev[0]), 1);
@@ -1855,16 +1821,17 @@ static void vis_trim(tf_sessionizer_t *sz, sz_visitor_t *v, int64_t cutoff)
     slot->trim_at = INT64_MAX;
     if (v->ncs >= 2) {
         uint32_t j = 0;
-        while (j + 1 < v->n && v->ev[j + 1].link == 0) j++;
+        while (j + 1 < v->n && v->ev[j + 1].link == 0)
+            j++;
         slot->trim_at = ev_ts(&v->ev[j]);
     }
 }
 
 /* ------------------------------------------------------------------ batch bookkeeping */
 
-static void batch_reset(tf_sessionizer_t *sz)
-{
-    for (size_t i = 0; i < sz->ntouched; i++) sz->touched[i]->flags &= (uint8_t)~VF_TOUCHED;
+static void batch_reset(tf_sessionizer_t *sz) {
+    for (size_t i = 0; i < sz->ntouched; i++)
+        sz->touched[i]->flags &= (uint8_t)~VF_TOUCHED;
     sz->ntouched = 0;
     sz->ncookies = 0;
     sz->nreqs = 0;
@@ -1875,8 +1842,7 @@ static void batch_reset(tf_sessionizer_t *sz)
     arena_reset(sz);
 }
 
-static void drop_touched(tf_sessionizer_t *sz)
-{
+static void drop_touched(tf_sessionizer_t *sz) {
     for (size_t i = 0; i < sz->ntouched; i++) {
         sz_visitor_t *v = sz->touched[i];
         vis_table_remove(sz, v);
@@ -1886,8 +1852,7 @@ static void drop_touched(tf_sessionizer_t *sz)
     batch_reset(sz);
 }
 
-static int touch(tf_sessionizer_t *sz, sz_visitor_t *v)
-{
+static int touch(tf_sessionizer_t *sz, sz_visitor_t *v) {
     if (v->flags & VF_TOUCHED) return 0;
     SZ_RESERVE_OR(oom, sz, sz->touched, sz->touched_cap, sz->ntouched + 1);
     sz->touched[sz->ntouched++] = v;
@@ -1899,8 +1864,7 @@ oom:
 
 /* ------------------------------------------------------------------ public API */
 
-tf_sessionizer_t *tf_sessionizer_new(const tf_session_config_t *cfg)
-{
+tf_sessionizer_t *tf_sessionizer_new(const tf_session_config_t *cfg) {
     tf_sessionizer_t *sz = calloc(1, sizeof *sz);
     if (!sz) return NULL;
     if (cfg)
@@ -1917,13 +1881,14 @@ tf_sessionizer_t *tf_sessionizer_new(const tf_session_config_t *cfg)
     return sz;
 }
 
-void tf_sessionizer_destroy(tf_sessionizer_t *sz)
-{
+void tf_sessionizer_destroy(tf_sessionizer_t *sz) {
     if (!sz) return;
     for (size_t i = 0; i < sz->vcap; i++)
         if (sz->vslots[i].v) vis_free(sz, sz->vslots[i].v);
-    for (size_t i = 1; i < sz->ctxs_n; i++) free(sz->ctxs[i]);
-    for (size_t i = 1; i < sz->strs_n; i++) free(sz->strs[i]);
+    for (size_t i = 1; i < sz->ctxs_n; i++)
+        free(sz->ctxs[i]);
+    for (size_t i = 1; i < sz->strs_n; i++)
+        free(sz->strs[i]);
     arena_reset(sz);
     free(sz->vslots);
     free(sz->strs);
@@ -1948,8 +1913,7 @@ void tf_sessionizer_destroy(tf_sessionizer_t *sz)
     free(sz);
 }
 
-void tf_sessionizer_set_config(tf_sessionizer_t *sz, const tf_session_config_t *cfg)
-{
+void tf_sessionizer_set_config(tf_sessionizer_t *sz, const tf_session_config_t *cfg) {
     if (!sz || !cfg) return;
     uint64_t seed = sz->cfg.hash_seed;
     sz->cfg = *cfg;
@@ -1958,8 +1922,7 @@ void tf_sessionizer_set_config(tf_sessionizer_t *sz, const tf_session_config_t *
     sz->cfg_gen++;
 }
 
-int tf_sessionizer_add(tf_sessionizer_t *sz, const tf_sess_event_t *ev)
-{
+int tf_sessionizer_add(tf_sessionizer_t *sz, const tf_sess_event_t *ev) {
     if (!sz || !ev || !ev->visitor_id || !ev->event_id || sz->flushed ||
         (unsigned)ev->type >= TF_EVENT_TYPE_COUNT)
         return -1;
@@ -2004,12 +1967,12 @@ static const tf_sess_load_request_t no_requests[1] = {{NULL, 0, NULL, 0}};
  * refer to and that it does not hold. Only the unsorted tail is looked at: events added since
  * the visitor was last loaded (loading merges the tail), so a page view that is nowhere in
  * storage is asked for once. */
-static int collect_missing_page_views(tf_sessionizer_t *sz, sz_visitor_t *v)
-{
+static int collect_missing_page_views(tf_sessionizer_t *sz, sz_visitor_t *v) {
     size_t first = sz->npvids;
     for (uint32_t i = v->n_sorted; i < v->n; i++) {
         const sz_event_t *e = &v->ev[i];
-        if ((e->flags & (EF_PENDING | EF_HAS_REF | EF_DROPPED | EF_RESOLVED)) != (EF_PENDING | EF_HAS_REF))
+        if ((e->flags & (EF_PENDING | EF_HAS_REF | EF_DROPPED | EF_RESOLVED)) !=
+            (EF_PENDING | EF_HAS_REF))
             continue;
         sz_key_t k;
         heap_key(v->heap + e->a, &k);
@@ -2017,7 +1980,8 @@ static int collect_missing_page_views(tf_sessionizer_t *sz, sz_visitor_t *v)
         const char *id = eid_copy(sz, v, e->a);
         if (!id) return -1;
         bool seen = false;
-        for (size_t j = first; j < sz->npvids && !seen; j++) seen = strcmp(sz->pvids[j], id) == 0;
+        for (size_t j = first; j < sz->npvids && !seen; j++)
+            seen = strcmp(sz->pvids[j], id) == 0;
         if (seen) continue;
         SZ_RESERVE_OR(oom, sz, sz->pvids, sz->pvids_cap, sz->npvids + 1);
         sz->pvids[sz->npvids++] = id;
@@ -2027,8 +1991,7 @@ oom:
     return -1;
 }
 
-const tf_sess_load_request_t *tf_sessionizer_load_requests(tf_sessionizer_t *sz, size_t *n)
-{
+const tf_sess_load_request_t *tf_sessionizer_load_requests(tf_sessionizer_t *sz, size_t *n) {
     *n = 0;
     if (!sz) return NULL;
     sz->nreqs = 0;
@@ -2068,8 +2031,7 @@ oom:
 }
 
 /* The visitor a load call is about, when it was requested (not yet marked loaded). */
-static sz_visitor_t *load_target(tf_sessionizer_t *sz, const char *visitor_id)
-{
+static sz_visitor_t *load_target(tf_sessionizer_t *sz, const char *visitor_id) {
     if (sz->flushed) return NULL;
     sz_visitor_t *v = vis_lookup(sz, visitor_id);
     if (!v || v->state == VS_LOADED || !(v->flags & VF_TOUCHED)) return NULL;
@@ -2077,8 +2039,7 @@ static sz_visitor_t *load_target(tf_sessionizer_t *sz, const char *visitor_id)
     return v;
 }
 
-static uint32_t cs_find(tf_sessionizer_t *sz, const sz_visitor_t *v, const uint8_t id[16])
-{
+static uint32_t cs_find(tf_sessionizer_t *sz, const sz_visitor_t *v, const uint8_t id[16]) {
     if (sz->hint_v == v && sz->hint_k < v->ncs && memcmp(v->cs[sz->hint_k].id, id, 16) == 0)
         return sz->hint_k;
     for (uint32_t k = v->ncs; k-- > 0;)
@@ -2086,8 +2047,7 @@ static uint32_t cs_find(tf_sessionizer_t *sz, const sz_visitor_t *v, const uint8
     return SZ_NONE;
 }
 
-int tf_sessionizer_load_session(tf_sessionizer_t *sz, const tf_session_t *stored)
-{
+int tf_sessionizer_load_session(tf_sessionizer_t *sz, const tf_session_t *stored) {
     if (!sz || !stored) return -1;
     sz_visitor_t *v = load_target(sz, stored->visitor_id);
     uint8_t id[16];
@@ -2116,9 +2076,9 @@ int tf_sessionizer_load_session(tf_sessionizer_t *sz, const tf_session_t *stored
 
 int tf_sessionizer_load_event(tf_sessionizer_t *sz, const tf_sess_event_t *ev,
                               const char *stored_session_id, bool pv_has_time_on_page,
-                              int32_t pv_time_on_page_s, int32_t pv_scroll_depth)
-{
-    if (!sz || !ev || !ev->event_id || !stored_session_id || (unsigned)ev->type >= TF_EVENT_TYPE_COUNT)
+                              int32_t pv_time_on_page_s, int32_t pv_scroll_depth) {
+    if (!sz || !ev || !ev->event_id || !stored_session_id ||
+        (unsigned)ev->type >= TF_EVENT_TYPE_COUNT)
         return -1;
     sz_visitor_t *v = load_target(sz, ev->visitor_id);
     uint8_t sid[16];
@@ -2128,7 +2088,7 @@ int tf_sessionizer_load_event(tf_sessionizer_t *sz, const tf_sess_event_t *ev,
     uint32_t pos = vis_find_event(sz, v, &key);
     if (pos != SZ_NONE) {
         if (!(v->ev[pos].flags & EF_PENDING)) return 0; /* loaded already */
-        v->ev[pos].flags |= EF_DROPPED;                /* the stored copy wins */
+        v->ev[pos].flags |= EF_DROPPED;                 /* the stored copy wins */
         v->n_pending--;
         sz->batch_dups++;
         if (v->eidx) eidx_build(sz, v);
@@ -2151,8 +2111,7 @@ int tf_sessionizer_load_event(tf_sessionizer_t *sz, const tf_sess_event_t *ev,
                       pv_scroll_depth);
 }
 
-int tf_sessionizer_loaded(tf_sessionizer_t *sz, const char *visitor_id, bool has_earlier_history)
-{
+int tf_sessionizer_loaded(tf_sessionizer_t *sz, const char *visitor_id, bool has_earlier_history) {
     if (!sz) return -1;
     sz_visitor_t *v = load_target(sz, visitor_id);
     if (!v) return -1;
@@ -2173,7 +2132,8 @@ int tf_sessionizer_loaded(tf_sessionizer_t *sz, const char *visitor_id, bool has
     if (vis_merge(sz, v)) return -1;
     /* a written session keeps its id only while its first event is the one the id names */
     SZ_RESERVE_OR(oom, sz, sz->cs_map, sz->cs_map_cap, v->ncs);
-    for (uint32_t k = 0; k < v->ncs; k++) sz->cs_map[k] = SZ_NONE;
+    for (uint32_t k = 0; k < v->ncs; k++)
+        sz->cs_map[k] = SZ_NONE;
     for (uint32_t i = 0; i < v->n; i++) {
         const sz_event_t *e = &v->ev[i];
         if (!(e->flags & EF_PENDING) && sz->cs_map[e->link] == SZ_NONE) sz->cs_map[e->link] = i;
@@ -2200,8 +2160,7 @@ oom:
     return -1;
 }
 
-int tf_sessionizer_flush(tf_sessionizer_t *sz, tf_sess_changes_t *out)
-{
+int tf_sessionizer_flush(tf_sessionizer_t *sz, tf_sess_changes_t *out) {
     if (!sz || !out || sz->flushed) return -1;
     for (size_t i = 0; i < sz->ntouched; i++) {
         const sz_visitor_t *v = sz->touched[i];
@@ -2229,8 +2188,7 @@ int tf_sessionizer_flush(tf_sessionizer_t *sz, tf_sess_changes_t *out)
     return 0;
 }
 
-void tf_sessionizer_commit(tf_sessionizer_t *sz)
-{
+void tf_sessionizer_commit(tf_sessionizer_t *sz) {
     if (!sz) return;
     if (!sz->flushed && sz->ntouched) {
         drop_touched(sz); /* nothing was flushed: the batch cannot have been written */
@@ -2239,16 +2197,15 @@ void tf_sessionizer_commit(tf_sessionizer_t *sz)
     batch_reset(sz);
 }
 
-void tf_sessionizer_abort(tf_sessionizer_t *sz)
-{
+void tf_sessionizer_abort(tf_sessionizer_t *sz) {
     if (!sz) return;
     drop_touched(sz);
 }
 
-size_t tf_sessionizer_evict(tf_sessionizer_t *sz, int64_t watermark_ms)
-{
+size_t tf_sessionizer_evict(tf_sessionizer_t *sz, int64_t watermark_ms) {
     if (!sz) return 0;
-    int64_t cutoff = sat_sub(watermark_ms, sat_add(sz->cfg.timeout_ms, sz->cfg.allowed_lateness_ms));
+    int64_t cutoff =
+        sat_sub(watermark_ms, sat_add(sz->cfg.timeout_ms, sz->cfg.allowed_lateness_ms));
     size_t evicted = 0;
     for (size_t i = 0; i < sz->vcap;) {
         const sz_vslot_t *slot = &sz->vslots[i];
@@ -2269,19 +2226,25 @@ size_t tf_sessionizer_evict(tf_sessionizer_t *sz, int64_t watermark_ms)
     }
     if (sz->vcap > 1024 && sz->vcount * 8 < sz->vcap) {
         size_t nc = sz->vcap;
-        while (nc > 1024 && sz->vcount * 4 < nc) nc /= 2;
+        while (nc > 1024 && sz->vcount * 4 < nc)
+            nc /= 2;
         (void)vis_table_resize(sz, nc); /* on failure the larger table stays */
     }
     return evicted;
 }
 
-size_t tf_sessionizer_visitor_count(const tf_sessionizer_t *sz) { return sz ? sz->vcount : 0; }
+size_t tf_sessionizer_visitor_count(const tf_sessionizer_t *sz) {
+    return sz ? sz->vcount : 0;
+}
 
-size_t tf_sessionizer_event_count(const tf_sessionizer_t *sz) { return sz ? sz->n_events : 0; }
+size_t tf_sessionizer_event_count(const tf_sessionizer_t *sz) {
+    return sz ? sz->n_events : 0;
+}
 
-size_t tf_sessionizer_memory_bytes(const tf_sessionizer_t *sz) { return sz ? sz->mem : 0; }
+size_t tf_sessionizer_memory_bytes(const tf_sessionizer_t *sz) {
+    return sz ? sz->mem : 0;
+}
 
-void tf_sessionizer_fail_allocs_after(tf_sessionizer_t *sz, long n)
-{
+void tf_sessionizer_fail_allocs_after(tf_sessionizer_t *sz, long n) {
     if (sz) sz->fail_after = n < 0 ? -1 : n;
 }

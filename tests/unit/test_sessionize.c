@@ -28,20 +28,24 @@ typedef struct rng_s {
     uint64_t s;
 } rng_t;
 
-static uint64_t splitmix(uint64_t *s)
-{
+static uint64_t splitmix(uint64_t *s) {
     uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     return z ^ (z >> 31);
 }
 
-static uint64_t rng_next(rng_t *r) { return splitmix(&r->s); }
-static uint32_t rng_below(rng_t *r, uint32_t n) { return (uint32_t)(rng_next(r) % n); }
-static bool rng_pct(rng_t *r, unsigned pct) { return rng_below(r, 100) < pct; }
+static uint64_t rng_next(rng_t *r) {
+    return splitmix(&r->s);
+}
+static uint32_t rng_below(rng_t *r, uint32_t n) {
+    return (uint32_t)(rng_next(r) % n);
+}
+static bool rng_pct(rng_t *r, unsigned pct) {
+    return rng_below(r, 100) < pct;
+}
 
-static double now_s(void)
-{
+static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
@@ -49,8 +53,7 @@ static double now_s(void)
 
 /* ------------------------------------------------------------------ context fields */
 
-static const char *cfield(const tf_sess_context_t *c, int f)
-{
+static const char *cfield(const tf_sess_context_t *c, int f) {
     switch (f) {
     case 0: return c->referrer;
     case 1: return c->referrer_domain;
@@ -71,8 +74,7 @@ static const char *cfield(const tf_sess_context_t *c, int f)
     }
 }
 
-static void cfield_set(tf_sess_context_t *c, int f, const char *v)
-{
+static void cfield_set(tf_sess_context_t *c, int f, const char *v) {
     switch (f) {
     case 0: c->referrer = v; break;
     case 1: c->referrer_domain = v; break;
@@ -94,27 +96,56 @@ static void cfield_set(tf_sess_context_t *c, int f, const char *v)
 }
 
 static const tf_sess_context_t rctx[6] = {
-    {.referrer = "https://www.google.com/", .referrer_domain = "www.google.com",
-     .utm_source = "google", .utm_medium = "organic", .device_type = 0, .browser = "Chrome",
-     .browser_version = "120.0", .os = "Windows", .os_version = "10",
-     .user_agent = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/120.0", .country = "DE",
-     .region = "BE", .city = "Berlin", .language = "de-DE", .screen_width = 1920,
+    {.referrer = "https://www.google.com/",
+     .referrer_domain = "www.google.com",
+     .utm_source = "google",
+     .utm_medium = "organic",
+     .device_type = 0,
+     .browser = "Chrome",
+     .browser_version = "120.0",
+     .os = "Windows",
+     .os_version = "10",
+     .user_agent = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/120.0",
+     .country = "DE",
+     .region = "BE",
+     .city = "Berlin",
+     .language = "de-DE",
+     .screen_width = 1920,
      .screen_height = 1080},
-    {.device_type = 2, .browser = "Mobile Safari", .os = "iOS",
-     .user_agent = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X)", .country = "FR",
-     .screen_width = 390, .screen_height = 844},
-    {.device_type = 3, .user_agent = "Googlebot/2.1 (+http://www.google.com/bot.html)",
+    {.device_type = 2,
+     .browser = "Mobile Safari",
+     .os = "iOS",
+     .user_agent = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X)",
+     .country = "FR",
+     .screen_width = 390,
+     .screen_height = 844},
+    {.device_type = 3,
+     .user_agent = "Googlebot/2.1 (+http://www.google.com/bot.html)",
      .language = "en"},
     {.device_type = 4},
-    {.referrer = "https://t.co/x", .referrer_domain = "t.co", .utm_source = "twitter",
-     .utm_medium = "social", .utm_campaign = "spring", .utm_term = "shoes",
-     .utm_content = "ad1", .device_type = 1, .browser = "Firefox", .browser_version = "121.0",
-     .os = "Android", .os_version = "14", .region = "IDF", .city = "Paris"},
-    {.device_type = 0, .browser = "Edge", .os = "Windows", .screen_width = 1280,
+    {.referrer = "https://t.co/x",
+     .referrer_domain = "t.co",
+     .utm_source = "twitter",
+     .utm_medium = "social",
+     .utm_campaign = "spring",
+     .utm_term = "shoes",
+     .utm_content = "ad1",
+     .device_type = 1,
+     .browser = "Firefox",
+     .browser_version = "121.0",
+     .os = "Android",
+     .os_version = "14",
+     .region = "IDF",
+     .city = "Paris"},
+    {.device_type = 0,
+     .browser = "Edge",
+     .os = "Windows",
+     .screen_width = 1280,
      .screen_height = 720},
 };
 
-/* ------------------------------------------------------------------ streams and the in-test database */
+/* ------------------------------------------------------------------ streams and the in-test
+ * database */
 
 typedef struct spec_s {
     int vis;
@@ -174,8 +205,7 @@ typedef struct stream_s {
 
 static void fail_at(const stream_t *st, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-static void fail_at(const stream_t *st, int line, const char *fmt, ...)
-{
+static void fail_at(const stream_t *st, int line, const char *fmt, ...) {
     char msg[1024];
     va_list ap;
     va_start(ap, fmt);
@@ -187,34 +217,33 @@ static void fail_at(const stream_t *st, int line, const char *fmt, ...)
 }
 
 /* A cheap assertion for hot loops (ck_assert records a location on every call). */
-#define REQUIRE(st, cond, ...)                                                                 \
-    do {                                                                                       \
-        if (!(cond)) fail_at((st), __LINE__, __VA_ARGS__);                                     \
+#define REQUIRE(st, cond, ...)                             \
+    do {                                                   \
+        if (!(cond)) fail_at((st), __LINE__, __VA_ARGS__); \
     } while (0)
 
-static int64_t test_day_of(int64_t ms, void *ud)
-{
+static int64_t test_day_of(int64_t ms, void *ud) {
     const day_t *d = ud;
     int64_t x = ms + d->offset;
     return x >= 0 ? x / d->len : -((-x - 1) / d->len) - 1;
 }
 
-static uint64_t str_hash(const char *s)
-{
+static uint64_t str_hash(const char *s) {
     uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
     return h;
 }
 
-static stream_t *stream_new(uint64_t seed, const tf_session_config_t *cfg, int nvis)
-{
+static stream_t *stream_new(uint64_t seed, const tf_session_config_t *cfg, int nvis) {
     stream_t *st = calloc(1, sizeof *st);
     ck_assert_ptr_nonnull(st);
     st->seed = seed;
     st->rng.s = seed;
     st->cfg = *cfg;
     st->nvis = nvis;
-    for (int i = 0; i < nvis; i++) snprintf(st->vid[i], sizeof st->vid[i], "visitor-%d", i + 1);
+    for (int i = 0; i < nvis; i++)
+        snprintf(st->vid[i], sizeof st->vid[i], "visitor-%d", i + 1);
     st->specs = calloc(MAX_SPECS, sizeof *st->specs);
     st->eidx_cap = 2 * MAX_SPECS;
     st->eidx = calloc(st->eidx_cap, sizeof *st->eidx);
@@ -223,8 +252,7 @@ static stream_t *stream_new(uint64_t seed, const tf_session_config_t *cfg, int n
     return st;
 }
 
-static void stream_start(stream_t *st)
-{
+static void stream_start(stream_t *st) {
     if (st->cfg.split_at_midnight && st->day.len) {
         st->cfg.day_of = test_day_of;
         st->cfg.day_of_ud = &st->day;
@@ -233,43 +261,44 @@ static void stream_start(stream_t *st)
     ck_assert_ptr_nonnull(st->sz);
 }
 
-static void row_clear(row_t *r)
-{
+static void row_clear(row_t *r) {
     free((char *)r->s.visitor_id);
     free((char *)r->s.user_id);
     free((char *)r->s.entry_page);
     free((char *)r->s.exit_page);
-    for (int f = 0; f < NCTX; f++) free((char *)cfield(&r->s.context, f));
+    for (int f = 0; f < NCTX; f++)
+        free((char *)cfield(&r->s.context, f));
     memset(r, 0, sizeof *r);
 }
 
-static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+static char *dup_or_null(const char *s) {
+    return s ? strdup(s) : NULL;
+}
 
-static void row_set(row_t *r, const tf_session_t *s)
-{
+static void row_set(row_t *r, const tf_session_t *s) {
     row_clear(r);
     r->s = *s;
     r->s.visitor_id = dup_or_null(s->visitor_id);
     r->s.user_id = dup_or_null(s->user_id);
     r->s.entry_page = dup_or_null(s->entry_page);
     r->s.exit_page = dup_or_null(s->exit_page);
-    for (int f = 0; f < NCTX; f++) cfield_set(&r->s.context, f, dup_or_null(cfield(&s->context, f)));
+    for (int f = 0; f < NCTX; f++)
+        cfield_set(&r->s.context, f, dup_or_null(cfield(&s->context, f)));
     r->live = true;
 }
 
-static void stream_free(stream_t *st)
-{
+static void stream_free(stream_t *st) {
     if (!st) return;
     tf_sessionizer_destroy(st->sz);
-    for (size_t i = 0; i < st->nrows; i++) row_clear(&st->rows[i]);
+    for (size_t i = 0; i < st->nrows; i++)
+        row_clear(&st->rows[i]);
     free(st->rows);
     free(st->specs);
     free(st->eidx);
     free(st);
 }
 
-static spec_t *spec_by_eid(stream_t *st, const char *eid)
-{
+static spec_t *spec_by_eid(stream_t *st, const char *eid) {
     size_t mask = st->eidx_cap - 1;
     for (size_t i = str_hash(eid) & mask; st->eidx[i]; i = (i + 1) & mask) {
         spec_t *sp = &st->specs[st->eidx[i] - 1];
@@ -278,8 +307,7 @@ static spec_t *spec_by_eid(stream_t *st, const char *eid)
     return NULL;
 }
 
-static spec_t *spec_add(stream_t *st, int vis, const char *eid, int64_t ts, tf_event_type_t type)
-{
+static spec_t *spec_add(stream_t *st, int vis, const char *eid, int64_t ts, tf_event_type_t type) {
     ck_assert_uint_lt(st->nspecs, MAX_SPECS);
     ck_assert_ptr_null(spec_by_eid(st, eid));
     spec_t *sp = &st->specs[st->nspecs];
@@ -291,28 +319,26 @@ static spec_t *spec_add(stream_t *st, int vis, const char *eid, int64_t ts, tf_e
     sp->scroll = -1;
     if (type == TF_EVENT_PAGE_VIEW) sp->path = "/";
     size_t mask = st->eidx_cap - 1, i = str_hash(eid) & mask;
-    while (st->eidx[i]) i = (i + 1) & mask;
+    while (st->eidx[i])
+        i = (i + 1) & mask;
     st->eidx[i] = (int)st->nspecs + 1;
     st->nspecs++;
     return sp;
 }
 
-static int vis_index(const stream_t *st, const char *id)
-{
+static int vis_index(const stream_t *st, const char *id) {
     for (int i = 0; i < st->nvis; i++)
         if (strcmp(st->vid[i], id) == 0) return i;
     return -1;
 }
 
-static row_t *db_row(stream_t *st, const char *id)
-{
+static row_t *db_row(stream_t *st, const char *id) {
     for (size_t i = 0; i < st->nrows; i++)
         if (st->rows[i].live && strcmp(st->rows[i].s.id, id) == 0) return &st->rows[i];
     return NULL;
 }
 
-static row_t *db_new_row(stream_t *st)
-{
+static row_t *db_new_row(stream_t *st) {
     for (size_t i = 0; i < st->nrows; i++)
         if (!st->rows[i].live) return &st->rows[i];
     if (st->nrows == st->rows_cap) {
@@ -325,18 +351,19 @@ static row_t *db_new_row(stream_t *st)
     return r;
 }
 
-static bool str_eq(const char *a, const char *b) { return (!a && !b) || (a && b && strcmp(a, b) == 0); }
+static bool str_eq(const char *a, const char *b) {
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
 
 /* Compares two session rows field by field; names the first difference in why. */
 static bool sess_equal(const tf_session_t *a, const tf_session_t *b, bool with_ctx, char *why,
-                       size_t why_size)
-{
-#define DIFF(cond, ...)                                                                        \
-    do {                                                                                       \
-        if (!(cond)) {                                                                         \
-            snprintf(why, why_size, __VA_ARGS__);                                              \
-            return false;                                                                      \
-        }                                                                                      \
+                       size_t why_size) {
+#define DIFF(cond, ...)                           \
+    do {                                          \
+        if (!(cond)) {                            \
+            snprintf(why, why_size, __VA_ARGS__); \
+            return false;                         \
+        }                                         \
     } while (0)
     DIFF(strcmp(a->id, b->id) == 0, "id %s vs %s", a->id, b->id);
     DIFF(str_eq(a->visitor_id, b->visitor_id), "visitor_id");
@@ -368,8 +395,7 @@ static bool sess_equal(const tf_session_t *a, const tf_session_t *b, bool with_c
 #undef DIFF
 }
 
-static tf_sess_event_t ev_of(const stream_t *st, const spec_t *sp, bool with_ctx)
-{
+static tf_sess_event_t ev_of(const stream_t *st, const spec_t *sp, bool with_ctx) {
     tf_sess_event_t e;
     memset(&e, 0, sizeof e);
     e.visitor_id = st->vid[sp->vis];
@@ -388,16 +414,14 @@ static tf_sess_event_t ev_of(const stream_t *st, const spec_t *sp, bool with_ctx
     return e;
 }
 
-static bool is_chain_reason(tf_start_reason_t r)
-{
+static bool is_chain_reason(tf_start_reason_t r) {
     return r != TF_START_FIRST && r != TF_START_INACTIVITY;
 }
 
 /* The loader, as the PostgreSQL sink does it (contract in sessionize.h): the visitor's
  * sessions with endedAt >= a bound lowered for page_view_ids and for chain-started sessions,
  * their events (with the stored page view fields), and whether earlier history exists. */
-static int serve(stream_t *st, const tf_sess_load_request_t *r)
-{
+static int serve(stream_t *st, const tf_sess_load_request_t *r) {
     int vis = vis_index(st, r->visitor_id);
     REQUIRE(st, vis >= 0, "request for unknown visitor %s", r->visitor_id);
     int64_t since = r->since_ms;
@@ -411,8 +435,8 @@ static int serve(stream_t *st, const tf_sess_load_request_t *r)
         changed = false;
         for (size_t i = 0; i < st->nrows; i++) {
             const row_t *w = &st->rows[i];
-            if (!w->live || strcmp(w->s.visitor_id, r->visitor_id) != 0 || w->s.ended_at_ms < since ||
-                !is_chain_reason(w->s.start_reason))
+            if (!w->live || strcmp(w->s.visitor_id, r->visitor_id) != 0 ||
+                w->s.ended_at_ms < since || !is_chain_reason(w->s.start_reason))
                 continue;
             int64_t best = w->s.started_at_ms;
             bool found = false;
@@ -434,7 +458,8 @@ static int serve(stream_t *st, const tf_sess_load_request_t *r)
     ck_assert_ptr_nonnull(sel);
     for (size_t i = 0; i < st->nrows; i++) {
         const row_t *w = &st->rows[i];
-        sel[i] = w->live && strcmp(w->s.visitor_id, r->visitor_id) == 0 && w->s.ended_at_ms >= since;
+        sel[i] =
+            w->live && strcmp(w->s.visitor_id, r->visitor_id) == 0 && w->s.ended_at_ms >= since;
     }
     /* items: rows (index) and events (~spec index) */
     size_t nitems = 0;
@@ -480,17 +505,19 @@ static int serve(stream_t *st, const tf_sess_load_request_t *r)
 
 /* Applies a flush's changes to the database, checking that each change is needed and stays
  * within the batch's visitors. */
-static void apply(stream_t *st, const tf_sess_changes_t *ch, const bool *touched)
-{
+static void apply(stream_t *st, const tf_sess_changes_t *ch, const bool *touched) {
     char why[256];
     for (size_t i = 0; i < ch->n_upserts; i++) {
         const tf_session_t *u = &ch->upserts[i];
         int vis = vis_index(st, u->visitor_id);
         REQUIRE(st, vis >= 0 && touched[vis], "upsert for an untouched visitor %s", u->visitor_id);
         for (size_t j = 0; j < ch->n_deletes; j++)
-            REQUIRE(st, strcmp(ch->deletes[j], u->id) != 0, "session %s both upserted and deleted", u->id);
+            REQUIRE(st, strcmp(ch->deletes[j], u->id) != 0, "session %s both upserted and deleted",
+                    u->id);
         row_t *w = db_row(st, u->id);
-        if (w) REQUIRE(st, !sess_equal(&w->s, u, true, why, sizeof why), "upsert of unchanged session %s", u->id);
+        if (w)
+            REQUIRE(st, !sess_equal(&w->s, u, true, why, sizeof why),
+                    "upsert of unchanged session %s", u->id);
         if (!w) w = db_new_row(st);
         if (st->last.ups < 8) snprintf(st->last.ups_ids[st->last.ups], 37, "%s", u->id);
         row_set(w, u);
@@ -502,14 +529,16 @@ static void apply(stream_t *st, const tf_sess_changes_t *ch, const bool *touched
         if (a->is_new) {
             REQUIRE(st, a->cookie < st->nspecs, "bad cookie");
             sp = &st->specs[a->cookie];
-            REQUIRE(st, strcmp(sp->eid, a->event_id) == 0, "cookie/eventId mismatch %s %s", sp->eid, a->event_id);
+            REQUIRE(st, strcmp(sp->eid, a->event_id) == 0, "cookie/eventId mismatch %s %s", sp->eid,
+                    a->event_id);
             REQUIRE(st, !sp->stored, "new assign for the stored event %s", sp->eid);
             sp->stored = true;
             st->last.asg_new++;
         } else {
             sp = spec_by_eid(st, a->event_id);
             REQUIRE(st, sp && sp->stored, "re-point of an unknown event %s", a->event_id);
-            REQUIRE(st, strcmp(sp->sid, a->session_id) != 0, "re-point of %s to its own session", sp->eid);
+            REQUIRE(st, strcmp(sp->sid, a->session_id) != 0, "re-point of %s to its own session",
+                    sp->eid);
             st->last.asg_moved++;
         }
         REQUIRE(st, touched[sp->vis], "assign for an untouched visitor");
@@ -519,16 +548,19 @@ static void apply(stream_t *st, const tf_sess_changes_t *ch, const bool *touched
     for (size_t i = 0; i < ch->n_page_views; i++) {
         const tf_page_view_update_t *p = &ch->page_views[i];
         spec_t *sp = spec_by_eid(st, p->event_id);
-        REQUIRE(st, sp && sp->stored && sp->type == TF_EVENT_PAGE_VIEW, "page view for %s", p->event_id);
+        REQUIRE(st, sp && sp->stored && sp->type == TF_EVENT_PAGE_VIEW, "page view for %s",
+                p->event_id);
         REQUIRE(st, touched[sp->vis], "page view for an untouched visitor");
-        REQUIRE(st, strcmp(p->session_id, sp->sid) == 0, "page view %s session differs from its event's", sp->eid);
+        REQUIRE(st, strcmp(p->session_id, sp->sid) == 0,
+                "page view %s session differs from its event's", sp->eid);
         int32_t top = p->has_time_on_page ? p->time_on_page_s : -1;
         if (p->is_new) {
             REQUIRE(st, !sp->has_pv, "new page view %s already stored", sp->eid);
             st->last.pv_new++;
         } else {
             REQUIRE(st, sp->has_pv, "update of a missing page view %s", sp->eid);
-            REQUIRE(st, top != (sp->pv_has_top ? sp->pv_top : -1) || p->scroll_depth != sp->pv_scroll ||
+            REQUIRE(st,
+                    top != (sp->pv_has_top ? sp->pv_top : -1) || p->scroll_depth != sp->pv_scroll ||
                         strcmp(p->session_id, sp->pv_sid) != 0,
                     "page view update without change %s", sp->eid);
             st->last.pv_upd++;
@@ -551,16 +583,23 @@ static void apply(stream_t *st, const tf_sess_changes_t *ch, const bool *touched
     /* foreign keys: every stored event points to a live session, every session has events */
     for (size_t i = 0; i < st->nspecs; i++) {
         const spec_t *sp = &st->specs[i];
-        if (sp->stored) REQUIRE(st, db_row(st, sp->sid) != NULL, "event %s points to deleted session %s", sp->eid, sp->sid);
+        if (sp->stored)
+            REQUIRE(st, db_row(st, sp->sid) != NULL, "event %s points to deleted session %s",
+                    sp->eid, sp->sid);
     }
     st->last.dups = ch->n_duplicates;
 }
 
-enum { RUN_COMMIT = 0, RUN_ABORT_BEFORE_LOAD, RUN_ABORT_AFTER_LOAD, RUN_ABORT_AFTER_FLUSH, RUN_TWO_ROUNDS };
+enum {
+    RUN_COMMIT = 0,
+    RUN_ABORT_BEFORE_LOAD,
+    RUN_ABORT_AFTER_LOAD,
+    RUN_ABORT_AFTER_FLUSH,
+    RUN_TWO_ROUNDS
+};
 
 /* Adds deliveries [from, to) of the batch; returns 0, or 2 after an injected failure. */
-static int batch_add(stream_t *st, const size_t *idx, size_t from, size_t to, bool *touched)
-{
+static int batch_add(stream_t *st, const size_t *idx, size_t from, size_t to, bool *touched) {
     for (size_t i = from; i < to; i++) {
         const spec_t *sp = &st->specs[idx[i]];
         tf_sess_event_t e = ev_of(st, sp, true);
@@ -576,8 +615,7 @@ static int batch_add(stream_t *st, const size_t *idx, size_t from, size_t to, bo
 
 /* Asks for the load requests and serves them; checks each request against the deliveries
  * added so far. Returns 0, or 2 after an injected failure. */
-static int batch_load(stream_t *st, const size_t *idx, size_t n, const bool *touched)
-{
+static int batch_load(stream_t *st, const size_t *idx, size_t n, const bool *touched) {
     size_t nreq = 0;
     const tf_sess_load_request_t *reqs = tf_sessionizer_load_requests(st->sz, &nreq);
     if (!reqs) {
@@ -594,11 +632,13 @@ static int batch_load(stream_t *st, const size_t *idx, size_t n, const bool *tou
             const spec_t *sp = &st->specs[idx[i]];
             if (sp->vis == vis && sp->ts - st->cfg.timeout_ms == reqs[r].since_ms) found = true;
         }
-        REQUIRE(st, found, "since_ms %" PRId64 " is not a batch event time minus the timeout", reqs[r].since_ms);
+        REQUIRE(st, found, "since_ms %" PRId64 " is not a batch event time minus the timeout",
+                reqs[r].since_ms);
         if (st->last.nreq < 8) st->last.since[st->last.nreq] = reqs[r].since_ms;
         st->last.nreq++;
         st->last.npvids += reqs[r].n_page_view_ids;
-        if (reqs[r].n_page_view_ids) snprintf(st->last.pvid, sizeof st->last.pvid, "%s", reqs[r].page_view_ids[0]);
+        if (reqs[r].n_page_view_ids)
+            snprintf(st->last.pvid, sizeof st->last.pvid, "%s", reqs[r].page_view_ids[0]);
     }
     for (size_t r = 0; r < nreq; r++) {
         if (serve(st, &reqs[r]) != 0) {
@@ -613,8 +653,7 @@ static int batch_load(stream_t *st, const size_t *idx, size_t n, const bool *tou
 /* One consumer batch of deliveries (spec indexes). Returns 0 when committed, 1 when aborted
  * on purpose, 2 when an injected allocation failure made a call fail (then aborted).
  * RUN_TWO_ROUNDS adds half the batch, loads, adds the rest and loads again. */
-static int run_batch(stream_t *st, const size_t *idx, size_t n, int mode)
-{
+static int run_batch(stream_t *st, const size_t *idx, size_t n, int mode) {
     bool touched[MAX_VIS] = {false};
     memset(&st->last, 0, sizeof st->last);
     st->n_batches++;
@@ -650,13 +689,13 @@ static int run_batch(stream_t *st, const size_t *idx, size_t n, int mode)
     REQUIRE(st, st->last.asg_new + st->last.dups == n, "%zu new + %zu duplicates != %zu delivered",
             st->last.asg_new, st->last.dups, n);
     tf_sessionizer_commit(st->sz);
-    for (size_t i = 0; i < n; i++) st->specs[idx[i]].delivered = true;
+    for (size_t i = 0; i < n; i++)
+        st->specs[idx[i]].delivered = true;
     return 0;
 }
 
 /* Delivers the named events as one committed batch. */
-static void deliver(stream_t *st, const char *first, ...)
-{
+static void deliver(stream_t *st, const char *first, ...) {
     size_t idx[256], n = 0;
     va_list ap;
     va_start(ap, first);
@@ -669,8 +708,7 @@ static void deliver(stream_t *st, const char *first, ...)
     ck_assert_int_eq(run_batch(st, idx, n, RUN_COMMIT), 0);
 }
 
-static const row_t *row_of(stream_t *st, const char *eid)
-{
+static const row_t *row_of(stream_t *st, const char *eid) {
     const spec_t *sp = spec_by_eid(st, eid);
     ck_assert_msg(sp && sp->stored, "event %s not stored", eid);
     const row_t *w = db_row(st, sp->sid);
@@ -678,10 +716,10 @@ static const row_t *row_of(stream_t *st, const char *eid)
     return w;
 }
 
-static size_t live_rows(const stream_t *st)
-{
+static size_t live_rows(const stream_t *st) {
     size_t n = 0;
-    for (size_t i = 0; i < st->nrows; i++) n += st->rows[i].live;
+    for (size_t i = 0; i < st->nrows; i++)
+        n += st->rows[i].live;
     return n;
 }
 
@@ -689,8 +727,7 @@ static size_t live_rows(const stream_t *st)
 
 /* Session id computed independently: SHA-256(visitor '\0' eventId) with OpenSSL, first 16
  * bytes, version 8, variant 10. */
-static void oracle_id(const char *visitor, const char *eid, char out[37])
-{
+static void oracle_id(const char *visitor, const char *eid, char out[37]) {
     unsigned char md[32];
     unsigned int mdlen = 0;
     size_t vl = strlen(visitor), el = strlen(eid);
@@ -708,15 +745,13 @@ static void oracle_id(const char *visitor, const char *eid, char out[37])
              md[13], md[14], md[15]);
 }
 
-static int spec_ptr_cmp(const void *a, const void *b)
-{
+static int spec_ptr_cmp(const void *a, const void *b) {
     const spec_t *x = *(const spec_t *const *)a, *y = *(const spec_t *const *)b;
     if (x->ts != y->ts) return x->ts < y->ts ? -1 : 1;
     return strcmp(x->eid, y->eid);
 }
 
-static int64_t oracle_day(const stream_t *st, int64_t ts)
-{
+static int64_t oracle_day(const stream_t *st, int64_t ts) {
     if (st->cfg.day_of) return st->cfg.day_of(ts, st->cfg.day_of_ud);
     int64_t d = 86400000;
     return ts >= 0 ? ts / d : -((-ts - 1) / d) - 1;
@@ -724,8 +759,7 @@ static int64_t oracle_day(const stream_t *st, int64_t ts)
 
 /* Sorts each visitor's delivered events, cuts them, computes every field by brute force and
  * compares with the database. */
-static void oracle_check(stream_t *st)
-{
+static void oracle_check(stream_t *st) {
     const tf_session_config_t *cfg = &st->cfg;
     const spec_t **arr = calloc(st->nspecs + 1, sizeof *arr);
     int *sess = calloc(st->nspecs + 1, sizeof *sess);
@@ -737,7 +771,8 @@ static void oracle_check(stream_t *st)
         for (size_t i = 0; i < st->nspecs; i++) {
             const spec_t *sp = &st->specs[i];
             if (sp->vis != vis) continue;
-            REQUIRE(st, sp->stored == sp->delivered, "event %s stored=%d delivered=%d", sp->eid, sp->stored, sp->delivered);
+            REQUIRE(st, sp->stored == sp->delivered, "event %s stored=%d delivered=%d", sp->eid,
+                    sp->stored, sp->delivered);
             if (sp->delivered) arr[n++] = sp;
         }
         qsort(arr, n, sizeof *arr, spec_ptr_cmp);
@@ -752,9 +787,11 @@ static void oracle_check(stream_t *st)
                 reason = TF_START_INACTIVITY;
             else if (e->ts - exp[ns].started_at_ms > cfg->max_duration_ms)
                 reason = TF_START_MAX_DURATION;
-            else if (cfg->split_at_midnight && oracle_day(st, e->ts) != oracle_day(st, arr[i - 1]->ts))
+            else if (cfg->split_at_midnight &&
+                     oracle_day(st, e->ts) != oracle_day(st, arr[i - 1]->ts))
                 reason = TF_START_MIDNIGHT;
-            else if (cfg->split_on_campaign && e->campaign && camp && strcmp(e->campaign, camp) != 0)
+            else if (cfg->split_on_campaign && e->campaign && camp &&
+                     strcmp(e->campaign, camp) != 0)
                 reason = TF_START_CAMPAIGN;
             if (reason >= 0) {
                 ns++;
@@ -793,19 +830,23 @@ static void oracle_check(stream_t *st)
         size_t live = 0;
         for (size_t i = 0; i < st->nrows; i++)
             live += st->rows[i].live && strcmp(st->rows[i].s.visitor_id, st->vid[vis]) == 0;
-        REQUIRE(st, live == (size_t)(ns + 1), "visitor %d: %zu sessions stored, %d expected", vis, live, ns + 1);
+        REQUIRE(st, live == (size_t)(ns + 1), "visitor %d: %zu sessions stored, %d expected", vis,
+                live, ns + 1);
         for (int j = 0; j <= ns; j++) {
             tf_session_t *s = &exp[j];
             s->duration_s = (int32_t)((s->ended_at_ms - s->started_at_ms) / 1000);
             s->is_bounce = !(s->duration_s >= 10 || s->has_conversion || s->page_view_count >= 2);
             if (s->context.device_type < 0) s->context.device_type = TF_SESS_DEVICE_UNKNOWN;
             const row_t *w = db_row(st, s->id);
-            REQUIRE(st, w != NULL, "visitor %d: expected session %s (starting %s) missing", vis, s->id, arr[0]->eid);
-            REQUIRE(st, sess_equal(&w->s, s, !st->lossy, why, sizeof why), "session %s differs: %s (stored vs expected)", s->id, why);
+            REQUIRE(st, w != NULL, "visitor %d: expected session %s (starting %s) missing", vis,
+                    s->id, arr[0]->eid);
+            REQUIRE(st, sess_equal(&w->s, s, !st->lossy, why, sizeof why),
+                    "session %s differs: %s (stored vs expected)", s->id, why);
         }
         for (size_t i = 0; i < n; i++) {
             const spec_t *e = arr[i];
-            REQUIRE(st, strcmp(e->sid, exp[sess[i]].id) == 0, "event %s in session %s, expected %s", e->eid, e->sid, exp[sess[i]].id);
+            REQUIRE(st, strcmp(e->sid, exp[sess[i]].id) == 0, "event %s in session %s, expected %s",
+                    e->eid, e->sid, exp[sess[i]].id);
             if (e->type != TF_EVENT_PAGE_VIEW) {
                 REQUIRE(st, !e->has_pv, "page view row for %s", e->eid);
                 continue;
@@ -818,17 +859,21 @@ static void oracle_check(stream_t *st)
                     int32_t t = l->top >= 2147483647.0 ? INT32_MAX : (int32_t)floor(l->top);
                     if (t > leave) leave = t;
                 }
-                if ((l->type == TF_EVENT_PAGE_LEAVE || l->type == TF_EVENT_SCROLL) && l->scroll >= 0) {
+                if ((l->type == TF_EVENT_PAGE_LEAVE || l->type == TF_EVENT_SCROLL) &&
+                    l->scroll >= 0) {
                     int32_t d = l->scroll > 100 ? 100 : l->scroll;
                     if (d > scroll) scroll = d;
                 }
             }
             int32_t top = leave;
-            if (top < 0 && i + 1 < n && sess[i + 1] == sess[i]) top = (int32_t)((arr[i + 1]->ts - e->ts) / 1000);
+            if (top < 0 && i + 1 < n && sess[i + 1] == sess[i])
+                top = (int32_t)((arr[i + 1]->ts - e->ts) / 1000);
             REQUIRE(st, e->has_pv, "page view %s missing", e->eid);
-            REQUIRE(st, (e->pv_has_top ? e->pv_top : -1) == top, "page view %s time on page %d, expected %d", e->eid,
+            REQUIRE(st, (e->pv_has_top ? e->pv_top : -1) == top,
+                    "page view %s time on page %d, expected %d", e->eid,
                     e->pv_has_top ? e->pv_top : -1, top);
-            REQUIRE(st, e->pv_scroll == scroll, "page view %s scroll %d, expected %d", e->eid, e->pv_scroll, scroll);
+            REQUIRE(st, e->pv_scroll == scroll, "page view %s scroll %d, expected %d", e->eid,
+                    e->pv_scroll, scroll);
         }
     }
     free(arr);
@@ -838,8 +883,7 @@ static void oracle_check(stream_t *st)
 
 /* After forgetting every visitor, re-delivering one stored event per visitor loads its state
  * back and must report no change at all (only the duplicates). */
-static void reload_check(stream_t *st)
-{
+static void reload_check(stream_t *st) {
     tf_sessionizer_evict(st->sz, INT64_MAX);
     REQUIRE(st, tf_sessionizer_visitor_count(st->sz) == 0, "visitors left after evicting all");
     REQUIRE(st, tf_sessionizer_event_count(st->sz) == 0, "events left after evicting all");
@@ -852,32 +896,31 @@ static void reload_check(stream_t *st)
     }
     if (!n) return;
     REQUIRE(st, run_batch(st, idx, n, RUN_COMMIT) == 0, "reload batch not committed");
-    REQUIRE(st, st->last.ups == 0 && st->last.dels == 0 && st->last.asg_new == 0 && st->last.asg_moved == 0 &&
-                    st->last.pv_new == 0 && st->last.pv_upd == 0,
-            "reload of consistent state reported changes: %zu upserts %zu deletes %zu moved %zu pv updates",
+    REQUIRE(st,
+            st->last.ups == 0 && st->last.dels == 0 && st->last.asg_new == 0 &&
+                st->last.asg_moved == 0 && st->last.pv_new == 0 && st->last.pv_upd == 0,
+            "reload of consistent state reported changes: %zu upserts %zu deletes %zu moved %zu pv "
+            "updates",
             st->last.ups, st->last.dels, st->last.asg_moved, st->last.pv_upd);
     REQUIRE(st, st->last.dups == n, "reload: %zu duplicates, expected %zu", st->last.dups, n);
 }
 
 /* ------------------------------------------------------------------ hand cases */
 
-static tf_session_config_t cfg_default(void)
-{
+static tf_session_config_t cfg_default(void) {
     tf_session_config_t cfg;
     tf_session_config_default(&cfg);
     cfg.hash_seed = 12345;
     return cfg;
 }
 
-static stream_t *hand(const tf_session_config_t *cfg, int nvis)
-{
+static stream_t *hand(const tf_session_config_t *cfg, int nvis) {
     stream_t *st = stream_new(1, cfg, nvis);
     stream_start(st);
     return st;
 }
 
-START_TEST(test_sessionize_config_default)
-{
+START_TEST(test_sessionize_config_default) {
     tf_session_config_t cfg;
     memset(&cfg, 0x5a, sizeof cfg);
     tf_session_config_default(&cfg);
@@ -887,15 +930,40 @@ START_TEST(test_sessionize_config_default)
     ck_assert(!cfg.split_at_midnight);
     ck_assert_ptr_null((void *)(uintptr_t)cfg.day_of);
     ck_assert_int_eq(cfg.allowed_lateness_ms, 3600000);
-    ck_assert_uint_eq(cfg.conversion_types,
-                      (1u << TF_EVENT_PURCHASE) | (1u << TF_EVENT_APPOINTMENT_COMPLETE) |
-                          (1u << TF_EVENT_LEAD) | (1u << TF_EVENT_SIGN_UP) | (1u << TF_EVENT_FORM_SUBMIT));
+    ck_assert_uint_eq(cfg.conversion_types, (1u << TF_EVENT_PURCHASE) |
+                                                (1u << TF_EVENT_APPOINTMENT_COMPLETE) |
+                                                (1u << TF_EVENT_LEAD) | (1u << TF_EVENT_SIGN_UP) |
+                                                (1u << TF_EVENT_FORM_SUBMIT));
     ck_assert_uint_eq(cfg.max_events, 0);
 }
 END_TEST
 
-START_TEST(test_sessionize_reason_names)
-{
+/* Beyond cfg.max_events, tf_sessionizer_add fails cleanly; after the abort the held events
+ * are still within the cap and a batch that fits goes through. */
+START_TEST(test_sessionize_max_events_cap) {
+    tf_session_config_t cfg = cfg_default();
+    cfg.max_events = 3;
+    stream_t *st = hand(&cfg, 1);
+    spec_add(st, 0, "m1", T0, TF_EVENT_CLICK);
+    spec_add(st, 0, "m2", T0 + 1000, TF_EVENT_CLICK);
+    spec_add(st, 0, "m3", T0 + 2000, TF_EVENT_CLICK);
+    spec_add(st, 0, "m4", T0 + 3000, TF_EVENT_CLICK);
+    deliver(st, "m1", "m2", NULL);
+    tf_sess_event_t e3 = ev_of(st, spec_by_eid(st, "m3"), true);
+    tf_sess_event_t e4 = ev_of(st, spec_by_eid(st, "m4"), true);
+    ck_assert_int_eq(tf_sessionizer_add(st->sz, &e3), 0);
+    ck_assert_int_eq(tf_sessionizer_add(st->sz, &e4), -1);
+    ck_assert_uint_eq(tf_sessionizer_event_count(st->sz), 3);
+    tf_sessionizer_abort(st->sz);
+    ck_assert_uint_eq(tf_sessionizer_event_count(st->sz), 0);
+    deliver(st, "m3", NULL);
+    ck_assert_uint_eq(st->last.nreq, 1);
+    ck_assert_int_eq(row_of(st, "m1")->s.event_count, 3);
+    stream_free(st);
+}
+END_TEST
+
+START_TEST(test_sessionize_reason_names) {
     static const char *names[] = {"FIRST", "INACTIVITY", "MAX_DURATION", "CAMPAIGN", "MIDNIGHT"};
     for (int i = 0; i < 5; i++) {
         tf_start_reason_t r = TF_START_FIRST;
@@ -911,8 +979,7 @@ START_TEST(test_sessionize_reason_names)
 }
 END_TEST
 
-START_TEST(test_sessionize_session_id)
-{
+START_TEST(test_sessionize_session_id) {
     char a[37], b[37], c[37], o[37];
     tf_session_id("visitor-1", "e1", a);
     tf_session_id("visitor-1", "e1", b);
@@ -940,8 +1007,7 @@ START_TEST(test_sessionize_session_id)
 }
 END_TEST
 
-START_TEST(test_sessionize_inactivity_boundary)
-{
+START_TEST(test_sessionize_inactivity_boundary) {
     tf_session_config_t cfg = cfg_default();
     stream_t *st = hand(&cfg, 1);
     spec_add(st, 0, "e1", T0, TF_EVENT_PAGE_VIEW)->path = "/a";
@@ -981,8 +1047,7 @@ START_TEST(test_sessionize_inactivity_boundary)
 }
 END_TEST
 
-START_TEST(test_sessionize_max_duration_boundary)
-{
+START_TEST(test_sessionize_max_duration_boundary) {
     tf_session_config_t cfg = cfg_default();
     stream_t *st = hand(&cfg, 1);
     char name[16];
@@ -990,18 +1055,21 @@ START_TEST(test_sessionize_max_duration_boundary)
     /* an unbroken chain: an event every 30 min (= timeout, so never INACTIVITY) */
     for (int k = 0; k <= 48; k++) {
         snprintf(name, sizeof name, "c%02d", k);
-        idx[n++] = (size_t)(spec_add(st, 0, name, T0 + (int64_t)k * 1800000, TF_EVENT_CLICK) - st->specs);
+        idx[n++] =
+            (size_t)(spec_add(st, 0, name, T0 + (int64_t)k * 1800000, TF_EVENT_CLICK) - st->specs);
     }
     int64_t second = T0 + 86400001; /* 1 ms past 24 h after the first: MAX_DURATION */
     for (int k = 0; k <= 48; k++) {
         snprintf(name, sizeof name, "d%02d", k);
-        idx[n++] = (size_t)(spec_add(st, 0, name, second + (int64_t)k * 1800000, TF_EVENT_CLICK) - st->specs);
+        idx[n++] = (size_t)(spec_add(st, 0, name, second + (int64_t)k * 1800000, TF_EVENT_CLICK) -
+                            st->specs);
     }
     spec_add(st, 0, "x", second + 86400001, TF_EVENT_CLICK);
     idx[n++] = (size_t)(spec_by_eid(st, "x") - st->specs);
     /* delivered backwards in three batches: every arrival is late */
     size_t rev[128];
-    for (size_t i = 0; i < n; i++) rev[i] = idx[n - 1 - i];
+    for (size_t i = 0; i < n; i++)
+        rev[i] = idx[n - 1 - i];
     ck_assert_int_eq(run_batch(st, rev, 40, RUN_COMMIT), 0);
     ck_assert_int_eq(run_batch(st, rev + 40, 40, RUN_COMMIT), 0);
     ck_assert_int_eq(run_batch(st, rev + 80, n - 80, RUN_COMMIT), 0);
@@ -1023,9 +1091,9 @@ START_TEST(test_sessionize_max_duration_boundary)
 }
 END_TEST
 
-START_TEST(test_sessionize_campaign_split)
-{
-    static const char *camps[] = {NULL, "utm_source=a", NULL, "utm_source=a", "utm_source=b", "utm_source=a", NULL};
+START_TEST(test_sessionize_campaign_split) {
+    static const char *camps[] = {NULL,           "utm_source=a", NULL, "utm_source=a",
+                                  "utm_source=b", "utm_source=a", NULL};
     for (int split = 0; split < 2; split++) {
         tf_session_config_t cfg = cfg_default();
         cfg.split_on_campaign = split;
@@ -1044,7 +1112,9 @@ START_TEST(test_sessionize_campaign_split)
             ck_assert_int_eq(row_of(st, "a1")->s.event_count, 7);
         } else {
             ck_assert_uint_eq(live_rows(st), 3);
-            ck_assert_ptr_eq(row_of(st, "a1"), row_of(st, "a4")); /* NULL never splits; a session adopts its first key */
+            ck_assert_ptr_eq(
+                row_of(st, "a1"),
+                row_of(st, "a4")); /* NULL never splits; a session adopts its first key */
             ck_assert_int_eq(row_of(st, "a1")->s.event_count, 4);
             ck_assert_int_eq(row_of(st, "a5")->s.event_count, 1);
             ck_assert_int_eq(row_of(st, "a5")->s.start_reason, TF_START_CAMPAIGN);
@@ -1058,8 +1128,7 @@ START_TEST(test_sessionize_campaign_split)
 }
 END_TEST
 
-START_TEST(test_sessionize_midnight_split)
-{
+START_TEST(test_sessionize_midnight_split) {
     /* 22:50Z, 23:10Z, 23:20Z, 23:50Z on 2023-11-14 and 00:10Z on 2023-11-15 */
     static const int64_t ts[5] = {1700002200000LL, 1700003400000LL, 1700004000000LL,
                                   1700005800000LL, 1700007000000LL};
@@ -1092,8 +1161,7 @@ START_TEST(test_sessionize_midnight_split)
 }
 END_TEST
 
-START_TEST(test_sessionize_late_event_merges_sessions)
-{
+START_TEST(test_sessionize_late_event_merges_sessions) {
     tf_session_config_t cfg = cfg_default();
     stream_t *st = hand(&cfg, 1);
     spec_add(st, 0, "e1", T0, TF_EVENT_PAGE_VIEW);
@@ -1126,8 +1194,7 @@ START_TEST(test_sessionize_late_event_merges_sessions)
 }
 END_TEST
 
-START_TEST(test_sessionize_late_event_changes_first)
-{
+START_TEST(test_sessionize_late_event_changes_first) {
     tf_session_config_t cfg = cfg_default();
     stream_t *st = hand(&cfg, 1);
     spec_add(st, 0, "f1", T0, TF_EVENT_PAGE_VIEW)->path = "/landing";
@@ -1158,8 +1225,7 @@ START_TEST(test_sessionize_late_event_changes_first)
 }
 END_TEST
 
-START_TEST(test_sessionize_duplicates)
-{
+START_TEST(test_sessionize_duplicates) {
     tf_session_config_t cfg = cfg_default();
     stream_t *st = hand(&cfg, 1);
     spec_add(st, 0, "d1", T0, TF_EVENT_PAGE_VIEW);
@@ -1187,8 +1253,7 @@ START_TEST(test_sessionize_duplicates)
 }
 END_TEST
 
-START_TEST(test_sessionize_page_view_time)
-{
+START_TEST(test_sessionize_page_view_time) {
     tf_session_config_t cfg = cfg_default();
     stream_t *st = hand(&cfg, 1);
     spec_add(st, 0, "p1", T0, TF_EVENT_PAGE_VIEW)->path = "/a";
@@ -1216,7 +1281,7 @@ START_TEST(test_sessionize_page_view_time)
     ck_assert_uint_eq(st->last.pv_upd, 0);
     const spec_t *p2 = spec_by_eid(st, "p2"), *p3 = spec_by_eid(st, "p3");
     ck_assert(p2->pv_has_top);
-    ck_assert_int_eq(p2->pv_top, 12); /* the largest PAGE_LEAVE value, floored */
+    ck_assert_int_eq(p2->pv_top, 12);         /* the largest PAGE_LEAVE value, floored */
     ck_assert(p3->has_pv && !p3->pv_has_top); /* last of its session: none */
     deliver(st, "p4", "l1", NULL);
     ck_assert_uint_eq(st->last.pv_new, 1);
@@ -1232,8 +1297,7 @@ END_TEST
 
 /* A PAGE_LEAVE arriving after the visitor was evicted, for a page view in an older session
  * (a tab left open longer than the timeout): the load window reaches back to it. */
-START_TEST(test_sessionize_page_leave_for_old_page_view)
-{
+START_TEST(test_sessionize_page_leave_for_old_page_view) {
     tf_session_config_t cfg = cfg_default();
     for (int in_memory = 0; in_memory < 2; in_memory++) {
         stream_t *st = hand(&cfg, 1);
@@ -1270,14 +1334,25 @@ END_TEST
 
 /* A PAGE_LEAVE for a page view that is nowhere is asked for once: a second
  * tf_sessionizer_load_requests in the same batch does not request the visitor again. */
-START_TEST(test_sessionize_orphan_page_leave_asked_once)
-{
+START_TEST(test_sessionize_orphan_page_leave_asked_once) {
     tf_session_config_t cfg = cfg_default();
     tf_sessionizer_t *sz = tf_sessionizer_new(&cfg);
     ck_assert_ptr_nonnull(sz);
-    tf_sess_event_t pv = {.visitor_id = "v", .event_id = "p1", .ts_ms = T0, .type = TF_EVENT_PAGE_VIEW, .path = "/", .scroll_depth = -1};
-    tf_sess_event_t leave = {.visitor_id = "v", .event_id = "l1", .ts_ms = T0 + 1000, .type = TF_EVENT_PAGE_LEAVE,
-                             .page_view_id = "gone", .has_time_on_page = true, .time_on_page = 3, .scroll_depth = 50, .cookie = 1};
+    tf_sess_event_t pv = {.visitor_id = "v",
+                          .event_id = "p1",
+                          .ts_ms = T0,
+                          .type = TF_EVENT_PAGE_VIEW,
+                          .path = "/",
+                          .scroll_depth = -1};
+    tf_sess_event_t leave = {.visitor_id = "v",
+                             .event_id = "l1",
+                             .ts_ms = T0 + 1000,
+                             .type = TF_EVENT_PAGE_LEAVE,
+                             .page_view_id = "gone",
+                             .has_time_on_page = true,
+                             .time_on_page = 3,
+                             .scroll_depth = 50,
+                             .cookie = 1};
     tf_sess_changes_t ch;
     size_t n = 0;
     ck_assert_int_eq(tf_sessionizer_add(sz, &pv), 0);
@@ -1315,8 +1390,7 @@ START_TEST(test_sessionize_orphan_page_leave_asked_once)
 }
 END_TEST
 
-START_TEST(test_sessionize_scroll_max)
-{
+START_TEST(test_sessionize_scroll_max) {
     tf_session_config_t cfg = cfg_default();
     stream_t *st = hand(&cfg, 1);
     spec_add(st, 0, "s1", T0, TF_EVENT_PAGE_VIEW);
@@ -1324,7 +1398,8 @@ START_TEST(test_sessionize_scroll_max)
     int depths[3] = {30, 80, 50};
     const char *names[3] = {"sc1", "sc2", "sl"};
     for (int i = 0; i < 3; i++) {
-        spec_t *sp = spec_add(st, 0, names[i], T0 + 1000 * (i + 1), i == 2 ? TF_EVENT_PAGE_LEAVE : TF_EVENT_SCROLL);
+        spec_t *sp = spec_add(st, 0, names[i], T0 + 1000 * (i + 1),
+                              i == 2 ? TF_EVENT_PAGE_LEAVE : TF_EVENT_SCROLL);
         sp->pvid = "s1";
         sp->scroll = depths[i];
         if (i == 2) {
@@ -1346,8 +1421,7 @@ START_TEST(test_sessionize_scroll_max)
 }
 END_TEST
 
-START_TEST(test_sessionize_bounce_rules)
-{
+START_TEST(test_sessionize_bounce_rules) {
     for (int custom = 0; custom < 2; custom++) {
         tf_session_config_t cfg = cfg_default();
         if (custom) cfg.conversion_types = 1u << TF_EVENT_CLICK;
@@ -1375,13 +1449,17 @@ START_TEST(test_sessionize_bounce_rules)
 }
 END_TEST
 
-START_TEST(test_sessionize_context_first_event)
-{
+START_TEST(test_sessionize_context_first_event) {
     static const tf_sess_context_t a = {.os = "Linux", .device_type = 2};
-    static const tf_sess_context_t b = {.browser = "Firefox", .os = "Mac", .device_type = 0,
-                                        .screen_width = 1280, .screen_height = 720, .country = "DE",
+    static const tf_sess_context_t b = {.browser = "Firefox",
+                                        .os = "Mac",
+                                        .device_type = 0,
+                                        .screen_width = 1280,
+                                        .screen_height = 720,
+                                        .country = "DE",
                                         .referrer = "https://www.google.com/",
-                                        .referrer_domain = "google.com", .utm_source = "google"};
+                                        .referrer_domain = "google.com",
+                                        .utm_source = "google"};
     tf_session_config_t cfg = cfg_default();
     stream_t *st = hand(&cfg, 2);
     spec_add(st, 0, "x0", T0, TF_EVENT_CLICK);
@@ -1414,8 +1492,7 @@ START_TEST(test_sessionize_context_first_event)
 }
 END_TEST
 
-START_TEST(test_sessionize_user_id_latest)
-{
+START_TEST(test_sessionize_user_id_latest) {
     tf_session_config_t cfg = cfg_default();
     stream_t *st = hand(&cfg, 1);
     spec_add(st, 0, "y1", T0, TF_EVENT_CLICK)->user = "alice";
@@ -1434,8 +1511,7 @@ START_TEST(test_sessionize_user_id_latest)
 }
 END_TEST
 
-START_TEST(test_sessionize_load_requests)
-{
+START_TEST(test_sessionize_load_requests) {
     tf_session_config_t cfg = cfg_default();
     stream_t *st = hand(&cfg, 2);
     spec_add(st, 0, "r1", T0 + 5000, TF_EVENT_CLICK);
@@ -1486,10 +1562,12 @@ START_TEST(test_sessionize_load_requests)
 }
 END_TEST
 
-START_TEST(test_sessionize_reload_without_context)
-{
-    static const tf_sess_context_t a = {.browser = "Chrome", .os = "Windows", .device_type = 0,
-                                        .screen_width = 1920, .screen_height = 1080};
+START_TEST(test_sessionize_reload_without_context) {
+    static const tf_sess_context_t a = {.browser = "Chrome",
+                                        .os = "Windows",
+                                        .device_type = 0,
+                                        .screen_width = 1920,
+                                        .screen_height = 1080};
     tf_session_config_t cfg = cfg_default();
     stream_t *st = hand(&cfg, 1);
     st->lossy = true;
@@ -1512,8 +1590,7 @@ START_TEST(test_sessionize_reload_without_context)
 }
 END_TEST
 
-START_TEST(test_sessionize_evict_boundary)
-{
+START_TEST(test_sessionize_evict_boundary) {
     tf_session_config_t cfg = cfg_default();
     cfg.timeout_ms = 1000;
     cfg.allowed_lateness_ms = 500;
@@ -1537,8 +1614,7 @@ END_TEST
 /* A visitor that never goes idle (an event every 10 min, sessions cut every hour by
  * MAX_DURATION): eviction trims its old sessions, so what it holds stays bounded; the first
  * kept session keeps its start reason; late events reaching into the trimmed part reload it. */
-START_TEST(test_sessionize_trim_active_visitor)
-{
+START_TEST(test_sessionize_trim_active_visitor) {
     tf_session_config_t cfg = cfg_default();
     cfg.max_duration_ms = 3600000;
     cfg.allowed_lateness_ms = 0;
@@ -1553,7 +1629,8 @@ START_TEST(test_sessionize_trim_active_visitor)
     size_t most = 0;
     for (int b = 0; b < 10; b++) {
         size_t idx[6];
-        for (int k = 0; k < 6; k++) idx[k] = (size_t)(b * 6 + k);
+        for (int k = 0; k < 6; k++)
+            idx[k] = (size_t)(b * 6 + k);
         ck_assert_int_eq(run_batch(st, idx, 6, RUN_COMMIT), 0);
         if (b) ck_assert_uint_eq(st->last.nreq, 0); /* the kept window covers new events */
         tf_sessionizer_evict(st->sz, st->specs[b * 6 + 5].ts);
@@ -1583,15 +1660,18 @@ END_TEST
 /* Stored rows that do not match their events are corrected on the first flush after a load:
  * a stale row is upserted; a session stored under an id that is not its first event's is
  * replaced (deleted, events re-pointed), never upserted and deleted at once. */
-START_TEST(test_sessionize_inconsistent_storage)
-{
+START_TEST(test_sessionize_inconsistent_storage) {
     tf_session_config_t cfg = cfg_default();
     tf_sessionizer_t *sz = tf_sessionizer_new(&cfg);
     ck_assert_ptr_nonnull(sz);
     for (int variant = 0; variant < 4; variant++) {
         static const char *const vids[] = {"visitor-a", "visitor-b", "visitor-c", "visitor-d"};
         const char *vid = vids[variant];
-        tf_sess_event_t e0 = {.visitor_id = vid, .event_id = "s0", .ts_ms = T0, .type = TF_EVENT_CLICK, .scroll_depth = -1};
+        tf_sess_event_t e0 = {.visitor_id = vid,
+                              .event_id = "s0",
+                              .ts_ms = T0,
+                              .type = TF_EVENT_CLICK,
+                              .scroll_depth = -1};
         tf_sess_event_t e1 = e0;
         e1.event_id = "s1";
         e1.ts_ms = T0 + 1000;
@@ -1614,7 +1694,9 @@ START_TEST(test_sessionize_inconsistent_storage)
         row.event_count = 5; /* stale */
         row.is_bounce = true;
         row.context.device_type = TF_SESS_DEVICE_UNKNOWN;
-        ck_assert_int_eq(tf_sessionizer_load_event(sz, variant == 2 ? &e1 : &e0, row.id, false, 0, -1), 0); /* before its row */
+        ck_assert_int_eq(
+            tf_sessionizer_load_event(sz, variant == 2 ? &e1 : &e0, row.id, false, 0, -1),
+            0); /* before its row */
         if (variant == 3) {
             row.started_at_ms = row.ended_at_ms = T0 - 5000; /* also stale */
         }
@@ -1648,8 +1730,7 @@ START_TEST(test_sessionize_inconsistent_storage)
 }
 END_TEST
 
-START_TEST(test_sessionize_set_config)
-{
+START_TEST(test_sessionize_set_config) {
     tf_session_config_t cfg = cfg_default();
     stream_t *st = hand(&cfg, 1);
     spec_add(st, 0, "c1", T0, TF_EVENT_CLICK);
@@ -1668,8 +1749,7 @@ END_TEST
 
 /* ------------------------------------------------------------------ random streams */
 
-static void random_uuid(rng_t *r, char out[37], bool upper)
-{
+static void random_uuid(rng_t *r, char out[37], bool upper) {
     uint64_t a = rng_next(r), b = rng_next(r);
     snprintf(out, 37, upper ? "%08X-%04X-%04X-%04X-%012" PRIX64 : "%08x-%04x-%04x-%04x-%012" PRIx64,
              (unsigned)(a >> 32), (unsigned)((a >> 16) & 0xffff), (unsigned)(a & 0xffff),
@@ -1678,10 +1758,10 @@ static void random_uuid(rng_t *r, char out[37], bool upper)
 
 static const char *const r_paths[] = {"/", "/products", "/checkout", "/blog/post-1"};
 static const char *const r_users[] = {"u-1", "u-2", "u-3"};
-static const char *const r_camps[] = {"utm_source=google", "utm_source=news&utm_campaign=spring", "gclid=abc"};
+static const char *const r_camps[] = {"utm_source=google", "utm_source=news&utm_campaign=spring",
+                                      "gclid=abc"};
 
-static stream_t *random_stream(uint64_t seed)
-{
+static stream_t *random_stream(uint64_t seed) {
     rng_t r = {seed};
     tf_session_config_t cfg;
     tf_session_config_default(&cfg);
@@ -1704,13 +1784,16 @@ static stream_t *random_stream(uint64_t seed)
     stream_t *st = stream_new(seed, &cfg, 1 + (int)rng_below(&r, 4));
     st->rng.s = rng_next(&r);
     if (cfg.split_at_midnight && rng_pct(&r, 70))
-        st->day = (day_t){.offset = (int64_t)rng_below(&r, 100000), .len = (rng_pct(&r, 50) ? 4 : 7) * cfg.timeout_ms + 3};
+        st->day = (day_t){.offset = (int64_t)rng_below(&r, 100000),
+                          .len = (rng_pct(&r, 50) ? 4 : 7) * cfg.timeout_ms + 3};
     st->lossy = rng_pct(&r, 30);
     st->interleave = rng_pct(&r, 50);
     for (int i = 0; i < st->nvis; i++)
         if (rng_pct(&r, 50)) random_uuid(&r, st->vid[i], false);
     /* event times near a UTC midnight (sometimes near the epoch, negative included) */
-    int64_t base = rng_pct(&r, 5) ? -(int64_t)rng_below(&r, 20000) : 1700006400000LL - (int64_t)rng_below(&r, 3 * (uint32_t)cfg.timeout_ms);
+    int64_t base = rng_pct(&r, 5)
+                       ? -(int64_t)rng_below(&r, 20000)
+                       : 1700006400000LL - (int64_t)rng_below(&r, 3 * (uint32_t)cfg.timeout_ms);
     int64_t t = cfg.timeout_ms;
     for (int vis = 0; vis < st->nvis; vis++) {
         int nev = 1 + (int)rng_below(&r, 30);
@@ -1729,22 +1812,33 @@ static stream_t *random_stream(uint64_t seed)
             }
             char eid[360];
             switch (rng_below(&r, 20)) {
-            case 0: case 1: random_uuid(&r, eid, true); break;
+            case 0:
+            case 1: random_uuid(&r, eid, true); break;
             case 2: /* longer than 253 bytes: the long form of a stored id */
                 memset(eid, 'x', 300);
                 snprintf(eid + 300, 40, "-%d-%u", vis, rng_below(&r, 1000000));
                 break;
-            case 3: case 4: case 5: case 6: case 7: case 8: case 9: case 10: case 11: random_uuid(&r, eid, false); break;
+            case 3:
+            case 4:
+            case 5:
+            case 6:
+            case 7:
+            case 8:
+            case 9:
+            case 10:
+            case 11: random_uuid(&r, eid, false); break;
             default: snprintf(eid, sizeof eid, "e%d-%u", vis, rng_below(&r, 1000000)); break;
             }
             if (spec_by_eid(st, eid)) continue;
             unsigned roll = rng_below(&r, 100);
-            tf_event_type_t type = roll < 35 ? TF_EVENT_PAGE_VIEW
+            tf_event_type_t type = roll < 35   ? TF_EVENT_PAGE_VIEW
                                    : roll < 50 ? TF_EVENT_PAGE_LEAVE
-                                   : roll < 60 ? TF_EVENT_SCROLL
-                                   : (tf_event_type_t)rng_below(&r, TF_EVENT_TYPE_COUNT);
+                                   : roll < 60
+                                       ? TF_EVENT_SCROLL
+                                       : (tf_event_type_t)rng_below(&r, TF_EVENT_TYPE_COUNT);
             spec_t *sp = spec_add(st, vis, eid, ts, type);
-            sp->path = type == TF_EVENT_PAGE_VIEW && rng_pct(&r, 95) ? r_paths[rng_below(&r, 4)] : NULL;
+            sp->path =
+                type == TF_EVENT_PAGE_VIEW && rng_pct(&r, 95) ? r_paths[rng_below(&r, 4)] : NULL;
             sp->user = rng_pct(&r, 40) ? r_users[rng_below(&r, 3)] : NULL;
             sp->campaign = rng_pct(&r, 20) ? r_camps[rng_below(&r, 3)] : NULL;
             /* a loader passing NULL means "the stored session's context": an event without
@@ -1755,15 +1849,18 @@ static stream_t *random_stream(uint64_t seed)
                 if (ref < 7) { /* a page view of this visitor at or before it */
                     size_t c[MAX_SPECS], nc = 0;
                     for (size_t i = first; i + 1 < st->nspecs; i++)
-                        if (st->specs[i].type == TF_EVENT_PAGE_VIEW && st->specs[i].ts <= ts) c[nc++] = i;
+                        if (st->specs[i].type == TF_EVENT_PAGE_VIEW && st->specs[i].ts <= ts)
+                            c[nc++] = i;
                     sp->pvid = nc ? st->specs[c[rng_below(&r, (uint32_t)nc)]].eid : NULL;
                 } else if (ref == 7) {
                     sp->pvid = "no-such-page-view";
                 } else if (ref == 8 && st->nspecs - first > 1) {
-                    sp->pvid = st->specs[first + rng_below(&r, (uint32_t)(st->nspecs - first - 1))].eid;
+                    sp->pvid =
+                        st->specs[first + rng_below(&r, (uint32_t)(st->nspecs - first - 1))].eid;
                 }
                 sp->has_top = type == TF_EVENT_PAGE_LEAVE && rng_pct(&r, 70);
-                sp->top = rng_pct(&r, 20) ? (double)rng_below(&r, 100) : (double)rng_below(&r, 100000) / 997.0;
+                sp->top = rng_pct(&r, 20) ? (double)rng_below(&r, 100)
+                                          : (double)rng_below(&r, 100000) / 997.0;
                 sp->scroll = rng_pct(&r, 70) ? (int32_t)rng_below(&r, 101) : -1;
             }
         }
@@ -1776,15 +1873,15 @@ typedef struct prop_stats_s {
     size_t streams, events, deliveries, batches, aborts, requests, evicted;
 } prop_stats_t;
 
-static void run_random_stream(uint64_t seed, prop_stats_t *ps)
-{
+static void run_random_stream(uint64_t seed, prop_stats_t *ps) {
     stream_t *st = random_stream(seed);
     rng_t *r = &st->rng;
     size_t n = st->nspecs;
     size_t cap = 4 * n + 64, qn = 0;
     size_t *q = malloc(cap * sizeof *q);
     ck_assert_ptr_nonnull(q);
-    for (size_t i = 0; i < n; i++) q[qn++] = i;
+    for (size_t i = 0; i < n; i++)
+        q[qn++] = i;
     for (size_t i = 0; i < n; i++)
         if (rng_pct(r, 10)) q[qn++] = rng_below(r, (uint32_t)n);
     unsigned order = rng_below(r, 10);
@@ -1842,7 +1939,8 @@ static void run_random_stream(uint64_t seed, prop_stats_t *ps)
         }
         pos += k;
         if (rng_pct(r, 25)) {
-            int64_t span = max_ts - min_ts + 3 * (st->cfg.timeout_ms + st->cfg.allowed_lateness_ms) + 1;
+            int64_t span =
+                max_ts - min_ts + 3 * (st->cfg.timeout_ms + st->cfg.allowed_lateness_ms) + 1;
             int64_t wm = min_ts + (int64_t)(rng_next(r) % (uint64_t)span);
             st->n_evicted += tf_sessionizer_evict(st->sz, wm);
         }
@@ -1860,8 +1958,7 @@ static void run_random_stream(uint64_t seed, prop_stats_t *ps)
     stream_free(st);
 }
 
-static uint64_t env_u64(const char *name, uint64_t dflt)
-{
+static uint64_t env_u64(const char *name, uint64_t dflt) {
     const char *v = getenv(name);
     if (!v || !*v) return dflt;
     char *end = NULL;
@@ -1870,8 +1967,7 @@ static uint64_t env_u64(const char *name, uint64_t dflt)
     return (uint64_t)x;
 }
 
-START_TEST(test_sessionize_property_random_streams)
-{
+START_TEST(test_sessionize_property_random_streams) {
     uint64_t t = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
     uint64_t base = env_u64("EVPIPE_TEST_SEED", splitmix(&t));
     uint64_t count = env_u64("EVPIPE_TEST_STREAMS", 15000);
@@ -1881,7 +1977,8 @@ START_TEST(test_sessionize_property_random_streams)
         uint64_t s = base ^ (i * 0xd1342543de82ef95ULL); /* streams of different bases differ */
         run_random_stream(i == 0 ? base : splitmix(&s), &ps);
     }
-    printf("sessionize property: base seed %" PRIu64 ": %zu streams, %zu events, %zu deliveries, "
+    printf("sessionize property: base seed %" PRIu64
+           ": %zu streams, %zu events, %zu deliveries, "
            "%zu batches (%zu aborted), %zu load requests, %zu evictions, %.1f s\n",
            base, ps.streams, ps.events, ps.deliveries, ps.batches, ps.aborts, ps.requests,
            ps.evicted, now_s() - t0);
@@ -1891,8 +1988,7 @@ END_TEST
 
 /* Every allocation failing in turn: each failure must surface as a clean -1 (or NULL), the
  * batch is aborted and delivered again without failures, and the end state is exact. */
-START_TEST(test_sessionize_alloc_failures)
-{
+START_TEST(test_sessionize_alloc_failures) {
     uint64_t seeds[] = {7, 11};
     size_t runs = 0, failures = 0;
     for (size_t si = 0; si < sizeof seeds / sizeof seeds[0]; si++) {
@@ -1904,7 +2000,8 @@ START_TEST(test_sessionize_alloc_failures)
             tf_sessionizer_fail_allocs_after(st->sz, fail_at_n);
             size_t n = st->nspecs, b = 0;
             size_t order[MAX_SPECS];
-            for (size_t i = 0; i < n; i++) order[i] = n - 1 - i; /* late arrivals */
+            for (size_t i = 0; i < n; i++)
+                order[i] = n - 1 - i; /* late arrivals */
             bool failed = false;
             for (size_t pos = 0; pos < n; pos += b) {
                 b = n - pos < 5 ? n - pos : 5;
@@ -1926,7 +2023,8 @@ START_TEST(test_sessionize_alloc_failures)
             ck_assert_int_lt(fail_at_n, 100000);
         }
     }
-    printf("sessionize allocation failures: %zu runs, %zu with a failed call, all recovered\n", runs, failures);
+    printf("sessionize allocation failures: %zu runs, %zu with a failed call, all recovered\n",
+           runs, failures);
     ck_assert_uint_gt(failures, 100);
 }
 END_TEST
@@ -1941,8 +2039,7 @@ typedef struct gen_ev_s {
     uint8_t session; /* index of its session within the visitor */
 } gen_ev_t;
 
-static int gen_cmp(const void *a, const void *b)
-{
+static int gen_cmp(const void *a, const void *b) {
     const gen_ev_t *x = a, *y = b;
     if (x->ts != y->ts) return x->ts < y->ts ? -1 : 1;
     if (x->vis != y->vis) return x->vis < y->vis ? -1 : 1;
@@ -1961,8 +2058,8 @@ typedef struct workload_s {
 
 /* A realistic stream: visitors arriving over `window_ms`, each with `per` events in one or two
  * visits (gaps 5-120 s inside a visit, 35-45 min between visits), in time order. */
-static void workload_make(workload_t *w, uint32_t nvis, int per, int64_t window_ms, bool uuid_ids, uint64_t seed)
-{
+static void workload_make(workload_t *w, uint32_t nvis, int per, int64_t window_ms, bool uuid_ids,
+                          uint64_t seed) {
     rng_t r = {seed};
     w->nvis = nvis;
     w->n = (size_t)nvis * (size_t)per;
@@ -1976,7 +2073,8 @@ static void workload_make(workload_t *w, uint32_t nvis, int per, int64_t window_
     for (uint32_t v = 0; v < nvis; v++) {
         random_uuid(&r, w->vid[v], false);
         int64_t ts = T0 + (int64_t)(rng_next(&r) % (uint64_t)window_ms);
-        int visits = rng_pct(&r, 40) ? 2 : 1, split = visits == 2 ? 1 + (int)rng_below(&r, (uint32_t)per - 1) : per;
+        int visits = rng_pct(&r, 40) ? 2 : 1,
+            split = visits == 2 ? 1 + (int)rng_below(&r, (uint32_t)per - 1) : per;
         int session = 0;
         w->sessions += (size_t)visits;
         for (int k = 0; k < per; k++) {
@@ -1993,10 +2091,10 @@ static void workload_make(workload_t *w, uint32_t nvis, int per, int64_t window_
             e->session = (uint8_t)session;
             unsigned roll = rng_below(&r, 100);
             e->type = (uint8_t)(k == 0 || k == split || roll < 40 ? TF_EVENT_PAGE_VIEW
-                                : roll < 55 ? TF_EVENT_PAGE_LEAVE
-                                : roll < 70 ? TF_EVENT_SCROLL
-                                : roll < 72 ? TF_EVENT_PURCHASE
-                                : TF_EVENT_CLICK);
+                                : roll < 55                       ? TF_EVENT_PAGE_LEAVE
+                                : roll < 70                       ? TF_EVENT_SCROLL
+                                : roll < 72                       ? TF_EVENT_PURCHASE
+                                                                  : TF_EVENT_CLICK);
             w->page_views += e->type == TF_EVENT_PAGE_VIEW;
             if (uuid_ids)
                 random_uuid(&r, w->eid[n], false);
@@ -2006,28 +2104,29 @@ static void workload_make(workload_t *w, uint32_t nvis, int per, int64_t window_
         }
     }
     /* event ids travel with their events through the sort */
-    char (*sorted_ids)[40] = malloc(w->n * sizeof *sorted_ids);
+    char(*sorted_ids)[40] = malloc(w->n * sizeof *sorted_ids);
     ck_assert_ptr_nonnull(sorted_ids);
     size_t *first = calloc(nvis + 1, sizeof *first);
     ck_assert_ptr_nonnull(first);
-    for (uint32_t v = 0; v < nvis; v++) first[v + 1] = first[v] + (size_t)per;
+    for (uint32_t v = 0; v < nvis; v++)
+        first[v + 1] = first[v] + (size_t)per;
     qsort(w->ev, w->n, sizeof *w->ev, gen_cmp);
-    for (size_t i = 0; i < w->n; i++) memcpy(sorted_ids[i], w->eid[first[w->ev[i].vis] + w->ev[i].k], 40);
+    for (size_t i = 0; i < w->n; i++)
+        memcpy(sorted_ids[i], w->eid[first[w->ev[i].vis] + w->ev[i].k], 40);
     free(w->eid);
     w->eid = sorted_ids;
     free(first);
 }
 
-static void workload_free(workload_t *w)
-{
+static void workload_free(workload_t *w) {
     free(w->ev);
     free(w->vid);
     free(w->eid);
 }
 
-static tf_sess_event_t workload_event(const workload_t *w, size_t i, const char *last_pv[])
-{
-    static const char *const paths[] = {"/", "/products", "/products/42", "/cart", "/checkout", "/blog", "/about", "/contact"};
+static tf_sess_event_t workload_event(const workload_t *w, size_t i, const char *last_pv[]) {
+    static const char *const paths[] = {"/",         "/products", "/products/42", "/cart",
+                                        "/checkout", "/blog",     "/about",       "/contact"};
     static const char *const users[] = {"user-a", "user-b", "user-c"};
     const gen_ev_t *g = &w->ev[i];
     tf_sess_event_t e;
@@ -2038,8 +2137,11 @@ static tf_sess_event_t workload_event(const workload_t *w, size_t i, const char 
     e.type = (tf_event_type_t)g->type;
     e.user_id = g->vis % 3 == 0 ? users[(g->vis / 3) % 3] : NULL;
     e.path = g->type == TF_EVENT_PAGE_VIEW ? paths[(g->vis + g->k) % 8] : NULL;
-    e.scroll_depth = g->type == TF_EVENT_SCROLL || g->type == TF_EVENT_PAGE_LEAVE ? (int32_t)(g->k * 7 % 101) : -1;
-    e.page_view_id = (g->type == TF_EVENT_SCROLL || g->type == TF_EVENT_PAGE_LEAVE) ? last_pv[g->vis] : NULL;
+    e.scroll_depth = g->type == TF_EVENT_SCROLL || g->type == TF_EVENT_PAGE_LEAVE
+                         ? (int32_t)(g->k * 7 % 101)
+                         : -1;
+    e.page_view_id =
+        (g->type == TF_EVENT_SCROLL || g->type == TF_EVENT_PAGE_LEAVE) ? last_pv[g->vis] : NULL;
     e.has_time_on_page = g->type == TF_EVENT_PAGE_LEAVE;
     e.time_on_page = 3.5 + g->k;
     e.context = &rctx[g->vis % 6];
@@ -2050,11 +2152,10 @@ static tf_sess_event_t workload_event(const workload_t *w, size_t i, const char 
 
 /* Runs the workload through add/load/flush/commit in batches; checks the exact totals. */
 static double workload_run(const workload_t *w, tf_sessionizer_t *sz, size_t batch, bool evict,
-                           size_t *peak_mem)
-{
+                           size_t *peak_mem) {
     const char **last_pv = calloc(w->nvis, sizeof *last_pv);
     uint8_t *last_session = malloc(w->nvis);
-    char (*last_sid)[37] = calloc(w->nvis, sizeof *last_sid);
+    char(*last_sid)[37] = calloc(w->nvis, sizeof *last_sid);
     ck_assert(last_pv && last_session && last_sid);
     memset(last_session, 0xff, w->nvis);
     size_t sessions = 0, assigns = 0, moved = 0, deletes = 0, pv_new = 0, dups = 0;
@@ -2063,14 +2164,17 @@ static double workload_run(const workload_t *w, tf_sessionizer_t *sz, size_t bat
         size_t end = pos + batch < w->n ? pos + batch : w->n;
         tf_sess_event_t *evs = malloc((end - pos) * sizeof *evs);
         ck_assert_ptr_nonnull(evs);
-        for (size_t i = pos; i < end; i++) evs[i - pos] = workload_event(w, i, last_pv);
+        for (size_t i = pos; i < end; i++)
+            evs[i - pos] = workload_event(w, i, last_pv);
         double t0 = now_s();
         int failed = 0; /* no ck_assert in the timed loop: each one writes a location record */
-        for (size_t i = pos; i < end; i++) failed |= tf_sessionizer_add(sz, &evs[i - pos]);
+        for (size_t i = pos; i < end; i++)
+            failed |= tf_sessionizer_add(sz, &evs[i - pos]);
         size_t nreq = 0;
         const tf_sess_load_request_t *reqs = tf_sessionizer_load_requests(sz, &nreq);
         failed |= !reqs;
-        for (size_t i = 0; i < nreq; i++) failed |= tf_sessionizer_loaded(sz, reqs[i].visitor_id, false);
+        for (size_t i = 0; i < nreq; i++)
+            failed |= tf_sessionizer_loaded(sz, reqs[i].visitor_id, false);
         tf_sess_changes_t ch;
         failed |= tf_sessionizer_flush(sz, &ch);
         busy += now_s() - t0;
@@ -2092,7 +2196,8 @@ static double workload_run(const workload_t *w, tf_sessionizer_t *sz, size_t bat
                 ck_abort_msg("event %zu of a visit in another session", (size_t)a->cookie);
             }
         }
-        for (size_t i = 0; i < ch.n_page_views; i++) pv_new += ch.page_views[i].is_new;
+        for (size_t i = 0; i < ch.n_page_views; i++)
+            pv_new += ch.page_views[i].is_new;
         deletes += ch.n_deletes;
         dups += ch.n_duplicates;
         size_t mem = tf_sessionizer_memory_bytes(sz);
@@ -2115,8 +2220,7 @@ static double workload_run(const workload_t *w, tf_sessionizer_t *sz, size_t bat
     return busy;
 }
 
-START_TEST(test_sessionize_throughput)
-{
+START_TEST(test_sessionize_throughput) {
     workload_t w;
     workload_make(&w, 60000, 10, 4 * 3600000LL, true, 99);
     tf_session_config_t cfg = cfg_default();
@@ -2125,9 +2229,10 @@ START_TEST(test_sessionize_throughput)
     size_t peak = 0;
     double busy = workload_run(&w, sz, 5000, true, &peak);
     double rate = (double)w.n / busy;
-    printf("sessionize throughput: %zu events (%u visitors, %zu sessions) in %.3f s: %.0f events/s "
-           "for add+load+flush+commit+evict on one core; peak held %.1f MB\n",
-           w.n, w.nvis, w.sessions, busy, rate, (double)peak / 1e6);
+    printf(
+        "sessionize throughput: %zu events (%u visitors, %zu sessions) in %.3f s: %.0f events/s "
+        "for add+load+flush+commit+evict on one core; peak held %.1f MB\n",
+        w.n, w.nvis, w.sessions, busy, rate, (double)peak / 1e6);
     size_t held_visitors = tf_sessionizer_visitor_count(sz);
     ck_assert_uint_gt(held_visitors, 0);
     ck_assert_uint_eq(tf_sessionizer_evict(sz, INT64_MAX), held_visitors);
@@ -2141,8 +2246,7 @@ START_TEST(test_sessionize_throughput)
 END_TEST
 
 /* 100,000 visitors with 10 events each, all held at once. */
-START_TEST(test_sessionize_memory)
-{
+START_TEST(test_sessionize_memory) {
     for (int uuid = 1; uuid >= 0; uuid--) {
         workload_t w;
         workload_make(&w, 100000, 10, 3600000LL, uuid, 5);
@@ -2156,17 +2260,22 @@ START_TEST(test_sessionize_memory)
         size_t held = tf_sessionizer_memory_bytes(sz), heap = after.uordblks - before.uordblks;
         ck_assert_uint_eq(tf_sessionizer_event_count(sz), 1000000);
         ck_assert_uint_eq(tf_sessionizer_visitor_count(sz), 100000);
-        if (after.uordblks == 0) { /* an allocator without mallinfo (sanitizers): accounted bytes only */
-            printf("sessionize memory: this allocator does not report malloc'd bytes; checking the accounted bytes\n");
+        if (after.uordblks ==
+            0) { /* an allocator without mallinfo (sanitizers): accounted bytes only */
+            printf(
+                "sessionize memory: this allocator does not report malloc'd bytes; checking the "
+                "accounted bytes\n");
             heap = held;
         }
         double nev = (double)tf_sessionizer_event_count(sz);
-        printf("sessionize memory (%s event ids): 100000 visitors x 10 events: %.1f MB accounted "
-               "(%.1f bytes/event), %.1f MB malloc'd (%.1f bytes/event)\n",
-               uuid ? "UUID" : "14-character", (double)held / 1e6, (double)held / nev,
-               (double)heap / 1e6, (double)heap / nev);
+        printf(
+            "sessionize memory (%s event ids): 100000 visitors x 10 events: %.1f MB accounted "
+            "(%.1f bytes/event), %.1f MB malloc'd (%.1f bytes/event)\n",
+            uuid ? "UUID" : "14-character", (double)held / 1e6, (double)held / nev,
+            (double)heap / 1e6, (double)heap / nev);
         size_t id_bytes = 0;
-        for (size_t i = 0; i < w.n; i++) id_bytes += strlen(w.eid[i]);
+        for (size_t i = 0; i < w.n; i++)
+            id_bytes += strlen(w.eid[i]);
         ck_assert_uint_lt(heap, 150u * 1000 * 1000);
         ck_assert_uint_le(held, heap);
         /* per event, all overheads included: under 100 bytes plus the eventId's length */
@@ -2178,12 +2287,12 @@ START_TEST(test_sessionize_memory)
 }
 END_TEST
 
-static Suite *sessionize_suite(void)
-{
+static Suite *sessionize_suite(void) {
     Suite *s = suite_create("sessionize");
     TCase *tc = tcase_create("hand");
     tcase_add_test(tc, test_sessionize_config_default);
     tcase_add_test(tc, test_sessionize_reason_names);
+    tcase_add_test(tc, test_sessionize_max_events_cap);
     tcase_add_test(tc, test_sessionize_session_id);
     tcase_add_test(tc, test_sessionize_inactivity_boundary);
     tcase_add_test(tc, test_sessionize_max_duration_boundary);
@@ -2219,7 +2328,6 @@ static Suite *sessionize_suite(void)
     return s;
 }
 
-int main(void)
-{
+int main(void) {
     return tl_run_suite(sessionize_suite()) == 0 ? 0 : 1;
 }
