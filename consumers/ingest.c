@@ -232,6 +232,9 @@ static rd_kafka_t *make_consumer(ingest_t *in, const ev_kv_list_t *props, char *
         {"auto.offset.reset", "earliest"},    {"enable.partition.eof", "false"},
         {"max.poll.interval.ms", "3600000"}, /* a PostgreSQL outage must not evict us */
         {"fetch.max.bytes", "52428800"},      {"log_level", "4"},
+        /* Bound the prefetch queue: batches are at most 100000 messages and memory
+         * belongs to the sessions (goal: < 200 MB with 100000 active visitors). */
+        {"queued.min.messages", "20000"},     {"queued.max.messages.kbytes", "32768"},
     };
     for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
         if (rd_kafka_conf_set(conf, defaults[i][0], defaults[i][1], errstr, errstr_size))
