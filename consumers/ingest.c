@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/commands.h"
 #include "common/kmock.h"
@@ -118,6 +120,7 @@ static void on_revoke(ingest_t *in) {
         EV_INFO("partitions revoked: committing the open batch of %zu first", in->n_msgs);
         ingest_batch_flush(in);
     }
+    ingest_batch_drain_feed(in, 30000);
     for (int p = 0; p < INGEST_MAX_PARTITIONS; p++) in->parts[p].assigned = false;
     /* Another member may write these visitors now: forget them, reload on return. */
     tf_sessionizer_destroy(in->sessionizer);
@@ -382,6 +385,10 @@ int cmd_ingest(int argc, char **argv) {
     }
     in->settings_base = in->settings;
     tf_session_config_default(&in->session_cfg);
+    /* Keyed hashing: crafted visitor ids must not degrade the sessionizer's tables. */
+    if (getrandom(&in->session_cfg.hash_seed, sizeof(in->session_cfg.hash_seed), 0) !=
+        (ssize_t)sizeof(in->session_cfg.hash_seed))
+        in->session_cfg.hash_seed = (uint64_t)ev_mono_ns() ^ (uint64_t)getpid() << 32;
     in->session_cfg.split_on_campaign = split_campaign;
     in->session_cfg.split_at_midnight = split_midnight;
     in->session_cfg.allowed_lateness_ms = lateness_s * 1000;
@@ -554,6 +561,7 @@ int cmd_ingest(int argc, char **argv) {
         ingest_stop_requested = 0; /* give the last batch its chance */
         if (ingest_batch_flush(in) < 0) exit_code = 1;
     }
+    ingest_batch_drain_feed(in, 30000);
     log_stats(in, &last_consumed, &last_stats_ms);
     rd_kafka_consumer_close(in->consumer);
     EV_INFO("stopped");

@@ -100,6 +100,10 @@ void ingest_batch_add(ingest_t *in, rd_kafka_message_t *rkm);
  * process must stop: e.g. the schema is missing). */
 int ingest_batch_flush(ingest_t *in);
 
+/* Waits (at most timeout_ms) for the enriched feed's deliveries in flight. Returns 0
+ * when all were delivered, 1 on timeout, -1 when some failed for good (logged). */
+int ingest_batch_drain_feed(ingest_t *in, int timeout_ms);
+
 /* Drops the open batch without committing (rebalance while PostgreSQL is down). */
 void ingest_batch_drop(ingest_t *in);
 

@@ -253,6 +253,13 @@ static sink_pg_status_t write_once(ingest_t *in, ingest_msg_t **list, size_t n, 
     size_t n_req = 0;
     int64_t t0 = ev_mono_ns();
     const tf_sess_load_request_t *reqs = tf_sessionizer_load_requests(in->sessionizer, &n_req);
+    if (!reqs) {
+        tf_sessionizer_abort(in->sessionizer);
+        free(rows);
+        err->status = SINK_PG_TRANSIENT; /* out of memory: retry the batch later */
+        snprintf(err->message, sizeof(err->message), "out of memory in the sessionizer");
+        return err->status;
+    }
     if (n_req && sink_pg_load(in->pg, in->sessionizer, reqs, n_req, err) != 0) {
         tf_sessionizer_abort(in->sessionizer);
         free(rows);
@@ -261,10 +268,11 @@ static sink_pg_status_t write_once(ingest_t *in, ingest_msg_t **list, size_t n, 
     int64_t t_load = ev_mono_ns();
     tf_sess_changes_t changes;
     if (tf_sessionizer_flush(in->sessionizer, &changes) != 0) {
+        /* Out of memory (the batch is dropped inside): retry it later. */
         tf_sessionizer_abort(in->sessionizer);
         free(rows);
-        err->status = SINK_PG_FATAL;
-        snprintf(err->message, sizeof(err->message), "sessionizer flush failed");
+        err->status = SINK_PG_TRANSIENT;
+        snprintf(err->message, sizeof(err->message), "out of memory in the sessionizer");
         return err->status;
     }
     if (with_offsets)
@@ -370,30 +378,51 @@ static int write_with_retry(ingest_t *in, ingest_msg_t **list, size_t n, bool wi
     }
 }
 
-/* Publishes the enriched events of the committed batch and waits for delivery. */
+/* Publishes the enriched events of the committed batch. Delivery is not awaited here
+ * (the producer retries in the background, and the feed is at-least-once anyway):
+ * waiting per batch would stall ingest for a broker round trip. Deliveries are
+ * drained on revoke and shutdown (ingest_batch_drain_feed). Returns 0, or 1 when
+ * stop was requested while the local queue was full. */
 static int publish_enriched(ingest_t *in, ingest_msg_t **list, size_t n) {
     if (!in->enriched_topic || !*in->enriched_topic) return 0;
-    for (;;) {
-        for (size_t i = 0; i < n; i++) {
-            ingest_msg_t *m = list[i];
-            if (m->dead || m->duplicate || !m->session_id[0]) continue;
-            size_t len = 0;
-            char *json = tf_enriched_json(&m->event, &m->enriched, m->session_id, &len);
-            char err[256];
-            while (!json || sink_kafka_send(in->producer, in->enriched_topic, m->event.visitor_id,
-                                            strlen(m->event.visitor_id), json, len, NULL, err,
-                                            sizeof(err)) != 0) {
-                if (ingest_stop_requested) {
-                    free(json);
-                    return 1;
-                }
-                ingest_sleep(500);
-                if (!json) json = tf_enriched_json(&m->event, &m->enriched, m->session_id, &len);
+    for (size_t i = 0; i < n; i++) {
+        ingest_msg_t *m = list[i];
+        if (m->dead || m->duplicate || !m->session_id[0]) continue;
+        size_t len = 0;
+        char *json = tf_enriched_json(&m->event, &m->enriched, m->session_id, &len);
+        char err[256];
+        while (!json || sink_kafka_send(in->producer, in->enriched_topic, m->event.visitor_id,
+                                        strlen(m->event.visitor_id), json, len, NULL, err,
+                                        sizeof(err)) != 0) {
+            if (ingest_stop_requested) {
+                free(json);
+                return 1;
             }
-            free(json);
+            ingest_sleep(500);
+            if (!json) json = tf_enriched_json(&m->event, &m->enriched, m->session_id, &len);
         }
-        int rc = wait_deliveries(in);
-        if (rc >= 0) return rc;
+        free(json);
+    }
+    /* Serve delivery reports without blocking; report what failed for good. */
+    size_t failed = 0;
+    char err[512];
+    if (sink_kafka_wait(in->producer, 0, &failed, err, sizeof(err)) < 0)
+        EV_ERROR("enriched feed: %s", err);
+    return 0;
+}
+
+int ingest_batch_drain_feed(ingest_t *in, int timeout_ms) {
+    int64_t deadline = ev_now_ms() + timeout_ms;
+    for (;;) {
+        size_t failed = 0;
+        char err[512];
+        int rc = sink_kafka_wait(in->producer, 1000, &failed, err, sizeof(err));
+        if (rc < 0) EV_ERROR("enriched feed: %s", err);
+        if (rc <= 0) return rc;
+        if (ev_now_ms() >= deadline) {
+            EV_WARN("enriched feed: %s; giving up waiting", err);
+            return 1;
+        }
     }
 }
 
