@@ -1,6 +1,7 @@
 /* pg_sink.c — PostgreSQL writer and session-state loader of the ingest stage (see pg_sink.h). */
 #include "sinks/pg_sink.h"
 
+#include <errno.h>
 #include <libpq-fe.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -8,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <sys/types.h>
 
 #include "common/cli.h"
 #include "common/log.h"
@@ -39,25 +42,39 @@ static const char k_setup_sql[] =
     " country text, region text, city text, language text, \"screenWidth\" int,"
     " \"screenHeight\" int, \"startReason\" \"SessionStartReason\""
     ") ON COMMIT DELETE ROWS;"
-    "CREATE TEMP TABLE IF NOT EXISTS evpipe_stage_events ("
-    " \"eventId\" text, \"sessionId\" uuid, type \"EventType\", name text,"
-    " \"visitorId\" text, \"userId\" text, url text, path text, properties jsonb,"
-    " occurred bigint, received bigint, referrer text, \"pageViewId\" text,"
-    " \"timeOnPage\" double precision, \"scrollDepth\" int, title text,"
-    " conversion boolean, value numeric, currency text"
-    ") ON COMMIT DELETE ROWS;"
     "CREATE TEMP TABLE IF NOT EXISTS evpipe_stage_repoints ("
     " \"eventId\" text, \"sessionId\" uuid"
     ") ON COMMIT DELETE ROWS;"
+    /* Stored page views to update: visitorId NULL for a change the sessionizer made
+     * (unconditional), set for a new page view found already stored (updated only when
+     * it is the same visitor's). */
     "CREATE TEMP TABLE IF NOT EXISTS evpipe_stage_page_views ("
     " \"eventId\" text, \"sessionId\" uuid, \"timeOnPage\" int, \"scrollDepth\" int,"
-    " is_new boolean"
+    " \"visitorId\" text"
+    ") ON COMMIT DELETE ROWS;"
+    "CREATE TEMP TABLE IF NOT EXISTS evpipe_stage_conversions ("
+    " \"eventId\" text, \"sessionId\" uuid, \"visitorId\" text, \"userId\" text,"
+    " type \"EventType\", value numeric, currency text, properties jsonb, occurred bigint"
     ") ON COMMIT DELETE ROWS;";
 
 static const char k_copy_sessions[] = "COPY evpipe_stage_sessions FROM STDIN";
-static const char k_copy_events[] = "COPY evpipe_stage_events FROM STDIN";
+static const char k_copy_conversions[] = "COPY evpipe_stage_conversions FROM STDIN";
 static const char k_copy_repoints[] = "COPY evpipe_stage_repoints FROM STDIN";
 static const char k_copy_page_views[] = "COPY evpipe_stage_page_views FROM STDIN";
+/* New rows go straight into their tables (no staging, no INSERT ... SELECT): the batch's
+ * eventIds already stored are found first (ST_EXISTING) and left out. */
+static const char k_copy_events[] =
+    "COPY analytics_events (id, \"eventId\", \"sessionId\", type, name, \"visitorId\","
+    " \"userId\", url, path, properties, \"occurredAt\", \"receivedAt\", referrer,"
+    " \"pageViewId\", \"timeOnPage\", \"scrollDepth\") FROM STDIN";
+static const char k_copy_new_page_views[] =
+    "COPY page_views (id, \"eventId\", \"sessionId\", \"visitorId\", url, path, title, referrer,"
+    " \"timeOnPage\", \"scrollDepth\", \"viewedAt\") FROM STDIN";
+/* A unique violation on these keys while copying new rows can only come from another
+ * writer that committed the same eventId after ST_EXISTING looked (the batch itself is
+ * free of duplicates): TRANSIENT, since the retry finds the row and skips it. */
+static const char *const k_race_keys[] = {"analytics_events_eventId_key",
+                                          "page_views_eventId_key", NULL};
 
 /* ---- statements --------------------------------------------------------------------- */
 
@@ -71,7 +88,7 @@ typedef struct stmt_s {
 
 enum {
     ST_UPSERT_SESSIONS,
-    ST_INSERT_EVENTS,
+    ST_EXISTING,
     ST_DELETE_SESSIONS,
     ST_UPSERT_OFFSETS,
     ST_READ_OFFSETS,
@@ -115,16 +132,14 @@ static const stmt_t k_stmts[ST_COUNT] = {
          " \"screenHeight\" = EXCLUDED.\"screenHeight\","
          " \"startReason\" = EXCLUDED.\"startReason\", \"updatedAt\" = now()",
          0},
-    [ST_INSERT_EVENTS] =
-        {"evpipe_insert_events",
-         "INSERT INTO analytics_events (\"sessionId\", \"eventId\", type, name, \"visitorId\","
-         " \"userId\", url, path, properties, \"occurredAt\", \"receivedAt\", referrer,"
-         " \"pageViewId\", \"timeOnPage\", \"scrollDepth\")"
-         " SELECT \"sessionId\", \"eventId\", type, name, \"visitorId\", \"userId\", url, path,"
-         " properties, " TS("occurred") ", COALESCE(" TS("received") ", now()), referrer,"
-         " \"pageViewId\", \"timeOnPage\", \"scrollDepth\" FROM evpipe_stage_events"
-         " ON CONFLICT (\"eventId\") DO NOTHING",
-         0},
+    /* Which of the batch's new eventIds ($1) and new page views ($2) are stored: 0 for
+     * an event, 1 for a page view. */
+    [ST_EXISTING] =
+        {"evpipe_existing",
+         "SELECT 0, \"eventId\" FROM analytics_events WHERE \"eventId\" = ANY($1::text[])"
+         " UNION ALL"
+         " SELECT 1, \"eventId\" FROM page_views WHERE \"eventId\" = ANY($2::text[])",
+         2},
     [ST_DELETE_SESSIONS] = {"evpipe_delete_sessions",
                             "DELETE FROM analytics_sessions WHERE id = ANY($1::uuid[])", 1},
     [ST_UPSERT_OFFSETS] =
@@ -210,28 +225,18 @@ static const char k_refresh_attribution[] =
     " FROM evpipe_stage_sessions s WHERE c.\"sessionId\" = s.id"
     " AND (c.\"utmSource\", c.\"utmMedium\", c.\"utmCampaign\")"
     "  IS DISTINCT FROM (s.\"utmSource\", s.\"utmMedium\", s.\"utmCampaign\")";
-static const char k_insert_page_views[] =
-    "INSERT INTO page_views (\"sessionId\", \"eventId\", \"visitorId\", url, path, title,"
-    " referrer, \"timeOnPage\", \"scrollDepth\", \"viewedAt\")"
-    " SELECT p.\"sessionId\", p.\"eventId\", e.\"visitorId\", e.url, e.path, e.title,"
-    " e.referrer, p.\"timeOnPage\", p.\"scrollDepth\", " TS("e.occurred")
-    " FROM evpipe_stage_page_views p JOIN evpipe_stage_events e ON e.\"eventId\" = p.\"eventId\""
-    " WHERE p.is_new"
-    " ON CONFLICT (\"eventId\") DO UPDATE SET \"sessionId\" = EXCLUDED.\"sessionId\","
-    " \"timeOnPage\" = EXCLUDED.\"timeOnPage\", \"scrollDepth\" = EXCLUDED.\"scrollDepth\","
-    " \"updatedAt\" = now() WHERE page_views.\"visitorId\" = EXCLUDED.\"visitorId\"";
 static const char k_update_page_views[] =
     "UPDATE page_views v SET \"sessionId\" = p.\"sessionId\", \"timeOnPage\" = p.\"timeOnPage\","
     " \"scrollDepth\" = p.\"scrollDepth\", \"updatedAt\" = now()"
-    " FROM evpipe_stage_page_views p WHERE NOT p.is_new AND v.\"eventId\" = p.\"eventId\"";
+    " FROM evpipe_stage_page_views p WHERE v.\"eventId\" = p.\"eventId\""
+    " AND (p.\"visitorId\" IS NULL OR v.\"visitorId\" = p.\"visitorId\")";
 static const char k_insert_conversions[] =
     "INSERT INTO conversion_events (\"sessionId\", \"eventId\", \"visitorId\", \"userId\", type,"
     " value, currency, \"utmSource\", \"utmMedium\", \"utmCampaign\", metadata, \"occurredAt\")"
     " SELECT e.\"sessionId\", e.\"eventId\", e.\"visitorId\", e.\"userId\", e.type, e.value,"
     " e.currency, s.\"utmSource\", s.\"utmMedium\", s.\"utmCampaign\", e.properties,"
     " " TS("e.occurred")
-    " FROM evpipe_stage_events e JOIN analytics_sessions s ON s.id = e.\"sessionId\""
-    " WHERE e.conversion"
+    " FROM evpipe_stage_conversions e JOIN analytics_sessions s ON s.id = e.\"sessionId\""
     " ON CONFLICT (\"eventId\") DO NOTHING";
 
 /* ---- the sink ----------------------------------------------------------------------- */
@@ -249,8 +254,12 @@ struct sink_pg_s {
     bool ready;      /* staging tables and prepared statements exist on conn */
     char *copy_buf;  /* COPY_CHUNK_BYTES */
     size_t copy_len;
-    bool copy_failed; /* a chunk could not be sent: the COPY is aborted at its end */
+    const char *copy_failed; /* why the COPY is aborted at its end (a chunk could not be
+                                sent, no random bytes), or NULL */
+    unsigned char random[4096]; /* pool for row ids; random_pos bytes of it are used */
+    size_t random_pos;
     bool row_start;
+    bool race_transient; /* copying new rows: a unique violation on k_race_keys is a race */
     sink_pg_stats_t stats;
 };
 
@@ -316,6 +325,11 @@ static int result_error(sink_pg_t *s, const PGresult *res, const char *what,
     if (!primary) primary = s->conn ? PQerrorMessage(s->conn) : "no connection";
     if (!primary || !*primary) primary = "unknown error";
     sink_pg_status_t st = classify(state, s->conn);
+    if (st == SINK_PG_DATA && s->race_transient && state && strcmp(state, "23505") == 0) {
+        const char *key = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
+        for (size_t i = 0; key && k_race_keys[i]; i++)
+            if (strcmp(key, k_race_keys[i]) == 0) st = SINK_PG_TRANSIENT;
+    }
     if (detail)
         set_error(err, st, state, "%s: %s (%s)", what, primary, detail);
     else
@@ -351,6 +365,7 @@ sink_pg_t *sink_pg_new(const char *conninfo, char *errstr, size_t errstr_size) {
     sink_pg_t *s = calloc(1, sizeof(*s));
     if (s) s->conninfo = strdup(conninfo);
     if (s) s->copy_buf = malloc(COPY_CHUNK_BYTES);
+    if (s) s->random_pos = sizeof(s->random); /* empty: filled on first use */
     if (!s || !s->conninfo || !s->copy_buf) {
         snprintf(errstr, errstr_size, "out of memory");
         sink_pg_destroy(s);
@@ -623,7 +638,7 @@ static int tb_check(const textbuf_t *tb, const char *what, sink_pg_error_t *err)
 static void copy_flush(sink_pg_t *s) {
     if (s->copy_len == 0) return;
     if (!s->copy_failed && PQputCopyData(s->conn, s->copy_buf, (int)s->copy_len) != 1)
-        s->copy_failed = true;
+        s->copy_failed = "client could not send the data";
     s->copy_len = 0;
 }
 
@@ -701,6 +716,69 @@ static void col_double(sink_pg_t *s, double v) {
     copy_put(s, num, (size_t)n);
 }
 
+/* Epoch milliseconds as a TIMESTAMPTZ literal in UTC ("2024-11-25 13:20:00.000+00",
+ * " BC" before year 1), exact for the whole int64 range the server accepts. */
+static void col_ts(sink_pg_t *s, int64_t ms) {
+    int64_t days = ms / 86400000, rem = ms % 86400000;
+    if (rem < 0) {
+        rem += 86400000;
+        days--;
+    }
+    /* Civil date of a day count since 1970-01-01 (proleptic Gregorian). */
+    int64_t z = days + 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    int64_t day = doy - (153 * mp + 2) / 5 + 1;
+    int64_t month = mp < 10 ? mp + 3 : mp - 9;
+    int64_t year = yoe + era * 400 + (month <= 2);
+    bool bc = year <= 0;
+    if (bc) year = 1 - year;
+    char text[64];
+    int n = snprintf(text, sizeof(text), "%04lld-%02lld-%02lld %02lld:%02lld:%02lld.%03lld+00%s",
+                     (long long)year, (long long)month, (long long)day,
+                     (long long)(rem / 3600000), (long long)(rem / 60000 % 60),
+                     (long long)(rem / 1000 % 60), (long long)(rem % 1000), bc ? " BC" : "");
+    copy_sep(s);
+    copy_put(s, text, (size_t)n);
+}
+
+/* A new random (version 4) UUID, as gen_random_uuid(), the tables' default, would make:
+ * made here, the server does not spend its time on it for every row. */
+static void col_new_uuid(sink_pg_t *s) {
+    if (s->random_pos + 16 > sizeof(s->random)) {
+        size_t got = 0;
+        while (got < sizeof(s->random)) {
+            ssize_t n = getrandom(s->random + got, sizeof(s->random) - got, 0);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) break;
+            got += (size_t)n;
+        }
+        if (got < sizeof(s->random)) {
+            if (!s->copy_failed) s->copy_failed = "could not read random bytes for row ids";
+            col_null(s);
+            return;
+        }
+        s->random_pos = 0;
+    }
+    unsigned char *u = s->random + s->random_pos;
+    s->random_pos += 16;
+    u[6] = (unsigned char)((u[6] & 0x0f) | 0x40);
+    u[8] = (unsigned char)((u[8] & 0x3f) | 0x80);
+    static const char hex[] = "0123456789abcdef";
+    char text[36];
+    size_t n = 0;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) text[n++] = '-';
+        text[n++] = hex[u[i] >> 4];
+        text[n++] = hex[u[i] & 15];
+    }
+    copy_sep(s);
+    copy_put(s, text, n);
+}
+
 static int copy_begin(sink_pg_t *s, const char *sql, sink_pg_error_t *err) {
     PGresult *res = PQexec(s->conn, sql);
     if (PQresultStatus(res) != PGRES_COPY_IN) {
@@ -710,17 +788,17 @@ static int copy_begin(sink_pg_t *s, const char *sql, sink_pg_error_t *err) {
     }
     PQclear(res);
     s->copy_len = 0;
-    s->copy_failed = false;
+    s->copy_failed = NULL;
     s->row_start = true;
     return 0;
 }
 
 /* Sends the rest, ends the COPY and reads its outcome (the server reports bad data
- * here). */
-static int copy_end(sink_pg_t *s, const char *what, sink_pg_error_t *err) {
+ * here); adds the rows copied to *rows when rows != NULL. */
+static int copy_end(sink_pg_t *s, const char *what, uint64_t *rows, sink_pg_error_t *err) {
     copy_flush(s);
     int rc = 0;
-    if (PQputCopyEnd(s->conn, s->copy_failed ? "client could not send the data" : NULL) != 1) {
+    if (PQputCopyEnd(s->conn, s->copy_failed) != 1) {
         result_error(s, NULL, what, err);
         rc = -1;
     }
@@ -729,6 +807,10 @@ static int copy_end(sink_pg_t *s, const char *what, sink_pg_error_t *err) {
         if (rc == 0 && PQresultStatus(res) != PGRES_COMMAND_OK) {
             result_error(s, res, what, err);
             rc = -1;
+        } else if (rc == 0 && rows) {
+            long long n = 0;
+            const char *t = PQcmdTuples(res);
+            if (t && *t && ev_parse_ll(t, &n) == 0 && n > 0) *rows += (uint64_t)n;
         }
         PQclear(res);
         if (PQstatus(s->conn) != CONNECTION_OK) break;
@@ -1071,13 +1153,179 @@ static void stage_session(sink_pg_t *s, const tf_session_t *ss) {
     copy_row_end(s);
 }
 
+/* ---- which rows of a batch go where ------------------------------------------------ */
+
+/* eventId -> index, open addressing; sized once for the batch (at most half full). */
+typedef struct strmap_s {
+    const char **keys;
+    size_t *vals;
+    size_t mask;
+} strmap_t;
+
+static int strmap_init(strmap_t *m, size_t n) {
+    size_t cap = 16;
+    while (cap < 2 * n) cap *= 2;
+    m->keys = calloc(cap, sizeof(*m->keys));
+    m->vals = calloc(cap, sizeof(*m->vals));
+    m->mask = cap - 1;
+    return m->keys && m->vals ? 0 : -1;
+}
+
+static void strmap_free(strmap_t *m) {
+    free(m->keys);
+    free(m->vals);
+    memset(m, 0, sizeof(*m));
+}
+
+static size_t str_hash(const char *str) {
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)str; *p; p++) {
+        h ^= *p;
+        h *= 1099511628211ULL;
+    }
+    return (size_t)(h ^ (h >> 32));
+}
+
+/* The index stored for key, or SIZE_MAX when absent. */
+static size_t strmap_get(const strmap_t *m, const char *key) {
+    for (size_t i = str_hash(key) & m->mask; m->keys[i]; i = (i + 1) & m->mask)
+        if (strcmp(m->keys[i], key) == 0) return m->vals[i];
+    return SIZE_MAX;
+}
+
+/* Stores key -> val unless key is present; returns the index already stored, or
+ * SIZE_MAX when val was stored. key is borrowed. The map never fills: it holds at most
+ * the n of strmap_init. */
+static size_t strmap_add(strmap_t *m, const char *key, size_t val) {
+    size_t i = str_hash(key) & m->mask;
+    for (; m->keys[i]; i = (i + 1) & m->mask)
+        if (strcmp(m->keys[i], key) == 0) return m->vals[i];
+    m->keys[i] = key;
+    m->vals[i] = val;
+    return SIZE_MAX;
+}
+
+/* The batch split by destination, computed before anything is sent. */
+typedef struct plan_s {
+    size_t *events;      /* assign index of each distinct new eventId (first one wins) */
+    bool *event_stored;  /* per events[]: the eventId is already in analytics_events */
+    size_t n_events, n_moved, n_conversions;
+    strmap_t event_map;  /* eventId -> position in events[] */
+    size_t *pvs;         /* page_views index of each new page view whose event is new */
+    size_t *pv_event;    /* per pvs[]: position of its event in events[] */
+    bool *pv_stored;     /* per pvs[]: a page_views row with its eventId exists */
+    size_t n_pvs, n_pv_changes;
+    strmap_t pv_map;     /* eventId -> position in pvs[] */
+} plan_t;
+
+static void plan_free(plan_t *pl) {
+    free(pl->events);
+    free(pl->event_stored);
+    free(pl->pvs);
+    free(pl->pv_event);
+    free(pl->pv_stored);
+    strmap_free(&pl->event_map);
+    strmap_free(&pl->pv_map);
+    memset(pl, 0, sizeof(*pl));
+}
+
 static bool is_conversion(uint32_t types, tf_event_type_t type) {
     return (unsigned)type < 32 && (types >> (unsigned)type) & 1u;
 }
 
-static void stage_event(sink_pg_t *s, const sink_pg_event_row_t *row, const char *session_id,
-                        bool conversion) {
+/* Fills *pl from a validated batch. Returns 0, or -1 with *err filled (FATAL: out of
+ * memory, or a new page view listed twice, which no single row can satisfy). */
+static int plan_batch(const sink_pg_batch_t *b, plan_t *pl, sink_pg_error_t *err) {
+    memset(pl, 0, sizeof(*pl));
+    const tf_sess_changes_t *c = b->changes;
+    if (!c) return 0;
+    size_t na = c->n_assigns, np = c->n_page_views;
+    pl->events = malloc((na ? na : 1) * sizeof(*pl->events));
+    pl->event_stored = calloc(na ? na : 1, sizeof(*pl->event_stored));
+    pl->pvs = malloc((np ? np : 1) * sizeof(*pl->pvs));
+    pl->pv_event = malloc((np ? np : 1) * sizeof(*pl->pv_event));
+    pl->pv_stored = calloc(np ? np : 1, sizeof(*pl->pv_stored));
+    if (!pl->events || !pl->event_stored || !pl->pvs || !pl->pv_event || !pl->pv_stored ||
+        strmap_init(&pl->event_map, na) != 0 || strmap_init(&pl->pv_map, np) != 0) {
+        set_error(err, SINK_PG_FATAL, NULL, "batch: out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < na; i++) {
+        const tf_sess_assign_t *a = &c->assigns[i];
+        if (!a->is_new) {
+            pl->n_moved++;
+            continue;
+        }
+        const tf_event_t *ev = b->events[a->cookie].event;
+        if (strmap_add(&pl->event_map, ev->event_id, pl->n_events) != SIZE_MAX) continue;
+        pl->events[pl->n_events++] = i;
+        if (is_conversion(b->conversion_types, ev->type)) pl->n_conversions++;
+    }
+    for (size_t i = 0; i < np; i++) {
+        const tf_page_view_update_t *pv = &c->page_views[i];
+        if (!pv->is_new) {
+            pl->n_pv_changes++;
+            continue;
+        }
+        size_t e = strmap_get(&pl->event_map, pv->event_id);
+        if (e == SIZE_MAX) continue; /* not an event of this batch: nothing to insert */
+        if (strmap_add(&pl->pv_map, pv->event_id, pl->n_pvs) != SIZE_MAX) {
+            set_error(err, SINK_PG_FATAL, NULL, "batch: new page view %s listed twice",
+                      pv->event_id);
+            return -1;
+        }
+        pl->pvs[pl->n_pvs] = i;
+        pl->pv_event[pl->n_pvs] = e;
+        pl->n_pvs++;
+    }
+    return 0;
+}
+
+/* Marks the planned events and page views already stored (one indexed query). */
+static int find_stored(sink_pg_t *s, const sink_pg_batch_t *b, plan_t *pl,
+                       sink_pg_error_t *err) {
+    const tf_sess_changes_t *c = b->changes;
+    textbuf_t eids, pids;
+    tb_init(&eids, PARAM_MAX_BYTES);
+    tb_init(&pids, PARAM_MAX_BYTES);
+    for (size_t i = 0; i < pl->n_events; i++) {
+        tb_next(&eids);
+        tb_quoted(&eids, b->events[c->assigns[pl->events[i]].cookie].event->event_id);
+    }
+    for (size_t i = 0; i < pl->n_pvs; i++) {
+        tb_next(&pids);
+        tb_quoted(&pids, c->page_views[pl->pvs[i]].event_id);
+    }
+    tb_close(&eids);
+    tb_close(&pids);
+    PGresult *res = NULL;
+    int rc = -1;
+    if (tb_check(&eids, "finding stored events", err) != 0 ||
+        tb_check(&pids, "finding stored events", err) != 0)
+        goto done;
+    const char *params[2] = {eids.data, pids.data};
+    if (query_prepared(s, ST_EXISTING, params, &res, err) != 0) goto done;
+    for (int r = 0; r < PQntuples(res); r++) {
+        const char *id = PQgetvalue(res, r, 1);
+        bool is_pv = PQgetvalue(res, r, 0)[0] == '1';
+        size_t k = strmap_get(is_pv ? &pl->pv_map : &pl->event_map, id);
+        if (k == SIZE_MAX) continue;
+        if (is_pv)
+            pl->pv_stored[k] = true;
+        else
+            pl->event_stored[k] = true;
+    }
+    rc = 0;
+done:
+    PQclear(res);
+    tb_free(&eids);
+    tb_free(&pids);
+    return rc;
+}
+
+static void copy_event(sink_pg_t *s, const sink_pg_event_row_t *row, const char *session_id) {
     const tf_event_t *ev = row->event;
+    col_new_uuid(s);
     col_text(s, ev->event_id);
     col_text(s, session_id);
     col_text(s, tf_event_type_name(ev->type));
@@ -1087,14 +1335,51 @@ static void stage_event(sink_pg_t *s, const sink_pg_event_row_t *row, const char
     col_text(s, ev->url);
     col_text(s, row->path);
     col_text(s, ev->properties_json);
-    col_i64(s, ev->timestamp_ms);
-    if (row->received_at_ms >= 0) col_i64(s, row->received_at_ms); else col_null(s);
+    col_ts(s, ev->timestamp_ms);
+    /* 'now' is the transaction's start, as the column's default now() would be. */
+    if (row->received_at_ms >= 0) col_ts(s, row->received_at_ms); else col_text(s, "now");
     col_text(s, ev->referrer);
     col_text(s, ev->page_view_id);
     if (ev->has_time_on_page) col_double(s, ev->time_on_page); else col_null(s);
     if (ev->scroll_depth >= 0) col_i64(s, ev->scroll_depth); else col_null(s);
+    copy_row_end(s);
+}
+
+static void copy_page_view(sink_pg_t *s, const tf_page_view_update_t *pv,
+                           const sink_pg_event_row_t *row) {
+    const tf_event_t *ev = row->event;
+    col_new_uuid(s);
+    col_text(s, pv->event_id);
+    col_text(s, pv->session_id);
+    col_text(s, ev->visitor_id);
+    col_text(s, ev->url);
+    col_text(s, row->path);
     col_text(s, ev->title);
-    col_bool(s, conversion);
+    col_text(s, ev->referrer);
+    if (pv->has_time_on_page) col_i64(s, pv->time_on_page_s); else col_null(s);
+    if (pv->scroll_depth >= 0) col_i64(s, pv->scroll_depth); else col_null(s);
+    col_ts(s, ev->timestamp_ms);
+    copy_row_end(s);
+}
+
+static void stage_page_view_update(sink_pg_t *s, const tf_page_view_update_t *pv,
+                                   const char *visitor_id) {
+    col_text(s, pv->event_id);
+    col_text(s, pv->session_id);
+    if (pv->has_time_on_page) col_i64(s, pv->time_on_page_s); else col_null(s);
+    if (pv->scroll_depth >= 0) col_i64(s, pv->scroll_depth); else col_null(s);
+    col_text(s, visitor_id);
+    copy_row_end(s);
+}
+
+static void stage_conversion(sink_pg_t *s, const sink_pg_event_row_t *row,
+                             const char *session_id) {
+    const tf_event_t *ev = row->event;
+    col_text(s, ev->event_id);
+    col_text(s, session_id);
+    col_text(s, ev->visitor_id);
+    col_text(s, ev->user_id);
+    col_text(s, tf_event_type_name(ev->type));
     if (ev->has_value && ev->value_text)
         col_text(s, ev->value_text);
     else if (ev->has_value)
@@ -1102,41 +1387,48 @@ static void stage_event(sink_pg_t *s, const sink_pg_event_row_t *row, const char
     else
         col_null(s);
     col_text(s, ev->currency[0] ? ev->currency : NULL);
+    col_text(s, ev->properties_json);
+    col_i64(s, ev->timestamp_ms);
     copy_row_end(s);
 }
 
-/* Everything of the write between BEGIN and COMMIT. */
-static int write_rows(sink_pg_t *s, const sink_pg_batch_t *b, counts_t *k, sink_pg_error_t *err) {
+/* COPY of new rows straight into a table, a concurrent duplicate reported TRANSIENT. */
+static int copy_new_end(sink_pg_t *s, const char *what, uint64_t *rows, sink_pg_error_t *err) {
+    s->race_transient = true;
+    int rc = copy_end(s, what, rows, err);
+    s->race_transient = false;
+    return rc;
+}
+
+/* Everything of the write between BEGIN and COMMIT. Statements without input are not
+ * sent. */
+static int write_rows(sink_pg_t *s, const sink_pg_batch_t *b, const plan_t *pl, counts_t *k,
+                      sink_pg_error_t *err) {
     const tf_sess_changes_t *c = b->changes;
     if (c && c->n_upserts) {
         if (copy_begin(s, k_copy_sessions, err) != 0) return -1;
         for (size_t i = 0; i < c->n_upserts; i++) stage_session(s, &c->upserts[i]);
-        if (copy_end(s, "staging sessions", err) != 0) return -1;
+        if (copy_end(s, "staging sessions", NULL, err) != 0) return -1;
         if (exec_prepared(s, ST_UPSERT_SESSIONS, NULL, &k->sessions, err) != 0) return -1;
     }
-    size_t n_new = 0, n_moved = 0, n_conv = 0;
-    for (size_t i = 0; c && i < c->n_assigns; i++) {
-        if (!c->assigns[i].is_new) {
-            n_moved++;
-            continue;
-        }
-        n_new++;
-        if (is_conversion(b->conversion_types, b->events[c->assigns[i].cookie].event->type))
-            n_conv++;
+    size_t n_insert = 0, n_pv_insert = 0, n_pv_update = pl->n_pv_changes;
+    for (size_t i = 0; i < pl->n_events; i++) n_insert += !pl->event_stored[i];
+    for (size_t i = 0; i < pl->n_pvs; i++) {
+        if (pl->pv_stored[i])
+            n_pv_update++;
+        else
+            n_pv_insert++;
     }
-    if (n_new) {
+    if (n_insert) {
         if (copy_begin(s, k_copy_events, err) != 0) return -1;
-        for (size_t i = 0; i < c->n_assigns; i++) {
-            const tf_sess_assign_t *a = &c->assigns[i];
-            if (!a->is_new) continue;
-            const sink_pg_event_row_t *row = &b->events[a->cookie];
-            stage_event(s, row, a->session_id,
-                        is_conversion(b->conversion_types, row->event->type));
+        for (size_t i = 0; i < pl->n_events; i++) {
+            if (pl->event_stored[i]) continue;
+            const tf_sess_assign_t *a = &c->assigns[pl->events[i]];
+            copy_event(s, &b->events[a->cookie], a->session_id);
         }
-        if (copy_end(s, "staging events", err) != 0) return -1;
-        if (exec_prepared(s, ST_INSERT_EVENTS, NULL, &k->events, err) != 0) return -1;
+        if (copy_new_end(s, "inserting events", &k->events, err) != 0) return -1;
     }
-    if (n_moved) {
+    if (pl->n_moved) {
         if (copy_begin(s, k_copy_repoints, err) != 0) return -1;
         for (size_t i = 0; i < c->n_assigns; i++) {
             const tf_sess_assign_t *a = &c->assigns[i];
@@ -1145,7 +1437,7 @@ static int write_rows(sink_pg_t *s, const sink_pg_batch_t *b, counts_t *k, sink_
             col_text(s, a->session_id);
             copy_row_end(s);
         }
-        if (copy_end(s, "staging re-pointed events", err) != 0) return -1;
+        if (copy_end(s, "staging re-pointed events", NULL, err) != 0) return -1;
         if (exec_planned(s, k_repoint_events, "re-pointing events", &k->repointed, err) != 0 ||
             exec_planned(s, k_repoint_page_views, "re-pointing page views", NULL, err) != 0 ||
             exec_planned(s, k_repoint_conversions, "re-pointing conversions", NULL, err) != 0)
@@ -1155,30 +1447,45 @@ static int write_rows(sink_pg_t *s, const sink_pg_batch_t *b, counts_t *k, sink_
         exec_planned(s, k_refresh_attribution, "refreshing conversion attribution", NULL,
                      err) != 0)
         return -1;
-    if (c && c->n_page_views) {
-        if (copy_begin(s, k_copy_page_views, err) != 0) return -1;
-        bool any_stored = false;
-        for (size_t i = 0; i < c->n_page_views; i++) {
-            const tf_page_view_update_t *pv = &c->page_views[i];
-            col_text(s, pv->event_id);
-            col_text(s, pv->session_id);
-            if (pv->has_time_on_page) col_i64(s, pv->time_on_page_s); else col_null(s);
-            if (pv->scroll_depth >= 0) col_i64(s, pv->scroll_depth); else col_null(s);
-            col_bool(s, pv->is_new);
-            copy_row_end(s);
-            any_stored |= !pv->is_new;
+    if (n_pv_insert) {
+        if (copy_begin(s, k_copy_new_page_views, err) != 0) return -1;
+        for (size_t i = 0; i < pl->n_pvs; i++) {
+            if (pl->pv_stored[i]) continue;
+            const tf_sess_assign_t *a = &c->assigns[pl->events[pl->pv_event[i]]];
+            copy_page_view(s, &c->page_views[pl->pvs[i]], &b->events[a->cookie]);
         }
-        if (copy_end(s, "staging page views", err) != 0) return -1;
-        if (n_new && exec_planned(s, k_insert_page_views, "inserting page views",
-                                  &k->page_views, err) != 0)
-            return -1;
-        if (any_stored && exec_planned(s, k_update_page_views, "updating page views",
-                                       &k->page_views, err) != 0)
+        if (copy_new_end(s, "inserting page views", &k->page_views, err) != 0) return -1;
+    }
+    if (n_pv_update) {
+        /* Changed stored page views, and new ones a replay finds stored (their derived
+         * fields refreshed when the stored row is the same visitor's). */
+        if (copy_begin(s, k_copy_page_views, err) != 0) return -1;
+        for (size_t i = 0; i < pl->n_pvs; i++) {
+            if (!pl->pv_stored[i]) continue;
+            const tf_sess_assign_t *a = &c->assigns[pl->events[pl->pv_event[i]]];
+            stage_page_view_update(s, &c->page_views[pl->pvs[i]],
+                                   b->events[a->cookie].event->visitor_id);
+        }
+        for (size_t i = 0; i < c->n_page_views; i++)
+            if (!c->page_views[i].is_new) stage_page_view_update(s, &c->page_views[i], NULL);
+        if (copy_end(s, "staging page views", NULL, err) != 0) return -1;
+        if (exec_planned(s, k_update_page_views, "updating page views", &k->page_views,
+                         err) != 0)
             return -1;
     }
-    if (n_conv && exec_planned(s, k_insert_conversions, "inserting conversions",
-                               &k->conversions, err) != 0)
-        return -1;
+    if (pl->n_conversions) {
+        if (copy_begin(s, k_copy_conversions, err) != 0) return -1;
+        for (size_t i = 0; i < pl->n_events; i++) {
+            const tf_sess_assign_t *a = &c->assigns[pl->events[i]];
+            const sink_pg_event_row_t *row = &b->events[a->cookie];
+            if (is_conversion(b->conversion_types, row->event->type))
+                stage_conversion(s, row, a->session_id);
+        }
+        if (copy_end(s, "staging conversions", NULL, err) != 0) return -1;
+        if (exec_planned(s, k_insert_conversions, "inserting conversions", &k->conversions,
+                         err) != 0)
+            return -1;
+    }
     if (c && c->n_deletes) {
         textbuf_t ids;
         tb_init(&ids, PARAM_MAX_BYTES);
@@ -1220,15 +1527,22 @@ int sink_pg_write(sink_pg_t *s, const sink_pg_batch_t *b, sink_pg_error_t *err) 
     clear_error(err);
     counts_t k;
     memset(&k, 0, sizeof(k));
+    plan_t pl;
+    memset(&pl, 0, sizeof(pl));
     if (!b) {
         set_error(err, SINK_PG_FATAL, NULL, "write: no batch");
         goto fail;
     }
     if (validate_batch(b, err) != 0) goto fail;
+    if (plan_batch(b, &pl, err) != 0) goto fail;
     if (ensure_connection(s, err) != 0) goto fail;
     if (exec_simple(s, "BEGIN", "BEGIN", err) != 0) goto fail;
-    if (write_rows(s, b, &k, err) != 0) goto fail;
+    /* In the transaction: a row committed meanwhile by another writer makes the COPY
+     * fail (TRANSIENT), and the retry finds it here. */
+    if ((pl.n_events || pl.n_pvs) && find_stored(s, b, &pl, err) != 0) goto fail;
+    if (write_rows(s, b, &pl, &k, err) != 0) goto fail;
     if (exec_simple(s, "COMMIT", "COMMIT", err) != 0) goto fail;
+    plan_free(&pl);
     s->stats.transactions++;
     s->stats.sessions_upserted += k.sessions;
     s->stats.sessions_deleted += k.deleted;
@@ -1239,6 +1553,7 @@ int sink_pg_write(sink_pg_t *s, const sink_pg_batch_t *b, sink_pg_error_t *err) 
     s->stats.offsets_written += k.offsets;
     return 0;
 fail:
+    plan_free(&pl);
     abandon_transaction(s);
     s->stats.failed_writes++;
     count_error(s, err);

@@ -8,6 +8,11 @@
  *                      too many connections... (SQLSTATE classes 08, 40, 53, 55, 57,
  *                      58): nothing was written; retry the same call later. The next
  *                      call reconnects.
+ *                      Also TRANSIENT: a unique violation (23505) on
+ *                      analytics_events_eventId_key or page_views_eventId_key while the
+ *                      batch's new rows are copied in, i.e. another writer committed the
+ *                      same eventId between this write's check for stored eventIds and its
+ *                      COPY; the retry finds that row stored and leaves the event out.
  *   SINK_PG_DATA       a row of the batch is rejected by the database (classes 22 and
  *                      23 other than the handled duplicates, 54 such as an index row too
  *                      large): nothing was written; the caller bisects the batch to find
@@ -124,7 +129,15 @@ typedef struct sink_pg_batch_s {
  *   6. deleted sessions removed (after the re-pointing);
  *   7. consumer_offsets upserted for every (partition, next offset);
  * then COMMIT. Rows travel as COPY data and bound parameters only. Returns 0, or -1
- * with *err filled and the transaction rolled back. */
+ * with *err filled and the transaction rolled back.
+ * How: inside the transaction one indexed query finds which of the batch's new eventIds
+ * (and new page views) are already stored; the others are COPied straight into
+ * analytics_events and page_views (row ids made by the sink, random version 4 UUIDs as
+ * the columns' default). A stored new page view is updated (sessionId, timeOnPage,
+ * scrollDepth) when it is the same visitor's. An eventId listed twice in the batch is
+ * written once (the first); a new page view listed twice is a caller bug (FATAL, before
+ * connecting). Statements without input (no re-pointed events, no page view changes, no
+ * conversions, no deletes, no offsets) are not sent. */
 int sink_pg_write(sink_pg_t *s, const sink_pg_batch_t *b, sink_pg_error_t *err)
     __attribute__((warn_unused_result));
 

@@ -339,6 +339,12 @@ START_TEST(test_pg_sink_write_exact_rows) {
     fixture_init(&f);
     write_ok(s, &f.batch);
     assert_fixture_rows(conn);
+    /* Row ids are distinct version 4 UUIDs, as the columns' default would make. */
+    assert_rows(conn,
+                "SELECT count(DISTINCT id), bool_and(id::text ~ '^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-"
+                "[89ab][0-9a-f]{3}-[0-9a-f]{12}$') FROM (SELECT id FROM analytics_events UNION ALL"
+                " SELECT id FROM page_views UNION ALL SELECT id FROM conversion_events) u",
+                "10|t");
     sink_pg_stats_t st;
     sink_pg_stats(s, &st);
     ck_assert_uint_eq(st.transactions, 1);
@@ -598,6 +604,58 @@ START_TEST(test_pg_sink_data_error_writes_nothing) {
 }
 END_TEST
 
+START_TEST(test_pg_sink_batch_duplicates_and_stored_page_views) {
+    PGconn *conn;
+    char *url = migrated_db(&conn);
+    sink_pg_t *s = new_sink(url);
+    fixture_t f;
+    fixture_init(&f);
+    /* The batch lists ev-4 twice (another message with the same eventId): the first
+     * one is stored, once, with its conversion. */
+    tf_event_t dup = f.ev[3];
+    dup.value_text = "99.99";
+    dup.user_id = "someone-else";
+    sink_pg_event_row_t rows8[8];
+    memcpy(rows8, f.rows, sizeof(f.rows));
+    rows8[7].event = &dup;
+    rows8[7].path = NULL;
+    rows8[7].received_at_ms = T0;
+    tf_sess_assign_t as8[8];
+    memcpy(as8, f.assigns, sizeof(f.assigns));
+    assign_set(&as8[7], "ev-4", S1, true, TF_EVENT_PURCHASE, 7);
+    f.changes.assigns = as8;
+    f.changes.n_assigns = 8;
+    f.batch.events = rows8;
+    f.batch.n_events = 8;
+    /* Page views stored without their event: the same visitor's gets the new derived
+     * fields (its other columns stay), another visitor's is left alone. */
+    tl_exec(conn, "INSERT INTO page_views (\"sessionId\", \"eventId\", \"visitorId\", url,"
+                  " \"timeOnPage\", \"viewedAt\") VALUES"
+                  " ('" S2 "', 'ev-1', 'v-alpha', 'https://old.test/', 1, to_timestamp(0)),"
+                  " ('" S2 "', 'ev-6', 'v-other', 'https://other.test/', 99, to_timestamp(0))");
+    write_ok(s, &f.batch);
+    assert_rows(conn, k_q_sessions, k_exp_sessions);
+    assert_rows(conn, k_q_events, k_exp_events);
+    assert_rows(conn, k_q_conversions, k_exp_conversions);
+    assert_rows(conn, k_q_offsets, k_exp_offsets);
+    assert_rows(conn,
+                "SELECT \"eventId\", \"sessionId\", \"visitorId\", url, \"timeOnPage\","
+                " \"scrollDepth\" FROM page_views ORDER BY 1",
+                "ev-1|" S1 "|v-alpha|https://old.test/|42|80\n"
+                "ev-6|" S2 "|v-other|https://other.test/|99|NULL");
+    sink_pg_stats_t st;
+    sink_pg_stats(s, &st);
+    ck_assert_uint_eq(st.events_inserted, 7);
+    ck_assert_uint_eq(st.page_views_written, 1);
+    ck_assert_uint_eq(st.conversions_inserted, 1);
+    ck_assert_uint_eq(st.failed_writes, 0);
+    sink_pg_destroy(s);
+    PQfinish(conn);
+    tl_db_drop(url);
+    free(url);
+}
+END_TEST
+
 START_TEST(test_pg_sink_caller_errors_are_fatal) {
     PGconn *conn;
     char *url = migrated_db(&conn);
@@ -614,11 +672,18 @@ START_TEST(test_pg_sink_caller_errors_are_fatal) {
     f.batch.group = NULL;
     ck_assert_int_eq(sink_pg_write(s, &f.batch, &err), -1);
     ck_assert_int_eq(err.status, SINK_PG_FATAL);
+    /* One new page view listed twice: no single row can hold both. */
+    f.batch.group = "evpipe-ingest";
+    pv_set(&f.pvs[1], "ev-1", S1, true, 7, -1, true);
+    ck_assert_int_eq(sink_pg_write(s, &f.batch, &err), -1);
+    ck_assert_int_eq(err.status, SINK_PG_FATAL);
+    ck_assert_msg(strstr(err.message, "new page view ev-1 listed twice") != NULL, "%s",
+                  err.message);
     assert_counts(conn, 0, 0, 0, 0, 0);
     sink_pg_stats_t st;
     sink_pg_stats(s, &st);
     ck_assert_uint_eq(st.connects, 0); /* refused before talking to the server */
-    ck_assert_uint_eq(st.fatal_errors, 2);
+    ck_assert_uint_eq(st.fatal_errors, 3);
     sink_pg_destroy(s);
     PQfinish(conn);
     tl_db_drop(url);
@@ -738,6 +803,59 @@ START_TEST(test_pg_sink_connection_lost_mid_transaction_is_transient) {
     ck_assert_uint_eq(st.connects, 2);
     ck_assert_uint_eq(st.transient_errors, 1);
     ck_assert_uint_eq(st.transactions, 1);
+    sink_pg_destroy(s);
+    PQfinish(conn);
+    tl_db_drop(url);
+    free(url);
+}
+END_TEST
+
+START_TEST(test_pg_sink_concurrent_duplicate_is_transient_then_skipped) {
+    PGconn *conn;
+    char *url = migrated_db(&conn);
+    sink_pg_t *s = new_sink(url);
+    fixture_t f;
+    fixture_init(&f);
+    /* Another writer inserts ev-5 and commits after the sink looked for stored eventIds
+     * but before its COPY: the COPY waits on that writer's row, then fails with a unique
+     * violation, which a retry resolves (TRANSIENT). */
+    tl_exec(conn, "INSERT INTO analytics_sessions (id, \"visitorId\", \"startedAt\", \"endedAt\")"
+                  " VALUES ('" S1 "', 'v-alpha', to_timestamp(0), to_timestamp(0))");
+    PGconn *other = tl_connect(url);
+    tl_exec(other, "BEGIN");
+    tl_exec(other, "INSERT INTO analytics_events (\"sessionId\", \"eventId\", type, name,"
+                   " \"visitorId\", \"occurredAt\") VALUES ('" S1 "', 'ev-5', 'CUSTOM',"
+                   " 'other writer', 'v-alpha', to_timestamp(0))");
+    bg_write_t w = {.s = s, .b = &f.batch};
+    ck_assert_int_eq(pthread_create(&w.thread, NULL, bg_write_main, &w), 0);
+    wait_for_blocked_writer(conn);
+    tl_exec(other, "COMMIT");
+    pthread_join(w.thread, NULL);
+    PQfinish(other);
+    ck_assert_int_eq(w.rc, -1);
+    ck_assert_int_eq(w.err.status, SINK_PG_TRANSIENT);
+    ck_assert_str_eq(w.err.sqlstate, "23505");
+    ck_assert_msg(strstr(w.err.message, "inserting events") != NULL &&
+                      strstr(w.err.message, "analytics_events_eventId_key") != NULL,
+                  "%s", w.err.message);
+    assert_counts(conn, 1, 1, 0, 0, 0);
+
+    /* The retry finds ev-5 stored, keeps that row and writes the rest. */
+    write_ok(s, &f.batch);
+    assert_counts(conn, 2, 7, 2, 1, 2);
+    assert_rows(conn, k_q_sessions, k_exp_sessions);
+    assert_rows(conn, k_q_page_views, k_exp_page_views);
+    assert_rows(conn, k_q_conversions, k_exp_conversions);
+    assert_rows(conn, k_q_offsets, k_exp_offsets);
+    assert_rows(conn, "SELECT \"eventId\", name FROM analytics_events WHERE type = 'CUSTOM'",
+                "ev-5|other writer");
+    sink_pg_stats_t st;
+    sink_pg_stats(s, &st);
+    ck_assert_uint_eq(st.transient_errors, 1);
+    ck_assert_uint_eq(st.data_errors, 0);
+    ck_assert_uint_eq(st.transactions, 1);
+    ck_assert_uint_eq(st.events_inserted, 6);
+    ck_assert_uint_eq(st.connects, 1);
     sink_pg_destroy(s);
     PQfinish(conn);
     tl_db_drop(url);
@@ -1241,6 +1359,8 @@ static double bulk_sink_round(const bulk_t *bk, char **url_out, long long *n_pv)
     free(pv_batch);
     assert_counts(conn, BULK_VISITORS, BULK_VISITORS * BULK_PER_VISITOR, total_pv,
                   BULK_VISITORS / 10, 1);
+    ck_assert_int_eq(tl_query_ll(conn, "SELECT count(DISTINCT id) FROM analytics_events"),
+                     BULK_VISITORS * BULK_PER_VISITOR);
     sink_pg_stats_t st;
     sink_pg_stats(s, &st);
     ck_assert_uint_eq(st.events_inserted, BULK_VISITORS * BULK_PER_VISITOR);
@@ -1328,6 +1448,7 @@ static Suite *pg_sink_suite(void) {
     tcase_add_test(rows_tc, test_pg_sink_offsets_roundtrip);
     tcase_add_test(rows_tc, test_pg_sink_rewrite_is_idempotent);
     tcase_add_test(rows_tc, test_pg_sink_merge_repoints_and_deletes);
+    tcase_add_test(rows_tc, test_pg_sink_batch_duplicates_and_stored_page_views);
     suite_add_tcase(suite, rows_tc);
     TCase *errors_tc = tcase_create("errors");
     tcase_set_timeout(errors_tc, 120);
@@ -1336,6 +1457,7 @@ static Suite *pg_sink_suite(void) {
     tcase_add_test(errors_tc, test_pg_sink_missing_schema_is_fatal);
     tcase_add_test(errors_tc, test_pg_sink_unreachable_is_transient);
     tcase_add_test(errors_tc, test_pg_sink_connection_lost_mid_transaction_is_transient);
+    tcase_add_test(errors_tc, test_pg_sink_concurrent_duplicate_is_transient_then_skipped);
     tcase_add_test(errors_tc, test_pg_sink_idle_connection_closed_reconnects_at_once);
     suite_add_tcase(suite, errors_tc);
     TCase *restart_tc = tcase_create("restart");
