@@ -61,7 +61,8 @@ __attribute__((noinline)) static int run_all_three(const corpus_t *c, tf_ua_clas
                                                    tf_sessionizer_t *sz) {
     tf_event_t *batch = calloc(5000, sizeof(*batch));
     tf_enriched_t *en = calloc(5000, sizeof(*en));
-    if (!batch || !en) return -1;
+    tf_enrich_cache_t *cache = tf_enrich_cache_new(16384); /* as ingest uses it */
+    if (!batch || !en || !cache) return -1;
     for (size_t k = 0; k < 5000; k++) tf_event_init(&batch[k]), tf_enriched_init(&en[k]);
     int rc = 0;
     for (size_t i = 0; i < c->n && rc == 0;) {
@@ -69,7 +70,7 @@ __attribute__((noinline)) static int run_all_three(const corpus_t *c, tf_ua_clas
         for (; i < c->n && k < 5000; i++) {
             tf_event_error_t err;
             if (tf_event_parse(&batch[k], c->lines[i], c->lens[i], &err) != 0) continue;
-            if (tf_enrich(&batch[k], clf, &en[k]) != 0) return -1;
+            if (tf_enrich_cached(&batch[k], clf, cache, &en[k]) != 0) return -1;
             tf_sess_event_t se = {.visitor_id = batch[k].visitor_id,
                                   .event_id = batch[k].event_id,
                                   .ts_ms = batch[k].timestamp_ms,
@@ -98,6 +99,7 @@ __attribute__((noinline)) static int run_all_three(const corpus_t *c, tf_ua_clas
     for (size_t k = 0; k < 5000; k++) tf_event_reset(&batch[k]), tf_enriched_reset(&en[k]);
     free(batch);
     free(en);
+    tf_enrich_cache_destroy(cache);
     return rc;
 }
 

@@ -414,10 +414,11 @@ int cmd_ingest(int argc, char **argv) {
         goto out;
     }
     in->msgs = calloc((size_t)in->batch_size, sizeof(*in->msgs));
+    in->enrich_cache = tf_enrich_cache_new(16384);
     in->sessionizer = tf_sessionizer_new(&in->session_cfg);
     in->settings_src = sink_pg_settings_new(in->database);
     in->metrics = ev_metrics_new("evpipe_ingest");
-    if (!in->msgs || !in->sessionizer || !in->settings_src || !in->metrics) {
+    if (!in->msgs || !in->enrich_cache || !in->sessionizer || !in->settings_src || !in->metrics) {
         EV_ERROR("out of memory");
         goto out;
     }
@@ -577,6 +578,7 @@ out:
     sink_pg_settings_destroy(in->settings_src);
     tf_sessionizer_destroy(in->sessionizer);
     tf_ua_classifier_destroy(in->classifier);
+    tf_enrich_cache_destroy(in->enrich_cache);
     ev_metrics_destroy(in->metrics);
     ev_kv_list_clear(&props);
     free(in->msgs);

@@ -59,6 +59,7 @@ typedef struct ingest_s {
     sink_pg_t *pg;
     sink_pg_settings_t *settings_src;
     tf_ua_classifier_t *classifier;
+    tf_enrich_cache_t *enrich_cache;
     tf_sessionizer_t *sessionizer;
     ev_metrics_t *metrics;
 

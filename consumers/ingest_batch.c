@@ -126,7 +126,8 @@ static void parse_all(ingest_t *in) {
         }
         m->valid = rc == 0;
         /* Out of memory is not the message's fault either: retry, never dead-letter. */
-        while (m->valid && tf_enrich(&m->event, in->classifier, &m->enriched) != 0) {
+        while (m->valid &&
+               tf_enrich_cached(&m->event, in->classifier, in->enrich_cache, &m->enriched) != 0) {
             EV_ERROR("out of memory enriching a message; retrying");
             ingest_sleep(1000);
         }

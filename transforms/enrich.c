@@ -1,6 +1,8 @@
 /* enrich.c — URL, attribution and device for one event; the enriched JSON. */
 #include "transforms/enrich.h"
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yajl/yajl_gen.h>
@@ -21,17 +23,159 @@ void tf_enriched_reset(tf_enriched_t *en) {
 
 static const char *nonempty(const char *s) { return s && *s ? s : NULL; }
 
-int tf_enrich(const tf_event_t *ev, tf_ua_classifier_t *clf, tf_enriched_t *en) {
+/* ---- the (page URL, referrer) cache ---- */
+
+typedef struct enrich_slot_s {
+    uint64_t hash;
+    char *url, *referrer; /* the key; referrer NULL when the event had none */
+    bool used;
+    tf_url_t parsed;
+    tf_attribution_t attribution;
+} enrich_slot_t;
+
+struct tf_enrich_cache_s {
+    enrich_slot_t *slots;
+    size_t mask;
+    uint64_t hits, misses;
+};
+
+tf_enrich_cache_t *tf_enrich_cache_new(size_t capacity) {
+    size_t n = 16;
+    while (n < capacity && n < ((size_t)1 << 24)) n <<= 1;
+    tf_enrich_cache_t *ec = calloc(1, sizeof(*ec));
+    if (!ec) return NULL;
+    ec->slots = calloc(n, sizeof(*ec->slots));
+    if (!ec->slots) {
+        free(ec);
+        return NULL;
+    }
+    ec->mask = n - 1;
+    return ec;
+}
+
+static void slot_clear(enrich_slot_t *sl) {
+    free(sl->url);
+    free(sl->referrer);
+    tf_url_reset(&sl->parsed);
+    tf_attribution_reset(&sl->attribution);
+    memset(sl, 0, sizeof(*sl));
+}
+
+void tf_enrich_cache_destroy(tf_enrich_cache_t *ec) {
+    if (!ec) return;
+    for (size_t i = 0; i <= ec->mask; i++) slot_clear(&ec->slots[i]);
+    free(ec->slots);
+    free(ec);
+}
+
+void tf_enrich_cache_stats(const tf_enrich_cache_t *ec, uint64_t *hits, uint64_t *misses) {
+    *hits = ec ? ec->hits : 0;
+    *misses = ec ? ec->misses : 0;
+}
+
+/* FNV-1a over url, a separator, and the referrer (NULL and "" differ). */
+static uint64_t key_hash(const char *url, const char *referrer) {
+    uint64_t h = 1469598103934665603ULL;
+    for (const char *p = url ? url : ""; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    h = (h ^ (referrer ? 0xff : 0xfe)) * 1099511628211ULL;
+    for (const char *p = referrer ? referrer : ""; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    return h;
+}
+
+static bool str_same(const char *a, const char *b) {
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* strdup that keeps NULL; sets *oom on failure. */
+static char *dup_or_null(const char *s, bool *oom) {
+    if (!s) return NULL;
+    char *d = strdup(s);
+    if (!d) *oom = true;
+    return d;
+}
+
+static int copy_url(const tf_url_t *from, tf_url_t *to) {
+    bool oom = false;
+    to->scheme = dup_or_null(from->scheme, &oom);
+    to->host = dup_or_null(from->host, &oom);
+    to->path = dup_or_null(from->path, &oom);
+    to->utm_source = dup_or_null(from->utm_source, &oom);
+    to->utm_medium = dup_or_null(from->utm_medium, &oom);
+    to->utm_campaign = dup_or_null(from->utm_campaign, &oom);
+    to->utm_term = dup_or_null(from->utm_term, &oom);
+    to->utm_content = dup_or_null(from->utm_content, &oom);
+    to->click_id_name = dup_or_null(from->click_id_name, &oom);
+    to->click_id = dup_or_null(from->click_id, &oom);
+    to->campaign_key = dup_or_null(from->campaign_key, &oom);
+    return oom ? -1 : 0;
+}
+
+static int copy_attribution(const tf_attribution_t *from, tf_attribution_t *to) {
+    bool oom = false;
+    to->referrer_domain = dup_or_null(from->referrer_domain, &oom);
+    to->source = dup_or_null(from->source, &oom);
+    to->medium = dup_or_null(from->medium, &oom);
+    to->campaign = dup_or_null(from->campaign, &oom);
+    to->term = dup_or_null(from->term, &oom);
+    to->content = dup_or_null(from->content, &oom);
+    return oom ? -1 : 0;
+}
+
+/* URL and attribution of ev into en, computed (0), or -1 when out of memory. */
+static int compute_url_attribution(const tf_event_t *ev, tf_enriched_t *en) {
     char errstr[128];
-    tf_enriched_reset(en);
     if (ev->url) {
         int rc = tf_url_parse(ev->url, &en->url, errstr, sizeof(errstr));
         if (rc == -2) return -1; /* out of memory: not the event's fault */
         if (rc != 0) tf_url_reset(&en->url); /* unparseable here: no derived fields */
     }
     /* Fails only when memory ran out (an unparseable referrer counts as none). */
-    if (tf_attribution_compute(&en->url, ev->referrer, &en->attribution, errstr,
-                               sizeof(errstr)) != 0) {
+    return tf_attribution_compute(&en->url, ev->referrer, &en->attribution, errstr,
+                                  sizeof(errstr)) != 0
+               ? -1
+               : 0;
+}
+
+/* The same through the cache: a hit copies the stored parse (no URL parsing). */
+static int cached_url_attribution(const tf_event_t *ev, tf_enrich_cache_t *ec,
+                                  tf_enriched_t *en) {
+    uint64_t h = key_hash(ev->url, ev->referrer);
+    enrich_slot_t *sl = &ec->slots[h & ec->mask];
+    if (sl->used && sl->hash == h && str_same(sl->url, ev->url) &&
+        str_same(sl->referrer, ev->referrer)) {
+        ec->hits++;
+        if (copy_url(&sl->parsed, &en->url) != 0 ||
+            copy_attribution(&sl->attribution, &en->attribution) != 0)
+            return -1;
+        return 0;
+    }
+    ec->misses++;
+    if (compute_url_attribution(ev, en) != 0) return -1;
+    /* Store a copy; a failure to store is harmless (the next event recomputes). */
+    slot_clear(sl);
+    bool oom = false;
+    sl->url = dup_or_null(ev->url, &oom);
+    sl->referrer = dup_or_null(ev->referrer, &oom);
+    if (oom || copy_url(&en->url, &sl->parsed) != 0 ||
+        copy_attribution(&en->attribution, &sl->attribution) != 0) {
+        slot_clear(sl);
+        return 0;
+    }
+    sl->hash = h;
+    sl->used = true;
+    return 0;
+}
+
+int tf_enrich(const tf_event_t *ev, tf_ua_classifier_t *clf, tf_enriched_t *en) {
+    return tf_enrich_cached(ev, clf, NULL, en);
+}
+
+int tf_enrich_cached(const tf_event_t *ev, tf_ua_classifier_t *clf, tf_enrich_cache_t *cache,
+                     tf_enriched_t *en) {
+    tf_enriched_reset(en);
+    int rc = cache ? cached_url_attribution(ev, cache, en) : compute_url_attribution(ev, en);
+    if (rc != 0) {
         tf_enriched_reset(en);
         return -1;
     }

@@ -611,6 +611,95 @@ START_TEST(test_enrich_json_escaping_round_trip) {
 }
 END_TEST
 
+
+/* ---- the (URL, referrer) cache ---------------------------------------------------------- */
+
+static const char *const cache_urls[] = {
+    "https://shop.example.com/",
+    "https://shop.example.com/products/a?utm_source=news&utm_medium=email&utm_campaign=w1",
+    "https://shop.example.com/products/b?gclid=abc",
+    "https://shop.example.com/cart#top",
+    "https://shop.example.com/p?utm_source=x&utm_term=t&utm_content=c",
+    "https://xn--mnchen-3ya.example/stra%C3%9Fe",
+};
+static const char *const cache_referrers[] = {
+    NULL, "", "https://www.google.de/search?q=x", "https://shop.example.com/",
+    "https://l.facebook.com/", "https://blog.example.org/post", "not a url",
+};
+
+static void assert_same_enrichment(const tf_enriched_t *a, const tf_enriched_t *b) {
+    const char *const fa[] = {a->url.scheme, a->url.host, a->url.path, a->url.utm_source,
+                              a->url.utm_medium, a->url.utm_campaign, a->url.utm_term,
+                              a->url.utm_content, a->url.click_id_name, a->url.click_id,
+                              a->url.campaign_key, a->attribution.referrer_domain,
+                              a->attribution.source, a->attribution.medium,
+                              a->attribution.campaign, a->attribution.term,
+                              a->attribution.content, a->path, a->campaign_key,
+                              a->context.utm_source, a->context.referrer_domain};
+    const char *const fb[] = {b->url.scheme, b->url.host, b->url.path, b->url.utm_source,
+                              b->url.utm_medium, b->url.utm_campaign, b->url.utm_term,
+                              b->url.utm_content, b->url.click_id_name, b->url.click_id,
+                              b->url.campaign_key, b->attribution.referrer_domain,
+                              b->attribution.source, b->attribution.medium,
+                              b->attribution.campaign, b->attribution.term,
+                              b->attribution.content, b->path, b->campaign_key,
+                              b->context.utm_source, b->context.referrer_domain};
+    for (size_t i = 0; i < sizeof(fa) / sizeof(fa[0]); i++) {
+        char what[32];
+        snprintf(what, sizeof(what), "field %zu", i);
+        assert_str_or_null(what, fa[i], fb[i]);
+    }
+    ck_assert_int_eq(a->ua.type, b->ua.type);
+}
+
+/* Through a tiny cache (forced collisions and evictions) and a large one, every
+ * (url, referrer) pair enriches exactly as without a cache, hits included. */
+START_TEST(test_enrich_cache_equals_uncached) {
+    size_t capacities[] = {1, 1024};
+    for (size_t c = 0; c < 2; c++) {
+        tf_enrich_cache_t *cache = tf_enrich_cache_new(capacities[c]);
+        ck_assert_ptr_nonnull(cache);
+        for (int round = 0; round < 3; round++)
+            for (size_t u = 0; u < sizeof(cache_urls) / sizeof(cache_urls[0]); u++)
+                for (size_t r = 0; r < sizeof(cache_referrers) / sizeof(cache_referrers[0]); r++) {
+                    char json[1024];
+                    if (cache_referrers[r])
+                        snprintf(json, sizeof(json), HEAD("PAGE_VIEW") ",\"url\":\"%s\",\"referrer\":\"%s\"}",
+                                 cache_urls[u], cache_referrers[r]);
+                    else
+                        snprintf(json, sizeof(json), HEAD("PAGE_VIEW") ",\"url\":\"%s\"}", cache_urls[u]);
+                    tf_event_t ev;
+                    tf_event_error_t err;
+                    tf_event_init(&ev);
+                    if (tf_event_parse(&ev, json, strlen(json), &err) != 0) {
+                        /* "not a url" is refused by the validator: nothing to compare */
+                        ck_assert_str_eq(cache_referrers[r], "not a url");
+                        continue;
+                    }
+                    tf_enriched_t plain, cached;
+                    tf_enriched_init(&plain);
+                    tf_enriched_init(&cached);
+                    ck_assert_int_eq(tf_enrich(&ev, clf(), &plain), 0);
+                    ck_assert_int_eq(tf_enrich_cached(&ev, clf(), cache, &cached), 0);
+                    assert_same_enrichment(&plain, &cached);
+                    tf_enriched_reset(&plain);
+                    tf_enriched_reset(&cached);
+                    tf_event_reset(&ev);
+                }
+        uint64_t hits = 0, misses = 0;
+        tf_enrich_cache_stats(cache, &hits, &misses);
+        ck_assert_uint_eq(hits + misses, 3 * 6 * 6);
+        /* 30 distinct pairs: "" parses as no referrer, the same as an absent one */
+        if (capacities[c] > 100)
+            ck_assert_uint_eq(misses, 6 * 5); /* every pair computed once, then hits */
+        else
+            ck_assert_uint_gt(misses, 6 * 5); /* one slot: pairs evict each other */
+        tf_enrich_cache_destroy(cache);
+    }
+    tf_enrich_cache_destroy(NULL);
+}
+END_TEST
+
 static Suite *enrich_suite(void) {
     Suite *s = suite_create("enrich");
     TCase *tc = tcase_create("core");
@@ -631,6 +720,7 @@ static Suite *enrich_suite(void) {
     tcase_add_loop_test(tc, test_enrich_json_value_text_kept, 0,
                         (int)(sizeof(value_cases) / sizeof(value_cases[0])));
     tcase_add_test(tc, test_enrich_json_escaping_round_trip);
+    tcase_add_test(tc, test_enrich_cache_equals_uncached);
     suite_add_tcase(s, tc);
     return s;
 }
