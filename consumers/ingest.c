@@ -469,12 +469,34 @@ int cmd_ingest(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
 
-    /* Wait for PostgreSQL (it may start after us in a compose stack). */
+    /* Wait for PostgreSQL (it may start after us in a compose stack); migrate first
+     * when asked, since the sink's session needs the schema's types. */
+    bool migrated = !migrate;
     for (int64_t backoff = 100;;) {
         sink_pg_error_t err;
-        if (sink_pg_ping(in->pg, &err) == 0) break;
+        memset(&err, 0, sizeof(err));
+        if (!migrated) {
+            PGconn *conn = PQconnectdb(in->database);
+            if (PQstatus(conn) == CONNECTION_OK) {
+                int mrc = ev_migrate_up(conn, 0, errstr, sizeof(errstr));
+                PQfinish(conn);
+                if (mrc != 0) {
+                    EV_ERROR("migrations: %s", errstr);
+                    goto out;
+                }
+                migrated = true;
+            } else {
+                snprintf(err.message, sizeof(err.message), "%s", PQerrorMessage(conn));
+                err.message[strcspn(err.message, "\n")] = '\0';
+                err.status = SINK_PG_TRANSIENT;
+                PQfinish(conn);
+            }
+        }
+        if (migrated && sink_pg_ping(in->pg, &err) == 0) break;
         if (err.status == SINK_PG_FATAL) {
-            EV_ERROR("database: %s", err.message);
+            EV_ERROR("database: %s%s", err.message,
+                     migrate ? ""
+                             : " (is the schema migrated? run `evpipe migrate up` or pass --migrate)");
             exit_code = 2;
             goto out;
         }
@@ -485,17 +507,6 @@ int cmd_ingest(int argc, char **argv) {
         backoff = backoff * 2 > 10000 ? 10000 : backoff * 2;
     }
     in->pg_down = false;
-    if (migrate) {
-        PGconn *conn = PQconnectdb(in->database);
-        int mrc = PQstatus(conn) == CONNECTION_OK
-                      ? ev_migrate_up(conn, 0, errstr, sizeof(errstr))
-                      : (snprintf(errstr, sizeof(errstr), "%s", PQerrorMessage(conn)), -1);
-        PQfinish(conn);
-        if (mrc != 0) {
-            EV_ERROR("migrations: %s", errstr);
-            goto out;
-        }
-    }
     reload_settings(in, true);
 
     in->producer = sink_kafka_new(in->brokers, &props, errstr, sizeof(errstr));
