@@ -19,6 +19,7 @@
 #include "common/util.h"
 #include "tests/integration/ingest_oracle.h"
 #include "tests/testlib.h"
+#include "tools/migrate.h"
 
 #define TIMEOUT_MS (1800 * 1000LL)
 #define MAX_DURATION_MS (86400 * 1000LL)
@@ -399,6 +400,25 @@ START_TEST(test_ingest_usage_errors) {
     ck_assert_int_eq(tl_run(cmd, NULL, &err), 2);
     ck_assert_ptr_nonnull(strstr(err, "unknown event type 'NOPE'"));
     free(err);
+    /* An unmigrated database: a clear error naming the fix, exit 2 ... */
+    char *db = tl_db_create("ingest_noschema");
+    snprintf(cmd, sizeof(cmd), "%s ingest --brokers 127.0.0.1:1 --database '%s' --metrics-port -1",
+             tl_evpipe_bin(), db);
+    ck_assert_int_eq(tl_run(cmd, NULL, &err), 2);
+    ck_assert_msg(strstr(err, "evpipe migrate up") != NULL, "%s", err);
+    free(err);
+    /* ... and --migrate applies the schema before anything else needs it. */
+    snprintf(cmd, sizeof(cmd),
+             "timeout -s INT 5 %s ingest --brokers 127.0.0.1:1 --database '%s' --migrate "
+             "--metrics-port -1",
+             tl_evpipe_bin(), db);
+    tl_run(cmd, NULL, NULL);
+    PGconn *conn = tl_connect(db);
+    ck_assert_int_eq(tl_query_ll(conn, "SELECT count(*) FROM schema_migrations"),
+                     ev_embedded_migration_count);
+    PQfinish(conn);
+    tl_db_drop(db);
+    free(db);
 }
 END_TEST
 
