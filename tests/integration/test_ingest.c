@@ -414,8 +414,11 @@ START_TEST(test_ingest_usage_errors) {
              tl_evpipe_bin(), db);
     tl_run(cmd, NULL, NULL);
     PGconn *conn = tl_connect(db);
-    ck_assert_int_eq(tl_query_ll(conn, "SELECT count(*) FROM schema_migrations"),
-                     ev_embedded_migration_count);
+    long long ups = 0; /* the embedded files are NNNN_name.up.sql and .down.sql */
+    for (int i = 0; i < ev_embedded_migration_count; i++)
+        ups += strstr(ev_embedded_migrations[i].name, ".up.sql") != NULL;
+    ck_assert_int_gt(ups, 1);
+    ck_assert_int_eq(tl_query_ll(conn, "SELECT count(*) FROM schema_migrations"), ups);
     PQfinish(conn);
     tl_db_drop(db);
     free(db);
