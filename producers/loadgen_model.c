@@ -1,6 +1,7 @@
 /* loadgen_model.c — deterministic synthetic traffic of an eyewear shop with online
  * sales and appointment booking (see loadgen_model.h). Pure: no I/O, no clock. */
 #include "producers/loadgen_model.h"
+#include "transforms/event.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -274,29 +275,8 @@ static void put_time(lg_buf_t *b, int64_t ms, int offset_min) {
 
 /* ---- the shop, its visitors and where they come from (constant tables) --------- */
 
-static const char *const event_type_names[LG_EVENT_TYPE_COUNT] = {"PAGE_VIEW",
-                                                                  "PAGE_LEAVE",
-                                                                  "PRODUCT_VIEW",
-                                                                  "PRODUCT_LIST_VIEW",
-                                                                  "SEARCH",
-                                                                  "ADD_TO_CART",
-                                                                  "REMOVE_FROM_CART",
-                                                                  "CHECKOUT_START",
-                                                                  "PURCHASE",
-                                                                  "APPOINTMENT_START",
-                                                                  "APPOINTMENT_COMPLETE",
-                                                                  "APPOINTMENT_CANCEL",
-                                                                  "FORM_START",
-                                                                  "FORM_SUBMIT",
-                                                                  "LEAD",
-                                                                  "SIGN_UP",
-                                                                  "LOGIN",
-                                                                  "CLICK",
-                                                                  "SCROLL",
-                                                                  "OUTBOUND_CLICK",
-                                                                  "FILE_DOWNLOAD",
-                                                                  "VIDEO_PLAY",
-                                                                  "CUSTOM"};
+/* Event type names come from the validator's table (transforms/event.h): one list. */
+_Static_assert(LG_EVENT_TYPE_COUNT == TF_EVENT_TYPE_COUNT, "event type lists differ");
 
 enum {
     ET_PAGE_VIEW = 0,
@@ -1315,7 +1295,7 @@ const char *lg_kind_name(lg_kind_t kind) {
 }
 
 const char *lg_event_type_name(int type) {
-    return type >= 0 && type < LG_EVENT_TYPE_COUNT ? event_type_names[type] : NULL;
+    return type >= 0 && type < LG_EVENT_TYPE_COUNT ? tf_event_type_name((tf_event_type_t)type) : NULL;
 }
 
 void lg_options_init(lg_options_t *opts) {
@@ -1946,7 +1926,7 @@ static void render_event(const lg_model_t *m, const lg_session_t *S, int ei, lg_
         put_c(b, ',');
     } else {
         PUT_LIT(b, "\"type\":\"");
-        put_s(b, event_type_names[type]);
+        put_s(b, tf_event_type_name((tf_event_type_t)type));
         PUT_LIT(b, "\",");
     }
     /* timestamp */
