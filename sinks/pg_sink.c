@@ -155,23 +155,36 @@ static const stmt_t k_stmts[ST_COUNT] = {
                          " WHERE \"consumerGroup\" = $1 AND topic = $2"
                          " AND partition = ANY($3::int[])",
                          3},
-    /* A visitor's sessions still open to change (ended at or after since) and, through
-     * the chain, the predecessor of every loaded session that was cut from it by
-     * maximum duration, campaign or midnight (recomputing such a cut needs the
-     * predecessor's events). */
+    /* The sessions to load (contract in sessionize.h), per visitor: those with "endedAt" >=
+     * a bound. The bound starts at since ($2), lowered to the "endedAt" of the visitor's
+     * stored sessions holding a page view that new events refer to ($3/$4: visitor and
+     * eventId pairs); then, while a selected session started by maximum duration, campaign
+     * or midnight needs its predecessor, lowered to the latest "endedAt" strictly before
+     * that session's "startedAt" (or to its "startedAt" when none: the sessions ending in
+     * that very millisecond are then selected too). Each step of the recursion only looks
+     * at the sessions the previous step added ("endedAt" in [bound, prev)), so a chain of k
+     * sessions costs k index probes, and the whole walk stays in this one statement. */
     [ST_LOAD_SESSIONS] =
         {"evpipe_load_sessions",
          "WITH RECURSIVE req(vid, since) AS (SELECT * FROM unnest($1::text[], $2::bigint[])),"
-         " s(id, vid, started, reason) AS ("
-         "  SELECT a.id, a.\"visitorId\", a.\"startedAt\", a.\"startReason\""
-         "  FROM req JOIN analytics_sessions a ON a.\"visitorId\" = req.vid"
-         "   AND a.\"endedAt\" >= " TS("req.since") " UNION"
-         "  SELECT p.id, p.\"visitorId\", p.\"startedAt\", p.\"startReason\" FROM s"
-         "  CROSS JOIN LATERAL (SELECT x.id, x.\"visitorId\", x.\"startedAt\", x.\"startReason\""
-         "   FROM analytics_sessions x WHERE x.\"visitorId\" = s.vid"
-         "   AND x.\"endedAt\" <= s.started AND x.id <> s.id"
-         "   ORDER BY x.\"endedAt\" DESC, x.\"startedAt\" DESC LIMIT 1) p"
-         "  WHERE s.reason NOT IN ('FIRST', 'INACTIVITY'))"
+         " pv(vid, eid) AS (SELECT * FROM unnest($3::text[], $4::text[])),"
+         " b(vid, bound, prev) AS ("
+         "  SELECT r.vid, LEAST(" TS("r.since") ","
+         "   (SELECT min(a.\"endedAt\") FROM pv JOIN analytics_events e"
+         "     ON e.\"eventId\" = pv.eid AND e.\"visitorId\" = pv.vid"
+         "    JOIN analytics_sessions a ON a.id = e.\"sessionId\" AND a.\"visitorId\" = pv.vid"
+         "    WHERE pv.vid = r.vid)), NULL::timestamptz"
+         "  FROM req r"
+         "  UNION ALL"
+         "  SELECT b.vid, n.bound, b.bound FROM b CROSS JOIN LATERAL ("
+         "   SELECT min(COALESCE((SELECT max(p.\"endedAt\") FROM analytics_sessions p"
+         "     WHERE p.\"visitorId\" = b.vid AND p.\"endedAt\" < x.\"startedAt\"),"
+         "     x.\"startedAt\")) AS bound"
+         "   FROM analytics_sessions x WHERE x.\"visitorId\" = b.vid"
+         "    AND x.\"endedAt\" >= b.bound AND (b.prev IS NULL OR x.\"endedAt\" < b.prev)"
+         "    AND x.\"startReason\" NOT IN ('FIRST', 'INACTIVITY')) n"
+         "  WHERE n.bound < b.bound),"
+         " fb(vid, bound) AS (SELECT vid, min(bound) FROM b GROUP BY vid)"
          " SELECT a.id, a.\"visitorId\", a.\"userId\", " MS("a.\"startedAt\"") ","
          " " MS("a.\"endedAt\"") ", a.duration, a.\"pageViewCount\", a.\"eventCount\","
          " a.\"isBounce\", a.\"entryPage\", a.\"exitPage\", a.referrer, a.\"referrerDomain\","
@@ -180,8 +193,10 @@ static const stmt_t k_stmts[ST_COUNT] = {
          " a.\"userAgent\", a.country, a.region, a.city, a.language, a.\"screenWidth\","
          " a.\"screenHeight\", a.\"startReason\","
          " EXISTS (SELECT 1 FROM conversion_events c WHERE c.\"sessionId\" = a.id)"
-         " FROM (SELECT DISTINCT id FROM s) d JOIN analytics_sessions a ON a.id = d.id",
-         2},
+         " FROM (SELECT DISTINCT a.id FROM fb JOIN analytics_sessions a"
+         "  ON a.\"visitorId\" = fb.vid AND a.\"endedAt\" >= fb.bound) d"
+         " JOIN analytics_sessions a ON a.id = d.id",
+         4},
     [ST_LOAD_EVENTS] =
         {"evpipe_load_events",
          "SELECT e.\"sessionId\", e.\"eventId\", e.\"visitorId\", " MS("e.\"occurredAt\"") ","
@@ -252,6 +267,8 @@ struct sink_pg_s {
     char *conninfo;
     PGconn *conn;
     bool ready;      /* staging tables and prepared statements exist on conn */
+    bool closing;    /* the server sent a FATAL message outside any query: it is closing
+                        conn (pg_terminate_backend, shutdown), even if EOF is not read yet */
     char *copy_buf;  /* COPY_CHUNK_BYTES */
     size_t copy_len;
     const char *copy_failed; /* why the COPY is aborted at its end (a chunk could not be
@@ -337,9 +354,13 @@ static int result_error(sink_pg_t *s, const PGresult *res, const char *what,
     return -1;
 }
 
-static void notice_ignore(void *arg, const char *message) {
-    (void)arg;
-    (void)message;
+/* Notices are not logged. An error the server sends while the connection is idle (a
+ * FATAL before it closes the session) reaches libpq's notice receiver: remember it. */
+static void notice_receive(void *arg, const PGresult *res) {
+    sink_pg_t *s = arg;
+    const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+    if (!sev) sev = PQresultErrorField(res, PG_DIAG_SEVERITY);
+    if (sev && (strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0)) s->closing = true;
 }
 
 sink_pg_t *sink_pg_new(const char *conninfo, char *errstr, size_t errstr_size) {
@@ -417,15 +438,16 @@ static int setup_connection(sink_pg_t *s, sink_pg_error_t *err) {
 
 /* Reads whatever an idle connection has pending (a FATAL message, end of file), without
  * blocking. Returns false when the server has closed it. */
-static bool idle_connection_alive(PGconn *conn) {
+static bool idle_connection_alive(sink_pg_t *s) {
+    PGconn *conn = s->conn;
     for (int i = 0; i < 4; i++) {
         struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
         if (pfd.fd < 0) return false;
         if (poll(&pfd, 1, 0) <= 0) break;
         if (PQconsumeInput(conn) == 0) return false;
-        if (PQstatus(conn) != CONNECTION_OK) return false;
+        if (PQstatus(conn) != CONNECTION_OK || s->closing) return false;
     }
-    return PQstatus(conn) == CONNECTION_OK;
+    return PQstatus(conn) == CONNECTION_OK && !s->closing;
 }
 
 /* Makes sure there is an idle, set-up connection: connects on first use, resets a
@@ -436,7 +458,7 @@ static int ensure_connection(sink_pg_t *s, sink_pg_error_t *err) {
         /* A connection the server closed while it was idle (restart, idle timeout,
          * pg_terminate_backend) shows here as end of file, without blocking: reconnect
          * now rather than fail the call. */
-        if (idle_connection_alive(s->conn)) return 0;
+        if (idle_connection_alive(s)) return 0;
         EV_WARN("PostgreSQL: the idle connection was closed by the server; reconnecting");
     }
     if (s->conn && PQstatus(s->conn) == CONNECTION_OK) {
@@ -466,7 +488,8 @@ static int ensure_connection(sink_pg_t *s, sink_pg_error_t *err) {
                   PQerrorMessage(s->conn));
         return -1;
     }
-    PQsetNoticeProcessor(s->conn, notice_ignore, NULL);
+    s->closing = false;
+    PQsetNoticeReceiver(s->conn, notice_receive, s);
     s->ready = false;
     s->stats.connects++;
     if (s->stats.connects > 1) EV_INFO("PostgreSQL: reconnected (%s)", reset ? "reset" : "new");
@@ -945,9 +968,11 @@ int sink_pg_load(sink_pg_t *s, tf_sessionizer_t *sz, const tf_sess_load_request_
         set_error(err, SINK_PG_FATAL, NULL, "load: sessionizer and requests required");
         return -1;
     }
-    textbuf_t vids, since, ids;
+    textbuf_t vids, since, pv_vids, pv_ids, ids;
     tb_init(&vids, PARAM_MAX_BYTES);
     tb_init(&since, PARAM_MAX_BYTES);
+    tb_init(&pv_vids, PARAM_MAX_BYTES);
+    tb_init(&pv_ids, PARAM_MAX_BYTES);
     tb_init(&ids, PARAM_MAX_BYTES);
     PGresult *rs = NULL, *re = NULL, *rh = NULL;
     tf_url_t url;
@@ -967,10 +992,27 @@ int sink_pg_load(sink_pg_t *s, tf_sessionizer_t *sz, const tf_sess_load_request_
         tb_quoted(&vids, reqs[i].visitor_id);
         tb_next(&since);
         tb_i64(&since, t);
+        if (reqs[i].n_page_view_ids && !reqs[i].page_view_ids) {
+            set_error(err, SINK_PG_FATAL, NULL, "load: request %zu has no page view array", i);
+            goto done;
+        }
+        /* (visitor, page view eventId) pairs, flattened for the statement */
+        for (size_t k = 0; k < reqs[i].n_page_view_ids; k++) {
+            const char *pvid = reqs[i].page_view_ids[k];
+            if (!pvid) continue;
+            tb_next(&pv_vids);
+            tb_quoted(&pv_vids, reqs[i].visitor_id);
+            tb_next(&pv_ids);
+            tb_quoted(&pv_ids, pvid);
+        }
     }
     tb_close(&vids);
     tb_close(&since);
-    if (tb_check(&vids, "load", err) != 0 || tb_check(&since, "load", err) != 0) goto done;
+    tb_close(&pv_vids);
+    tb_close(&pv_ids);
+    if (tb_check(&vids, "load", err) != 0 || tb_check(&since, "load", err) != 0 ||
+        tb_check(&pv_vids, "load", err) != 0 || tb_check(&pv_ids, "load", err) != 0)
+        goto done;
     if (ensure_connection(s, err) != 0) goto done;
 
     /* One snapshot for the three reads. */
@@ -978,7 +1020,7 @@ int sink_pg_load(sink_pg_t *s, tf_sessionizer_t *sz, const tf_sess_load_request_
     if (exec_simple(s, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", "load: BEGIN",
                     err) != 0)
         goto done;
-    const char *p_sessions[2] = {vids.data, since.data};
+    const char *p_sessions[4] = {vids.data, since.data, pv_vids.data, pv_ids.data};
     if (query_prepared(s, ST_LOAD_SESSIONS, p_sessions, &rs, err) != 0) goto done;
     for (int r = 0; r < PQntuples(rs); r++) {
         tb_next(&ids);
@@ -1064,6 +1106,8 @@ done:
     tf_url_reset(&url);
     tb_free(&vids);
     tb_free(&since);
+    tb_free(&pv_vids);
+    tb_free(&pv_ids);
     tb_free(&ids);
     if (rc != 0) {
         if (in_txn) abandon_transaction(s);

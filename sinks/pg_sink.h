@@ -78,9 +78,13 @@ int sink_pg_read_offsets(sink_pg_t *s, const char *group, const char *topic,
 
 /* Loads the stored state the sessionizer asks for (tf_sessionizer_load_requests), for
  * all n requests at once with a fixed number of queries (three, whatever n): for each
- * visitor its sessions with "endedAt" >= since_ms plus, recursively, the previous
- * session of any loaded session whose "startReason" is not FIRST or INACTIVITY; the
- * events of those sessions (a PAGE_VIEW with its page_views timeOnPage/scrollDepth);
+ * visitor its sessions with "endedAt" >= a bound, computed in one recursive statement as
+ * tf_sess_load_request_t specifies: since_ms, lowered to the "endedAt" of the visitor's
+ * stored sessions holding any of page_view_ids (ids stored for another visitor, or not
+ * stored, are ignored), then, until it stops moving, to the latest "endedAt" strictly
+ * before the "startedAt" of every selected session whose "startReason" is not FIRST or
+ * INACTIVITY (or to that "startedAt" when none, so sessions starting and ending in the
+ * same millisecond bring their real predecessor along); the events of those sessions (a PAGE_VIEW with its page_views timeOnPage/scrollDepth);
  * and whether the visitor has older sessions. Calls tf_sessionizer_load_session for
  * every loaded session, then tf_sessionizer_load_event for every event (context NULL:
  * the stored session's context applies; campaign_key recomputed from the stored URL),

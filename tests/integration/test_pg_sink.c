@@ -872,11 +872,10 @@ START_TEST(test_pg_sink_idle_connection_closed_reconnects_at_once) {
     /* The server ends the idle session (as a restart or idle_session_timeout would). */
     tl_exec(conn, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE"
                   " application_name = 'evpipe' AND datname = current_database()");
-    for (int i = 0; i < 500 && tl_query_ll(conn, "SELECT count(*) FROM pg_stat_activity WHERE"
-                                                 " application_name = 'evpipe' AND"
-                                                 " datname = current_database()") > 0;
-         i++)
-        usleep(10000);
+    static const char q_left[] = "SELECT count(*) FROM pg_stat_activity WHERE"
+                                 " application_name = 'evpipe' AND datname = current_database()";
+    for (int i = 0; i < 3000 && tl_query_ll(conn, q_left) > 0; i++) usleep(10000);
+    ck_assert_msg(tl_query_ll(conn, q_left) == 0, "the terminated backend is still there after 30 s");
     fixture_t f;
     fixture_init(&f);
     write_ok(s, &f.batch); /* no error reaches the caller */
@@ -1218,6 +1217,189 @@ START_TEST(test_pg_sink_load_rebuilds_sessionizer_state) {
 }
 END_TEST
 
+/* Appends src's events to dst (rows re-pointed at dst's copies). */
+static void szb_append(sz_batch_t *dst, const sz_batch_t *src) {
+    for (size_t i = 0; i < src->n; i++) {
+        ck_assert(dst->n < SZB_MAX);
+        dst->ev[dst->n] = src->ev[i];
+        dst->rows[dst->n] = src->rows[i];
+        dst->rows[dst->n].event = &dst->ev[dst->n];
+        dst->n++;
+    }
+}
+
+/* The full recomputation: every event of batches[] given at once to a fresh sessionizer
+ * writing into a fresh database must give exactly the sessions, events and page views conn
+ * holds (ids included: they are derived from the events). */
+static void assert_same_as_recomputed(PGconn *conn, const tf_session_config_t *cfg,
+                                      const sz_batch_t *const *batches, size_t n_batches) {
+    PGconn *ref_conn;
+    char *ref_url = migrated_db(&ref_conn);
+    sink_pg_t *ref = new_sink(ref_url);
+    tf_sessionizer_t *sz = tf_sessionizer_new(cfg);
+    ck_assert_ptr_nonnull(sz);
+    sz_batch_t *all = calloc(1, sizeof(*all));
+    ck_assert_ptr_nonnull(all);
+    all->ctx = batches[0]->ctx;
+    for (size_t i = 0; i < n_batches; i++) szb_append(all, batches[i]);
+    szb_run(ref, sz, all, NULL);
+    const char *const queries[3] = {k_q_sessions, k_q_events, k_q_page_views};
+    for (int q = 0; q < 3; q++) {
+        char *want = rows(ref_conn, queries[q]);
+        ck_assert_msg(strlen(want) > 0, "recomputation wrote nothing: %s", queries[q]);
+        assert_rows(conn, queries[q], want);
+        free(want);
+    }
+    free(all);
+    tf_sessionizer_destroy(sz);
+    sink_pg_destroy(ref);
+    PQfinish(ref_conn);
+    tl_db_drop(ref_url);
+    free(ref_url);
+}
+
+/* Two sessions that start and end in the same millisecond (a campaign cut between equal
+ * timestamps) after a MAX_DURATION chain: a late event after a restart must load the whole
+ * chain back to its FIRST session, not only the two tied sessions. */
+START_TEST(test_pg_sink_load_tied_sessions_load_their_chain) {
+    PGconn *conn;
+    char *url = migrated_db(&conn);
+    sink_pg_t *s = new_sink(url);
+    tf_session_config_t cfg;
+    tf_session_config_default(&cfg);
+    cfg.timeout_ms = 10 * MIN_MS;
+    cfg.max_duration_ms = 60 * MIN_MS;
+    cfg.split_on_campaign = true;
+    tf_sessionizer_t *sz = tf_sessionizer_new(&cfg);
+    ck_assert_ptr_nonnull(sz);
+
+    /* Every 9 min from T0: page views of campaign a and clicks; cut by max duration at
+     * T0+63 min; then at T0+90 min two page views of campaigns b and c in the same ms. */
+    sz_batch_t b1;
+    memset(&b1, 0, sizeof(b1));
+    b1.ctx.device_type = TF_DEVICE_DESKTOP;
+    char ids[10][8];
+    for (int i = 0; i < 10; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "t-%02d", i);
+        bool pv = i % 2 == 0;
+        szb_add(&b1, ids[i], pv ? TF_EVENT_PAGE_VIEW : TF_EVENT_CLICK, T0 + i * 9 * MIN_MS,
+                "t", pv ? "https://t.test/a?utm_source=a" : NULL, pv ? "/a" : NULL);
+    }
+    szb_add(&b1, "t-10b", TF_EVENT_PAGE_VIEW, T0 + 90 * MIN_MS, "t",
+            "https://t.test/b?utm_source=b", "/b");
+    szb_add(&b1, "t-10c", TF_EVENT_PAGE_VIEW, T0 + 90 * MIN_MS, "t",
+            "https://t.test/c?utm_source=c", "/c");
+    szb_run(s, sz, &b1, NULL);
+    const char *q_t = "SELECT \"startReason\", \"eventCount\", \"pageViewCount\", "
+                      MS("\"startedAt\"") " - 1732540800000, " MS("\"endedAt\"")
+                      " - 1732540800000 FROM analytics_sessions ORDER BY \"startedAt\", id";
+    /* The two tied sessions: t-10b's and t-10c's, both [90 min, 90 min]. */
+    assert_rows(conn, q_t,
+                "FIRST|7|4|0|3240000\nMAX_DURATION|3|1|3780000|4860000\n"
+                "CAMPAIGN|1|1|5400000|5400000\nCAMPAIGN|1|1|5400000|5400000");
+    tf_sessionizer_destroy(sz);
+
+    /* A restart, then a late click 9 min after the ties: its window (T0+89 min) holds only
+     * the tied sessions; their predecessor is the MAX_DURATION session, whose own
+     * predecessor is the FIRST one. All four sessions and their 12 events are loaded. */
+    sink_pg_stats_t st0, st1;
+    sink_pg_stats(s, &st0);
+    sz = tf_sessionizer_new(&cfg);
+    ck_assert_ptr_nonnull(sz);
+    sz_batch_t b2;
+    memset(&b2, 0, sizeof(b2));
+    b2.ctx = b1.ctx;
+    szb_add(&b2, "t-late", TF_EVENT_CLICK, T0 + 99 * MIN_MS, "t", NULL, NULL);
+    size_t sizes[5];
+    szb_run(s, sz, &b2, sizes);
+    sink_pg_stats(s, &st1);
+    ck_assert_uint_eq(st1.loads - st0.loads, 1);
+    ck_assert_uint_eq(st1.loaded_sessions - st0.loaded_sessions, 4);
+    ck_assert_uint_eq(st1.loaded_events - st0.loaded_events, 12);
+    ck_assert_msg(sizes[0] == 1 && sizes[1] == 0 && sizes[2] == 1,
+                  "late event: %zu upserts, %zu deletes, %zu assigns", sizes[0], sizes[1],
+                  sizes[2]);
+    assert_rows(conn, q_t,
+                "FIRST|7|4|0|3240000\nMAX_DURATION|3|1|3780000|4860000\n"
+                "CAMPAIGN|1|1|5400000|5400000\nCAMPAIGN|2|1|5400000|5940000");
+    const sz_batch_t *const batches[2] = {&b1, &b2};
+    assert_same_as_recomputed(conn, &cfg, batches, 2);
+    tf_sessionizer_destroy(sz);
+    sink_pg_destroy(s);
+    PQfinish(conn);
+    tl_db_drop(url);
+    free(url);
+}
+END_TEST
+
+/* A PAGE_LEAVE for a page view whose session left memory (trimmed: the tab stayed open for
+ * hours) and lies far before the new event's window: the stored session is loaded through
+ * page_view_ids and the stored page view gets the PAGE_LEAVE's timeOnPage. The same id
+ * referred to by another visitor loads nothing. */
+START_TEST(test_pg_sink_load_page_leave_outside_window) {
+    PGconn *conn;
+    char *url = migrated_db(&conn);
+    sink_pg_t *s = new_sink(url);
+    tf_session_config_t cfg;
+    tf_session_config_default(&cfg);
+    tf_sessionizer_t *sz = tf_sessionizer_new(&cfg);
+    ck_assert_ptr_nonnull(sz);
+
+    sz_batch_t b1;
+    memset(&b1, 0, sizeof(b1));
+    szb_add(&b1, "p-0", TF_EVENT_PAGE_VIEW, T0, "p", "https://p.test/a", "/a");
+    szb_add(&b1, "p-1", TF_EVENT_CLICK, T0 + MIN_MS, "p", NULL, NULL);
+    szb_run(s, sz, &b1, NULL);
+    sz_batch_t b2;
+    memset(&b2, 0, sizeof(b2));
+    szb_add(&b2, "p-2", TF_EVENT_PAGE_VIEW, T0 + 300 * MIN_MS, "p", "https://p.test/b", "/b");
+    szb_run(s, sz, &b2, NULL);
+    assert_rows(conn,
+                "SELECT \"eventId\", \"timeOnPage\", \"scrollDepth\" FROM page_views ORDER BY 1",
+                "p-0|60|NULL\np-2|NULL|NULL");
+    /* The first session ended more than timeout + lateness before the watermark: trimmed,
+     * the visitor keeps only its latest session in memory. */
+    ck_assert_uint_eq(tf_sessionizer_evict(sz, T0 + 300 * MIN_MS + 1), 0);
+    ck_assert_uint_eq(tf_sessionizer_visitor_count(sz), 1);
+    ck_assert_uint_eq(tf_sessionizer_event_count(sz), 1);
+
+    sink_pg_stats_t st0, st1;
+    sink_pg_stats(s, &st0);
+    sz_batch_t b3;
+    memset(&b3, 0, sizeof(b3));
+    tf_event_t *leave = szb_add(&b3, "p-3", TF_EVENT_PAGE_LEAVE, T0 + 302 * MIN_MS, "p", NULL, NULL);
+    leave->page_view_id = "p-0";
+    leave->has_time_on_page = true;
+    leave->time_on_page = 18120.9;
+    leave->scroll_depth = 80;
+    tf_event_t *other = szb_add(&b3, "q-0", TF_EVENT_PAGE_LEAVE, T0 + 302 * MIN_MS, "q", NULL, NULL);
+    other->page_view_id = "p-0"; /* p's page view: not q's, ignored */
+    other->has_time_on_page = true;
+    other->time_on_page = 99999;
+    other->scroll_depth = 5;
+    szb_run(s, sz, &b3, NULL);
+    sink_pg_stats(s, &st1);
+    ck_assert_uint_eq(st1.loaded_sessions - st0.loaded_sessions, 2); /* p's two, none of q */
+    ck_assert_uint_eq(st1.loaded_events - st0.loaded_events, 3);
+    assert_rows(conn,
+                "SELECT \"eventId\", \"timeOnPage\", \"scrollDepth\" FROM page_views ORDER BY 1",
+                "p-0|18120|80\np-2|120|NULL"); /* p-2: time to the session's next event */
+    assert_rows(conn,
+                "SELECT e.\"eventId\", a.\"visitorId\", a.\"startReason\", a.\"eventCount\""
+                " FROM analytics_events e JOIN analytics_sessions a ON a.id = e.\"sessionId\""
+                " ORDER BY 1",
+                "p-0|p|FIRST|2\np-1|p|FIRST|2\np-2|p|INACTIVITY|2\np-3|p|INACTIVITY|2\n"
+                "q-0|q|FIRST|1");
+    const sz_batch_t *const batches[3] = {&b1, &b2, &b3};
+    assert_same_as_recomputed(conn, &cfg, batches, 3);
+    tf_sessionizer_destroy(sz);
+    sink_pg_destroy(s);
+    PQfinish(conn);
+    tl_db_drop(url);
+    free(url);
+}
+END_TEST
+
 /* ---- write rate against psql \copy -------------------------------------------------- */
 
 #define BULK_VISITORS 5000
@@ -1467,6 +1649,8 @@ static Suite *pg_sink_suite(void) {
     suite_add_tcase(suite, restart_tc);
     TCase *reload_tc = tcase_create("reload");
     tcase_add_test(reload_tc, test_pg_sink_load_rebuilds_sessionizer_state);
+    tcase_add_test(reload_tc, test_pg_sink_load_tied_sessions_load_their_chain);
+    tcase_add_test(reload_tc, test_pg_sink_load_page_leave_outside_window);
     suite_add_tcase(suite, reload_tc);
     TCase *bulk_tc = tcase_create("bulk");
     tcase_set_timeout(bulk_tc, 300);
