@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "common/commands.h"
+#include "common/kafka_log.h"
 #include "common/kmock.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -227,6 +228,17 @@ static void log_stats(ingest_t *in, uint64_t *last_consumed, int64_t *last_ms) {
 
 /* ---- the command ---- */
 
+/* Kafka-side commits are advisory (lag tools): PostgreSQL holds the offsets that
+ * count, so a commit refused during a rebalance is worth a debug line, not a warning. */
+static void on_kafka_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                            rd_kafka_topic_partition_list_t *offsets, void *opaque) {
+    (void)rk;
+    (void)opaque;
+    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        EV_DEBUG("advisory Kafka offset commit of %d partition(s) not done: %s",
+                 offsets ? offsets->cnt : 0, rd_kafka_err2str(err));
+}
+
 static rd_kafka_t *make_consumer(ingest_t *in, const ev_kv_list_t *props, char *errstr,
                                  size_t errstr_size) {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -249,6 +261,8 @@ static rd_kafka_t *make_consumer(ingest_t *in, const ev_kv_list_t *props, char *
         if (rd_kafka_conf_set(conf, props->key[i], props->val[i], errstr, errstr_size))
             goto fail;
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    rd_kafka_conf_set_offset_commit_cb(conf, on_kafka_commit);
+    rd_kafka_conf_set_log_cb(conf, ev_kafka_log_cb);
     rd_kafka_conf_set_opaque(conf, in);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
     if (!rk) goto fail;

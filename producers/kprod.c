@@ -1,6 +1,8 @@
 /* kprod.c — idempotent, keyed Kafka producer for replay, loadgen and evpub. */
 #include "producers/kprod.h"
 
+#include "common/kafka_log.h"
+
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,18 +51,11 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
         EV_ERROR("kafka: fatal producer error: %s", why);
         return;
     }
-    /* Transport errors are also in librdkafka's log (on_log): only the summary here. */
+    /* Transport errors are also in librdkafka's log (ev_kafka_log_cb): only the summary here. */
     if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
         EV_WARN("kafka: %s", reason);
     else
         EV_DEBUG("kafka: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
-}
-
-static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-    (void)rk;
-    /* syslog levels; librdkafka retries what it logs as errors (connection refused ...). */
-    int ev = level <= 4 ? EV_LOG_WARN : EV_LOG_DEBUG;
-    EV_LOG_AT(ev, "kafka %s: %s", fac, buf);
 }
 
 static int conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, char *errstr,
@@ -108,7 +103,7 @@ kprod_t *kprod_new(const char *brokers, const char *topic, const ev_kv_list_t *p
     rd_kafka_conf_set_opaque(conf, kp);
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_error_cb(conf, on_error);
-    rd_kafka_conf_set_log_cb(conf, on_log);
+    rd_kafka_conf_set_log_cb(conf, ev_kafka_log_cb);
     char why[512];
     kp->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why));
     if (!kp->rk) {

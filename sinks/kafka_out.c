@@ -1,6 +1,8 @@
 /* kafka_out.c — idempotent producer with delivery tracking (see kafka_out.h). */
 #include "sinks/kafka_out.h"
 
+#include "common/kafka_log.h"
+
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +52,7 @@ sink_kafka_t *sink_kafka_new(const char *brokers, const ev_kv_list_t *props, cha
             RD_KAFKA_CONF_OK)
             goto fail;
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_conf_set_log_cb(conf, ev_kafka_log_cb);
     rd_kafka_conf_set_opaque(conf, sk);
     sk->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
     if (!sk->rk) goto fail;
