@@ -281,7 +281,8 @@ static const char ingest_summary[] =
     "nor duplicates rows. Invalid messages go to the dead-letter topic with their reason;\n"
     "stored events are published, enriched, to the enriched topic.\n"
     "Session settings come from flags, then environment, then the tracking_configs table\n"
-    "(reloaded every --config-poll seconds), then the built-in defaults.";
+    "(applied at once when its NOTIFY arrives, re-read every --config-poll seconds),\n"
+    "then the built-in defaults.";
 
 static const char ingest_epilog[] =
     "Examples:\n"
@@ -343,7 +344,8 @@ int cmd_ingest(int argc, char **argv) {
         {"ua-cache", 0, EV_OPT_INT, "10000", NULL, "N", "user agents kept classified",
          &ua_cache, 16, 10000000},
         {"config-poll", 0, EV_OPT_INT, "10", NULL, "SECONDS",
-         "how often tracking_configs is re-read", &config_poll, 1, 86400},
+         "how often tracking_configs is re-read (changes it announces apply at once)",
+         &config_poll, 1, 86400},
         {"metrics-port", 0, EV_OPT_INT, "9101", "EVPIPE_METRICS_PORT", "PORT",
          "serve /metrics, /healthz, /readyz here (0 = any free port, -1 = off)", &metrics_port,
          -1, 65535},
@@ -545,7 +547,7 @@ int cmd_ingest(int argc, char **argv) {
     EV_INFO("consuming %s as group %s; batches of %lld or %lld ms", in->topic, in->group,
             in->batch_size, in->batch_ms);
 
-    int64_t next_config = ev_now_ms() + config_poll * 1000;
+    int64_t next_config = ev_now_ms() + config_poll * 1000, next_notify_check = 0;
     int64_t next_stats = ev_now_ms() + stats_every * 1000, last_stats_ms = ev_now_ms();
     uint64_t last_consumed = 0;
     exit_code = 0;
@@ -571,6 +573,11 @@ int cmd_ingest(int argc, char **argv) {
         if (in->until_caught_up && caught_up(in)) {
             EV_INFO("caught up with everything present at start");
             break;
+        }
+        if (now >= next_notify_check) {
+            /* tracking_configs changes arrive by NOTIFY; the poll below is the fallback. */
+            if (sink_pg_settings_changed(in->settings_src)) next_config = now;
+            next_notify_check = now + 250;
         }
         if (now >= next_config) {
             reload_settings(in, false);

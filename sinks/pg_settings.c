@@ -66,7 +66,25 @@ static int ensure_connection(sink_pg_settings_t *ps, char *errstr, size_t errstr
         drop_connection(ps);
         return -1;
     }
+    /* Changes are announced by the trigger of migration 0002; without it (or on any
+     * error) the caller's periodic reload still applies them. */
+    PQclear(PQexec(ps->conn, "LISTEN " SINK_PG_SETTINGS_CHANNEL));
     return 0;
+}
+
+int sink_pg_settings_changed(sink_pg_settings_t *ps) {
+    if (!ps || !ps->conn) return 0;
+    if (!PQconsumeInput(ps->conn)) {
+        drop_connection(ps); /* reconnects (and listens again) on the next load */
+        return 1;
+    }
+    int n = 0;
+    PGnotify *note;
+    while ((note = PQnotifies(ps->conn)) != NULL) {
+        n++;
+        PQfreemem(note);
+    }
+    return n > 0;
 }
 
 /* The settings keys as a PostgreSQL text[] literal: {"a","b",...}. The keys are

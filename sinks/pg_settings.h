@@ -21,4 +21,13 @@ int sink_pg_settings_load(sink_pg_settings_t *ps, unsigned pinned, tf_settings_t
                           char *warning, size_t warning_size, char *errstr,
                           size_t errstr_size);
 
+/* The NOTIFY channel of tracking_configs changes (migration 0002's trigger). */
+#define SINK_PG_SETTINGS_CHANNEL "evpipe_tracking_configs"
+
+/* Returns 1 when a change of tracking_configs was announced since the last call (or
+ * the connection broke, so the caller should reload to find out), 0 otherwise. Never
+ * blocks: meant for the consumer loop, next to the periodic reload which stays the
+ * fallback (notifications sent while disconnected are lost). */
+int sink_pg_settings_changed(sink_pg_settings_t *ps);
+
 #endif

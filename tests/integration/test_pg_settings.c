@@ -343,6 +343,45 @@ START_TEST(test_pg_settings_reload_picks_up_change) {
 }
 END_TEST
 
+/* Waits up to 3 s for sink_pg_settings_changed to report an announcement. */
+static int changed_within(sink_pg_settings_t *ps) {
+    for (int i = 0; i < 150; i++) {
+        if (sink_pg_settings_changed(ps)) return 1;
+        usleep(20000);
+    }
+    return 0;
+}
+
+/* A change of tracking_configs is announced at once (NOTIFY from migration 0002's
+ * trigger), each change once, and nothing is announced without a change. */
+START_TEST(test_pg_settings_change_is_announced) {
+    char *url = migrated_db();
+    PGconn *conn = tl_connect(url);
+    sink_pg_settings_t *ps = new_source(url);
+    ck_assert_int_eq(sink_pg_settings_changed(ps), 0); /* not connected yet: nothing */
+    tf_settings_t s = defaults();
+    load_ok(ps, 0, &s); /* connects and listens */
+    ck_assert_int_eq(sink_pg_settings_changed(ps), 0);
+    set_row(conn, "session.timeoutSeconds", "600", true);
+    ck_assert_int_eq(changed_within(ps), 1);
+    ck_assert_int_eq(sink_pg_settings_changed(ps), 0); /* consumed */
+    s = defaults();
+    load_ok(ps, 0, &s);
+    assert_settings(&s, 600, 86400, DEFAULT_TYPES, true);
+    /* Uncommitted changes are not announced; the commit is. */
+    tl_exec(conn, "BEGIN");
+    tl_exec(conn, "DELETE FROM tracking_configs");
+    usleep(200000);
+    ck_assert_int_eq(sink_pg_settings_changed(ps), 0);
+    tl_exec(conn, "COMMIT");
+    ck_assert_int_eq(changed_within(ps), 1);
+    sink_pg_settings_destroy(ps);
+    PQfinish(conn);
+    tl_db_drop(url);
+    free(url);
+}
+END_TEST
+
 /* A database without the table: -1 naming the problem, settings untouched; the same
  * source works once the schema is there. */
 START_TEST(test_pg_settings_missing_table) {
@@ -760,6 +799,7 @@ static Suite *pg_settings_suite(void) {
     tcase_set_timeout(outage_tc, 120);
     tcase_add_test(outage_tc, test_pg_settings_unreachable_then_back);
     tcase_add_test(outage_tc, test_pg_settings_reconnects_after_server_closed_connection);
+    tcase_add_test(outage_tc, test_pg_settings_change_is_announced);
     tcase_add_test(outage_tc, test_pg_settings_silent_server_times_out);
     tcase_add_test(outage_tc, test_pg_settings_silent_server_default_timeout);
     suite_add_tcase(s, outage_tc);
