@@ -78,7 +78,7 @@ static void on_assign(ingest_t *in, rd_kafka_topic_partition_list_t *parts) {
     size_t n = 0;
     for (int i = 0; i < parts->cnt && n < INGEST_MAX_PARTITIONS; i++)
         ids[n++] = parts->elems[i].partition;
-    int64_t backoff = 100;
+    int64_t backoff = INGEST_BACKOFF_MIN_MS;
     for (;;) {
         sink_pg_error_t err;
         if (sink_pg_read_offsets(in->pg, in->group, in->topic, ids, offsets, n, &err) == 0) break;
@@ -90,7 +90,7 @@ static void on_assign(ingest_t *in, rd_kafka_topic_partition_list_t *parts) {
         }
         EV_WARN("cannot read stored offsets (%s); retrying", err.message);
         ingest_sleep(backoff);
-        backoff = backoff * 2 > 10000 ? 10000 : backoff * 2;
+        backoff = ingest_next_backoff(backoff);
         if (ingest_stop_requested) {
             rd_kafka_assign(in->consumer, NULL);
             return;
@@ -156,7 +156,6 @@ static int read_start_watermarks(ingest_t *in) {
     }
     rd_kafka_topic_destroy(rkt);
     if (!md) return -1;
-    in->n_parts = md->topics[0].partition_cnt;
     for (int i = 0; i < md->topics[0].partition_cnt; i++) {
         int32_t p = md->topics[0].partitions[i].id;
         int64_t lo = 0, hi = 0;
@@ -439,7 +438,6 @@ int cmd_ingest(int argc, char **argv) {
         goto out;
     }
     for (int p = 0; p < INGEST_MAX_PARTITIONS; p++) {
-        in->parts[p].partition = p;
         in->parts[p].committed = -1;
         in->parts[p].batch_next = -1;
     }
@@ -488,7 +486,7 @@ int cmd_ingest(int argc, char **argv) {
     /* Wait for PostgreSQL (it may start after us in a compose stack); migrate first
      * when asked, since the sink's session needs the schema's types. */
     bool migrated = !migrate;
-    for (int64_t backoff = 100;;) {
+    for (int64_t backoff = INGEST_BACKOFF_MIN_MS;;) {
         sink_pg_error_t err;
         memset(&err, 0, sizeof(err));
         if (!migrated) {
@@ -520,7 +518,7 @@ int cmd_ingest(int argc, char **argv) {
         in->pg_down = true;
         if (ingest_stop_requested) goto out;
         ingest_sleep(backoff);
-        backoff = backoff * 2 > 10000 ? 10000 : backoff * 2;
+        backoff = ingest_next_backoff(backoff);
     }
     in->pg_down = false;
     reload_settings(in, true);

@@ -35,7 +35,6 @@ typedef struct ingest_msg_s {
 } ingest_msg_t;
 
 typedef struct ingest_partition_s {
-    int32_t partition;
     bool assigned;
     int64_t committed; /* next offset stored in PostgreSQL (-1 unknown) */
     int64_t start_high; /* high watermark when the consumer started (until-caught-up) */
@@ -69,7 +68,6 @@ typedef struct ingest_s {
     int64_t batch_started_ms;
 
     ingest_partition_t parts[INGEST_MAX_PARTITIONS];
-    int n_parts;           /* partitions of the topic (from metadata) */
     _Atomic bool ever_assigned; /* also read by the /readyz thread */
     int64_t watermark_ms;  /* largest event time seen (drives eviction) */
 
@@ -107,6 +105,13 @@ int ingest_batch_drain_feed(ingest_t *in, int timeout_ms);
 
 /* Drops the open batch without committing (rebalance while PostgreSQL is down). */
 void ingest_batch_drop(ingest_t *in);
+
+/* Retries back off exponentially from 0.1 s to 10 s. */
+#define INGEST_BACKOFF_MIN_MS 100
+#define INGEST_BACKOFF_MAX_MS 10000
+
+/* The delay after ms: doubled, capped at INGEST_BACKOFF_MAX_MS. */
+int64_t ingest_next_backoff(int64_t ms);
 
 /* Sleeps up to ms, returning early when stop is requested. */
 void ingest_sleep(int64_t ms);

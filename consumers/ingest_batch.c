@@ -13,8 +13,6 @@
 
 volatile sig_atomic_t ingest_stop_requested;
 
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 10000
 
 void ingest_sleep(int64_t ms) {
     while (ms > 0 && !ingest_stop_requested) {
@@ -85,9 +83,9 @@ static void kafka_state(ingest_t *in, bool down, const char *why) {
     }
 }
 
-static int64_t next_backoff(int64_t ms) {
+int64_t ingest_next_backoff(int64_t ms) {
     ms *= 2;
-    return ms > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : ms;
+    return ms > INGEST_BACKOFF_MAX_MS ? INGEST_BACKOFF_MAX_MS : ms;
 }
 
 /* Waits until everything produced so far is delivered. Returns 0, 1 when stop was
@@ -330,7 +328,7 @@ static sink_pg_status_t write_once(ingest_t *in, ingest_msg_t **list, size_t n, 
  * are written with the final transaction when with_offsets. Returns 0, 1 when
  * abandoned (stop requested), -1 fatal. */
 static int write_with_retry(ingest_t *in, ingest_msg_t **list, size_t n, bool with_offsets) {
-    int64_t backoff = BACKOFF_MIN_MS;
+    int64_t backoff = INGEST_BACKOFF_MIN_MS;
     for (;;) {
         sink_pg_error_t err;
         sink_pg_status_t st = write_once(in, list, n, with_offsets, &err);
@@ -348,7 +346,7 @@ static int write_with_retry(ingest_t *in, ingest_msg_t **list, size_t n, bool wi
             in->n_retries++;
             if (ingest_stop_requested) return 1;
             ingest_sleep(backoff);
-            backoff = next_backoff(backoff);
+            backoff = ingest_next_backoff(backoff);
             continue;
         }
         /* SINK_PG_DATA: some row is rejected. */
