@@ -1,11 +1,21 @@
 /* ingest.h — internals shared by the ingest consumer's files: the consumer state,
- * the open batch, and the batch pipeline (parse, sessionize, dead-letter, write,
- * publish). The command itself is cmd_ingest (common/commands.h). */
+ * the batches, and the batch pipeline (parse, sessionize, dead-letter, write,
+ * publish). The command itself is cmd_ingest (common/commands.h).
+ *
+ * Two threads share the work. The main thread polls Kafka, parses and enriches the open
+ * batch and dead-letters its invalid messages, while the writer thread sessionizes and
+ * writes the previous batch to PostgreSQL; the main thread then publishes that batch's
+ * enriched events and moves its Kafka offsets. Batches are written strictly in order,
+ * one at a time; the sessionizer and the PostgreSQL sink belong to the writer while a
+ * batch is in its hands, and to the main thread only when the writer is idle
+ * (ingest_batch_sync). */
 #ifndef CONSUMERS_INGEST_H
 #define CONSUMERS_INGEST_H
 
 #include <librdkafka/rdkafka.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -31,15 +41,38 @@ typedef struct ingest_msg_s {
     tf_event_error_t error;
     tf_enriched_t enriched;
     char session_id[37];
-    char db_error[600];      /* set when PostgreSQL rejected the row (bisection) */
+    char *db_error;          /* PostgreSQL's reason when it rejected the row (bisection) */
 } ingest_msg_t;
+
+/* A batch: filled by the main thread, written by the writer, finished by the main thread. */
+typedef struct ingest_batch_s {
+    ingest_msg_t *msgs; /* batch_size slots */
+    size_t n_msgs;
+    int64_t started_ms;     /* when its first message arrived */
+    ingest_msg_t **good;    /* its valid messages, in order (batch_size slots) */
+    size_t n_good;
+    /* set when it is closed: the next offset of each partition it holds, the eviction
+     * watermark after it */
+    int32_t partitions[INGEST_MAX_PARTITIONS];
+    int64_t next_offsets[INGEST_MAX_PARTITIONS];
+    size_t n_offsets;
+    int64_t watermark_ms;
+    int64_t opened_ns, closed_ns, parsed_ns, handed_ns, written_ns; /* for timings */
+    int rc; /* the writer's result: 0 committed, 1 abandoned (stop requested), -1 fatal */
+} ingest_batch_t;
 
 typedef struct ingest_partition_s {
     bool assigned;
     int64_t committed; /* next offset stored in PostgreSQL (-1 unknown) */
     int64_t start_high; /* high watermark when the consumer started (until-caught-up) */
     int64_t batch_next; /* next offset after this batch's last message of it (-1 none) */
+    int64_t max_event_ms;    /* largest event time read from it since assigned (INT64_MIN none) */
+    int64_t last_message_ms; /* when its last message was read (wall clock) */
 } ingest_partition_t;
+
+/* A partition that delivered nothing for this long no longer holds the eviction
+ * watermark back (it is idle or at its end). */
+#define INGEST_IDLE_PARTITION_MS 30000
 
 typedef struct ingest_s {
     /* settings */
@@ -62,49 +95,81 @@ typedef struct ingest_s {
     tf_sessionizer_t *sessionizer;
     ev_metrics_t *metrics;
 
-    /* the open batch */
-    ingest_msg_t *msgs;
-    size_t n_msgs;
-    int64_t batch_started_ms;
+    /* the batches: the open one (main thread) and the other (writer, or free) */
+    ingest_batch_t batches[2];
+    ingest_batch_t *open;
+    int failed_rc; /* a batch was abandoned (1) or failed (-1): nothing after it is written */
+
+    /* the writer thread and its hand-over slots */
+    pthread_t writer;
+    bool writer_started, writer_quit;
+    pthread_mutex_t w_mu;
+    pthread_cond_t w_cond;
+    ingest_batch_t *w_job;  /* handed over, being written */
+    ingest_batch_t *w_done; /* written (or failed), not yet finished by the main thread */
 
     ingest_partition_t parts[INGEST_MAX_PARTITIONS];
     _Atomic bool ever_assigned; /* also read by the /readyz thread */
-    int64_t watermark_ms;  /* largest event time seen (drives eviction) */
+    int64_t watermark_ms;  /* eviction watermark: the smallest of the active partitions'
+                              largest event times, never decreasing */
 
     /* state-change logging */
     _Atomic bool pg_down; /* also read by the /readyz thread */
-    bool kafka_down;
-    int64_t pg_down_since_ms, kafka_down_since_ms;
+    _Atomic bool kafka_down; /* both threads wait for deliveries */
+    int64_t pg_down_since_ms;
+    _Atomic int64_t kafka_down_since_ms;
 
-    /* counters (also exported as metrics) */
-    uint64_t n_consumed, n_stored, n_dead, n_duplicates, n_batches, n_retries;
+    /* counters (also exported as metrics); the atomic ones are counted by both threads */
+    uint64_t n_consumed, n_batches;
+    _Atomic uint64_t n_stored, n_duplicates, n_dead, n_retries;
+    _Atomic size_t visitors_held; /* set by the writer after each batch */
 
     /* metrics handles */
     ev_metric_t *m_consumed, *m_stored, *m_dup, *m_batches, *m_retries_pg, *m_retries_kafka,
-        *m_visitors, *m_events_held;
+        *m_visitors, *m_events_held, *m_session_bytes;
     ev_histogram_t *m_batch_seconds;
     sink_pg_stats_t pg_stats_exported; /* what the rows_written counters already hold */
 } ingest_t;
 
 extern volatile sig_atomic_t ingest_stop_requested;
 
+/* Allocates the two batches (batch_size messages each) and starts the writer thread.
+ * Returns 0, or -1 with errstr. */
+int ingest_pipeline_start(ingest_t *in, char *errstr, size_t errstr_size);
+/* Stops the writer thread (after the batch in its hands) and drops what was not
+ * committed. Safe when never started. */
+void ingest_pipeline_stop(ingest_t *in);
+
 /* Appends a polled message to the open batch (takes ownership of rkm). */
 void ingest_batch_add(ingest_t *in, rd_kafka_message_t *rkm);
 
-/* Processes the open batch to the end: dead letters confirmed, rows and offsets
- * committed in PostgreSQL, enriched events delivered, Kafka offsets committed.
- * Retries transient failures with capped backoff until done or, when stop is
- * requested (or abandon_on_stop), abandons the batch without committing anything.
- * Returns 0 when committed (or empty), 1 when abandoned, -1 on a fatal error (the
- * process must stop: e.g. the schema is missing). */
+/* Closes the open batch: parses and enriches it, dead-letters its invalid messages
+ * (delivery confirmed), waits for the writer to finish the previous batch, hands this
+ * one over, then finishes the previous one (enriched feed, Kafka offsets). Returns 0,
+ * 1 when a batch was abandoned (stop requested), -1 on a fatal error (the process
+ * must stop: e.g. the schema is missing). After a non-zero return nothing more is
+ * written: later batches are dropped uncommitted. */
 int ingest_batch_flush(ingest_t *in);
+
+/* Flushes the open batch and waits until the writer has finished everything: on 0,
+ * every consumed message is committed (rebalance, shutdown, settings changes). The
+ * sessionizer and the sink are then the caller's until the next flush. */
+int ingest_batch_sync(ingest_t *in);
+
+/* Finishes a batch the writer is done with, without waiting. Returns as flush. */
+int ingest_batch_poll(ingest_t *in);
+
+/* True when nothing is open, in the writer's hands or waiting to be finished. */
+bool ingest_batch_idle(ingest_t *in);
+
+/* Messages in the open batch. */
+size_t ingest_batch_open_count(const ingest_t *in);
 
 /* Waits (at most timeout_ms) for the enriched feed's deliveries in flight. Returns 0
  * when all were delivered, 1 on timeout, -1 when some failed for good (logged). */
 int ingest_batch_drain_feed(ingest_t *in, int timeout_ms);
 
-/* Drops the open batch without committing (rebalance while PostgreSQL is down). */
-void ingest_batch_drop(ingest_t *in);
+
 
 /* Retries back off exponentially from 0.1 s to 10 s. */
 #define INGEST_BACKOFF_MIN_MS 100

@@ -1,7 +1,7 @@
 /* ingest_batch.c — the ingest batch pipeline: parse and enrich, dead-letter bad
- * messages, sessionize, write everything with the offsets in one PostgreSQL
- * transaction (bisecting a batch a row of which the database rejects), publish the
- * enriched feed, then move the Kafka offsets. */
+ * messages (main thread); sessionize, write everything with the offsets in one
+ * PostgreSQL transaction, bisecting a batch a row of which the database rejects (writer
+ * thread); publish the enriched feed, then move the Kafka offsets (main thread). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,8 +29,12 @@ static ingest_partition_t *partition_of(ingest_t *in, int32_t partition) {
 }
 
 void ingest_batch_add(ingest_t *in, rd_kafka_message_t *rkm) {
-    if (in->n_msgs == 0) in->batch_started_ms = ev_now_ms();
-    ingest_msg_t *m = &in->msgs[in->n_msgs++];
+    ingest_batch_t *b = in->open;
+    if (b->n_msgs == 0) {
+        b->started_ms = ev_now_ms();
+        b->opened_ns = ev_mono_ns();
+    }
+    ingest_msg_t *m = &b->msgs[b->n_msgs++];
     memset(m, 0, sizeof(*m));
     m->rkm = rkm;
     rd_kafka_timestamp_type_t tstype;
@@ -39,7 +43,10 @@ void ingest_batch_add(ingest_t *in, rd_kafka_message_t *rkm) {
     tf_event_init(&m->event);
     tf_enriched_init(&m->enriched);
     ingest_partition_t *p = partition_of(in, rkm->partition);
-    if (p) p->batch_next = rkm->offset + 1;
+    if (p) {
+        p->batch_next = rkm->offset + 1;
+        p->last_message_ms = b->started_ms;
+    }
     in->n_consumed++;
     ev_metric_add(in->m_consumed, 1);
 }
@@ -49,11 +56,24 @@ static void msg_release(ingest_msg_t *m) {
     tf_enriched_reset(&m->enriched);
     if (m->rkm) rd_kafka_message_destroy(m->rkm);
     m->rkm = NULL;
+    free(m->db_error);
+    m->db_error = NULL;
 }
 
-void ingest_batch_drop(ingest_t *in) {
-    for (size_t i = 0; i < in->n_msgs; i++) msg_release(&in->msgs[i]);
-    in->n_msgs = 0;
+static void batch_release(ingest_batch_t *b) {
+    for (size_t i = 0; i < b->n_msgs; i++) msg_release(&b->msgs[i]);
+    b->n_msgs = 0;
+    b->n_good = 0;
+    b->n_offsets = 0;
+}
+
+/* Drops the open batch uncommitted: its messages are consumed again after a restart or
+ * by the partitions' next owner. */
+static void drop_open(ingest_t *in) {
+    if (in->open->n_msgs)
+        EV_WARN("open batch of %zu message(s) abandoned; it will be consumed again",
+                in->open->n_msgs);
+    batch_release(in->open);
     for (int i = 0; i < INGEST_MAX_PARTITIONS; i++) in->parts[i].batch_next = -1;
 }
 
@@ -71,13 +91,14 @@ static void pg_state(ingest_t *in, bool down, const char *why) {
     }
 }
 
+/* Both threads wait for deliveries: the exchange makes one of them log each change. */
 static void kafka_state(ingest_t *in, bool down, const char *why) {
-    if (down && !in->kafka_down) {
-        in->kafka_down = true;
-        in->kafka_down_since_ms = ev_now_ms();
-        EV_WARN("Kafka delivery stalled: %s; waiting", why);
-    } else if (!down && in->kafka_down) {
-        in->kafka_down = false;
+    if (down) {
+        if (!atomic_exchange(&in->kafka_down, true)) {
+            in->kafka_down_since_ms = ev_now_ms();
+            EV_WARN("Kafka delivery stalled: %s; waiting", why);
+        }
+    } else if (atomic_exchange(&in->kafka_down, false)) {
         EV_INFO("Kafka deliveries flowing again after %.1f s",
                 (double)(ev_now_ms() - in->kafka_down_since_ms) / 1000.0);
     }
@@ -110,9 +131,9 @@ static int wait_deliveries(ingest_t *in) {
 
 /* ---- parse, dead letters ---- */
 
-static void parse_all(ingest_t *in) {
-    for (size_t i = 0; i < in->n_msgs; i++) {
-        ingest_msg_t *m = &in->msgs[i];
+static void parse_all(ingest_t *in, ingest_batch_t *b) {
+    for (size_t i = 0; i < b->n_msgs; i++) {
+        ingest_msg_t *m = &b->msgs[i];
         if (m->parsed) continue;
         m->parsed = true;
         const char *data = m->rkm->payload ? (const char *)m->rkm->payload : "";
@@ -129,9 +150,28 @@ static void parse_all(ingest_t *in) {
             EV_ERROR("out of memory enriching a message; retrying");
             ingest_sleep(1000);
         }
-        if (m->valid && m->event.timestamp_ms > in->watermark_ms)
-            in->watermark_ms = m->event.timestamp_ms;
+        ingest_partition_t *ip = partition_of(in, m->rkm->partition);
+        if (ip && m->valid && m->event.timestamp_ms > ip->max_event_ms)
+            ip->max_event_ms = m->event.timestamp_ms;
     }
+}
+
+/* Event time up to which every active partition has been read (as Kafka Streams and Flink
+ * combine per-partition watermarks): partitions are consumed at uneven speeds, and the
+ * largest time seen anywhere would evict visitors of a lagging partition that are still
+ * active there, only to load them back a few batches later. */
+static int64_t eviction_watermark(ingest_t *in) {
+    int64_t now = ev_now_ms(), low = INT64_MAX, high = INT64_MIN;
+    for (int p = 0; p < INGEST_MAX_PARTITIONS; p++) {
+        const ingest_partition_t *ip = &in->parts[p];
+        if (!ip->assigned || ip->max_event_ms == INT64_MIN) continue;
+        if (ip->max_event_ms > high) high = ip->max_event_ms;
+        if (now - ip->last_message_ms <= INGEST_IDLE_PARTITION_MS && ip->max_event_ms < low)
+            low = ip->max_event_ms;
+    }
+    int64_t wm = low != INT64_MAX ? low : high;
+    if (wm > in->watermark_ms) in->watermark_ms = wm;
+    return in->watermark_ms;
 }
 
 /* Enqueues one dead letter: original key and bytes, headers with the reason. */
@@ -163,7 +203,7 @@ static int deliver_dead_letters(ingest_t *in, ingest_msg_t **list, size_t n) {
         for (size_t i = 0; i < n; i++) {
             ingest_msg_t *m = list[i];
             const char *code, *text;
-            if (m->db_error[0]) {
+            if (m->db_error) {
                 code = "db_rejected";
                 text = m->db_error;
             } else {
@@ -185,7 +225,7 @@ static int deliver_dead_letters(ingest_t *in, ingest_msg_t **list, size_t n) {
         ingest_msg_t *m = list[i];
         char labels[96];
         snprintf(labels, sizeof(labels), "reason=\"%s\"",
-                 m->db_error[0] ? "db_rejected" : tf_event_reason_code(m->error.reason));
+                 m->db_error ? "db_rejected" : tf_event_reason_code(m->error.reason));
         ev_metric_add(ev_metrics_counter(in->metrics, "dlq_messages_total",
                                          "Messages sent to the dead-letter topic, by reason",
                                          labels),
@@ -223,13 +263,10 @@ static size_t repointed(const tf_sess_changes_t *changes) {
 
 /* One attempt at writing the given messages (all valid) in one transaction, with
  * the batch's offsets when with_offsets. Returns the sink status. */
-static sink_pg_status_t write_once(ingest_t *in, ingest_msg_t **list, size_t n, bool with_offsets,
-                                   sink_pg_error_t *err) {
+static sink_pg_status_t write_once(ingest_t *in, const ingest_batch_t *b, ingest_msg_t **list,
+                                   size_t n, bool with_offsets, sink_pg_error_t *err) {
     memset(err, 0, sizeof(*err));
     sink_pg_event_row_t *rows = n ? calloc(n, sizeof(*rows)) : NULL;
-    int32_t partitions[INGEST_MAX_PARTITIONS];
-    int64_t offsets[INGEST_MAX_PARTITIONS];
-    size_t n_offsets = 0;
     if (n && !rows) {
         err->status = SINK_PG_TRANSIENT;
         snprintf(err->message, sizeof(err->message), "out of memory");
@@ -274,12 +311,6 @@ static sink_pg_status_t write_once(ingest_t *in, ingest_msg_t **list, size_t n, 
         snprintf(err->message, sizeof(err->message), "out of memory in the sessionizer");
         return err->status;
     }
-    if (with_offsets)
-        for (int p = 0; p < INGEST_MAX_PARTITIONS; p++)
-            if (in->parts[p].batch_next >= 0) {
-                partitions[n_offsets] = p;
-                offsets[n_offsets++] = in->parts[p].batch_next;
-            }
     sink_pg_batch_t batch = {
         .events = rows,
         .n_events = n,
@@ -287,9 +318,9 @@ static sink_pg_status_t write_once(ingest_t *in, ingest_msg_t **list, size_t n, 
         .conversion_types = in->session_cfg.conversion_types,
         .group = in->group,
         .topic = in->topic,
-        .partitions = partitions,
-        .next_offsets = offsets,
-        .n_offsets = n_offsets,
+        .partitions = b->partitions,
+        .next_offsets = b->next_offsets,
+        .n_offsets = with_offsets ? b->n_offsets : 0,
     };
     int64_t t_flush = ev_mono_ns();
     if (sink_pg_write(in->pg, &batch, err) != 0) {
@@ -309,15 +340,6 @@ static sink_pg_status_t write_once(ingest_t *in, ingest_msg_t **list, size_t n, 
         memcpy(list[as->cookie]->session_id, as->session_id, 37);
         list[as->cookie]->duplicate = false;
     }
-    for (size_t i = 0; i < n; i++) {
-        if (list[i]->duplicate) {
-            in->n_duplicates++;
-            ev_metric_add(in->m_dup, 1);
-        } else {
-            in->n_stored++;
-            ev_metric_add(in->m_stored, 1);
-        }
-    }
     tf_sessionizer_commit(in->sessionizer);
     free(rows);
     return SINK_PG_OK;
@@ -327,11 +349,12 @@ static sink_pg_status_t write_once(ingest_t *in, ingest_msg_t **list, size_t n, 
  * the rejected messages, which are marked dead with the database's error. Offsets
  * are written with the final transaction when with_offsets. Returns 0, 1 when
  * abandoned (stop requested), -1 fatal. */
-static int write_with_retry(ingest_t *in, ingest_msg_t **list, size_t n, bool with_offsets) {
+static int write_with_retry(ingest_t *in, const ingest_batch_t *b, ingest_msg_t **list, size_t n,
+                            bool with_offsets) {
     int64_t backoff = INGEST_BACKOFF_MIN_MS;
     for (;;) {
         sink_pg_error_t err;
-        sink_pg_status_t st = write_once(in, list, n, with_offsets, &err);
+        sink_pg_status_t st = write_once(in, b, list, n, with_offsets, &err);
         if (st == SINK_PG_OK) {
             pg_state(in, false, NULL);
             return 0;
@@ -352,8 +375,15 @@ static int write_with_retry(ingest_t *in, ingest_msg_t **list, size_t n, bool wi
         /* SINK_PG_DATA: some row is rejected. */
         pg_state(in, false, NULL);
         if (n == 1) {
-            snprintf(list[0]->db_error, sizeof(list[0]->db_error), "%s (SQLSTATE %s)",
-                     err.message, err.sqlstate);
+            char reason[600];
+            snprintf(reason, sizeof(reason), "%s (SQLSTATE %s)", err.message, err.sqlstate);
+            free(list[0]->db_error);
+            list[0]->db_error = strdup(reason);
+            if (!list[0]->db_error) { /* out of memory: try the row again */
+                ingest_sleep(backoff);
+                backoff = ingest_next_backoff(backoff);
+                continue;
+            }
             list[0]->dead = true;
             EV_WARN("PostgreSQL rejected event %s from %s [%d] @%lld: %s; dead-lettering it",
                     list[0]->event.event_id, rd_kafka_topic_name(list[0]->rkm->rkt),
@@ -361,7 +391,7 @@ static int write_with_retry(ingest_t *in, ingest_msg_t **list, size_t n, bool wi
                     list[0]->db_error);
             int rc = deliver_dead_letters(in, list, 1);
             if (rc) return rc;
-            return with_offsets ? write_with_retry(in, NULL, 0, true) : 0;
+            return with_offsets ? write_with_retry(in, b, NULL, 0, true) : 0;
         }
         if (n == 0) {
             EV_ERROR("PostgreSQL rejected the offsets write: %s; stopping", err.message);
@@ -369,11 +399,11 @@ static int write_with_retry(ingest_t *in, ingest_msg_t **list, size_t n, bool wi
         }
         EV_INFO("PostgreSQL rejected a batch of %zu (%s); bisecting", n, err.message);
         size_t half = n / 2;
-        int rc = write_with_retry(in, list, half, false);
+        int rc = write_with_retry(in, b, list, half, false);
         if (rc) return rc;
-        rc = write_with_retry(in, list + half, n - half, false);
+        rc = write_with_retry(in, b, list + half, n - half, false);
         if (rc) return rc;
-        return with_offsets ? write_with_retry(in, NULL, 0, true) : 0;
+        return with_offsets ? write_with_retry(in, b, NULL, 0, true) : 0;
     }
 }
 
@@ -449,72 +479,240 @@ static void export_pg_stats(ingest_t *in) {
     *was = now;
 }
 
-static void commit_kafka_offsets(ingest_t *in) {
+static void commit_kafka_offsets(ingest_t *in, const ingest_batch_t *b) {
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(8);
-    for (int p = 0; p < INGEST_MAX_PARTITIONS; p++) {
-        ingest_partition_t *ip = &in->parts[p];
-        if (ip->batch_next < 0) continue;
-        ip->committed = ip->batch_next;
+    for (size_t i = 0; i < b->n_offsets; i++) {
+        ingest_partition_t *ip = &in->parts[b->partitions[i]];
+        ip->committed = b->next_offsets[i];
         if (ip->assigned)
-            rd_kafka_topic_partition_list_add(list, in->topic, p)->offset = ip->batch_next;
+            rd_kafka_topic_partition_list_add(list, in->topic, b->partitions[i])->offset =
+                b->next_offsets[i];
     }
     /* For lag tools only: PostgreSQL holds the offsets that count. */
     if (list->cnt > 0) rd_kafka_commit(in->consumer, list, 1);
     rd_kafka_topic_partition_list_destroy(list);
 }
 
-int ingest_batch_flush(ingest_t *in) {
-    if (in->n_msgs == 0) return 0;
-    int64_t t0 = ev_mono_ns();
-    parse_all(in);
-    int64_t t_parsed = ev_mono_ns();
-    size_t n = in->n_msgs;
-    ingest_msg_t **bad = malloc(n * sizeof(*bad));
-    ingest_msg_t **good = malloc(n * sizeof(*good));
-    int rc = 0;
-    if (!bad || !good) {
-        EV_ERROR("out of memory for a batch of %zu", n);
-        rc = 1;
-        goto done;
+/* ---- the writer thread ---- */
+
+/* Sessionizes and writes one batch with its offsets (writer thread, or the main thread
+ * while the writer is idle). Returns 0, 1 when abandoned, -1 fatal. */
+static int write_batch(ingest_t *in, ingest_batch_t *b) {
+    int rc = write_with_retry(in, b, b->good, b->n_good, true);
+    if (rc) return rc;
+    /* Counted here, with the rows written, so that the metrics agree at any instant. */
+    uint64_t dups = 0, stored = 0;
+    for (size_t i = 0; i < b->n_good; i++) {
+        if (b->good[i]->dead) continue;
+        if (b->good[i]->duplicate)
+            dups++;
+        else
+            stored++;
     }
-    size_t n_bad = 0, n_good = 0;
-    for (size_t i = 0; i < n; i++) {
-        ingest_msg_t *m = &in->msgs[i];
+    in->n_duplicates += dups;
+    in->n_stored += stored;
+    ev_metric_add(in->m_dup, (double)dups);
+    ev_metric_add(in->m_stored, (double)stored);
+    export_pg_stats(in);
+    tf_sessionizer_evict(in->sessionizer, b->watermark_ms);
+    in->visitors_held = tf_sessionizer_visitor_count(in->sessionizer);
+    ev_metric_set(in->m_visitors, (double)in->visitors_held);
+    ev_metric_set(in->m_events_held, (double)tf_sessionizer_event_count(in->sessionizer));
+    ev_metric_set(in->m_session_bytes, (double)tf_sessionizer_memory_bytes(in->sessionizer));
+    return 0;
+}
+
+static void *writer_main(void *arg) {
+    ingest_t *in = arg;
+    pthread_mutex_lock(&in->w_mu);
+    for (;;) {
+        while (!in->w_job && !in->writer_quit) pthread_cond_wait(&in->w_cond, &in->w_mu);
+        ingest_batch_t *b = in->w_job;
+        if (!b) break;
+        pthread_mutex_unlock(&in->w_mu);
+        b->rc = write_batch(in, b);
+        b->written_ns = ev_mono_ns();
+        pthread_mutex_lock(&in->w_mu);
+        in->w_job = NULL;
+        in->w_done = b;
+        pthread_cond_broadcast(&in->w_cond);
+    }
+    pthread_mutex_unlock(&in->w_mu);
+    return NULL;
+}
+
+int ingest_pipeline_start(ingest_t *in, char *errstr, size_t errstr_size) {
+    for (int k = 0; k < 2; k++) {
+        ingest_batch_t *b = &in->batches[k];
+        b->msgs = calloc((size_t)in->batch_size, sizeof(*b->msgs));
+        b->good = calloc((size_t)in->batch_size, sizeof(*b->good));
+        if (!b->msgs || !b->good) {
+            snprintf(errstr, errstr_size, "out of memory for batches of %lld", in->batch_size);
+            return -1;
+        }
+    }
+    in->open = &in->batches[0];
+    if (pthread_mutex_init(&in->w_mu, NULL) != 0 || pthread_cond_init(&in->w_cond, NULL) != 0) {
+        snprintf(errstr, errstr_size, "cannot create the writer's lock");
+        return -1;
+    }
+    /* Signals are the main thread's: the writer starts with them blocked. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int err = pthread_create(&in->writer, NULL, writer_main, in);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (err != 0) {
+        snprintf(errstr, errstr_size, "cannot start the writer thread: %s", strerror(err));
+        pthread_cond_destroy(&in->w_cond);
+        pthread_mutex_destroy(&in->w_mu);
+        return -1;
+    }
+    in->writer_started = true;
+    return 0;
+}
+
+void ingest_pipeline_stop(ingest_t *in) {
+    if (in->writer_started) {
+        pthread_mutex_lock(&in->w_mu);
+        in->writer_quit = true;
+        pthread_cond_broadcast(&in->w_cond);
+        pthread_mutex_unlock(&in->w_mu);
+        pthread_join(in->writer, NULL);
+        pthread_cond_destroy(&in->w_cond);
+        pthread_mutex_destroy(&in->w_mu);
+        in->writer_started = false;
+    }
+    for (int k = 0; k < 2; k++) { /* messages first: they belong to the consumer */
+        batch_release(&in->batches[k]);
+        free(in->batches[k].msgs);
+        free(in->batches[k].good);
+        in->batches[k].msgs = NULL;
+        in->batches[k].good = NULL;
+    }
+}
+
+/* ---- the main thread's side ---- */
+
+/* Finishes a batch the writer is done with: when committed, publishes its enriched
+ * events, counts it and moves its Kafka offsets; then frees its messages. */
+static int finish(ingest_t *in, ingest_batch_t *b) {
+    int rc = b->rc;
+    if (rc != 0) {
+        if (!in->failed_rc) in->failed_rc = rc;
+        EV_WARN("batch of %zu message(s) not committed; it will be consumed again", b->n_msgs);
+        batch_release(b);
+        return rc;
+    }
+    int64_t t_feed = ev_mono_ns();
+    if (publish_enriched(in, b->good, b->n_good) == 1)
+        /* Stored and committed, but the enriched feed could not be confirmed before
+         * shutdown: say so, nothing in PostgreSQL is lost. */
+        EV_WARN("shutdown before the enriched events of the last batch were confirmed");
+    int64_t t_end = ev_mono_ns();
+    EV_DEBUG("batch of %zu: polled in %.1f ms, parse+enrich %.1f ms, dead letters and wait "
+             "for the writer %.1f ms, PostgreSQL %.1f ms, enriched feed %.1f ms",
+             b->n_msgs, (double)(b->closed_ns - b->opened_ns) / 1e6,
+             (double)(b->parsed_ns - b->closed_ns) / 1e6,
+             (double)(b->handed_ns - b->parsed_ns) / 1e6,
+             (double)(b->written_ns - b->handed_ns) / 1e6, (double)(t_end - t_feed) / 1e6);
+    commit_kafka_offsets(in, b);
+    in->n_batches++;
+    ev_metric_add(in->m_batches, 1);
+    ev_histogram_observe(in->m_batch_seconds, (double)(t_end - b->closed_ns) / 1e9);
+    batch_release(b);
+    return 0;
+}
+
+/* Takes the batch the writer finished, if any (waiting for it when wait). */
+static ingest_batch_t *take_done(ingest_t *in, bool wait) {
+    pthread_mutex_lock(&in->w_mu);
+    while (wait && in->w_job) pthread_cond_wait(&in->w_cond, &in->w_mu);
+    ingest_batch_t *b = in->w_done;
+    in->w_done = NULL;
+    pthread_mutex_unlock(&in->w_mu);
+    return b;
+}
+
+int ingest_batch_flush(ingest_t *in) {
+    ingest_batch_t *b = in->open;
+    if (in->failed_rc) {
+        drop_open(in);
+        return in->failed_rc;
+    }
+    if (b->n_msgs == 0) return 0;
+    b->closed_ns = ev_mono_ns();
+    parse_all(in, b);
+    b->parsed_ns = ev_mono_ns();
+    ingest_msg_t **bad = malloc(b->n_msgs * sizeof(*bad));
+    if (!bad) {
+        EV_ERROR("out of memory for a batch of %zu", b->n_msgs);
+        in->failed_rc = 1;
+        drop_open(in);
+        return 1;
+    }
+    size_t n_bad = 0;
+    b->n_good = 0;
+    for (size_t i = 0; i < b->n_msgs; i++) {
+        ingest_msg_t *m = &b->msgs[i];
         if (m->valid)
-            good[n_good++] = m;
+            b->good[b->n_good++] = m;
         else
             m->dead = true, bad[n_bad++] = m;
     }
     /* Dead letters first: their delivery is confirmed before any offset moves. */
-    rc = deliver_dead_letters(in, bad, n_bad);
-    if (rc) goto done;
-    int64_t t_dlq = ev_mono_ns();
-    rc = write_with_retry(in, good, n_good, true);
-    if (rc) goto done;
-    int64_t t_written = ev_mono_ns();
-    rc = publish_enriched(in, good, n_good);
-    EV_DEBUG("batch of %zu: parse+enrich %.1f ms, dead letters %.1f ms, PostgreSQL %.1f ms, "
-             "enriched feed %.1f ms",
-             n, (double)(t_parsed - t0) / 1e6, (double)(t_dlq - t_parsed) / 1e6,
-             (double)(t_written - t_dlq) / 1e6, (double)(ev_mono_ns() - t_written) / 1e6);
-    if (rc == 1) {
-        /* Stored and committed, but the enriched feed could not be confirmed before
-         * shutdown: say so, nothing in PostgreSQL is lost. */
-        EV_WARN("shutdown before the enriched events of the last batch were confirmed");
-        rc = 0;
-    }
-    commit_kafka_offsets(in);
-    export_pg_stats(in);
-    in->n_batches++;
-    ev_metric_add(in->m_batches, 1);
-    ev_histogram_observe(in->m_batch_seconds, (double)(ev_mono_ns() - t0) / 1e9);
-    tf_sessionizer_evict(in->sessionizer, in->watermark_ms);
-    ev_metric_set(in->m_visitors, (double)tf_sessionizer_visitor_count(in->sessionizer));
-    ev_metric_set(in->m_events_held, (double)tf_sessionizer_event_count(in->sessionizer));
-done:
+    int rc = deliver_dead_letters(in, bad, n_bad);
     free(bad);
-    free(good);
-    if (rc == 1) EV_WARN("open batch of %zu message(s) abandoned; it will be consumed again", n);
-    ingest_batch_drop(in);
-    return rc;
+    if (rc) {
+        in->failed_rc = rc;
+        drop_open(in);
+        return rc;
+    }
+    b->n_offsets = 0;
+    for (int p = 0; p < INGEST_MAX_PARTITIONS; p++) {
+        if (in->parts[p].batch_next < 0) continue;
+        b->partitions[b->n_offsets] = p;
+        b->next_offsets[b->n_offsets++] = in->parts[p].batch_next;
+        in->parts[p].batch_next = -1;
+    }
+    b->watermark_ms = eviction_watermark(in);
+
+    /* Batches are written in order: the previous one must be committed before this one
+     * goes (its offsets cover the previous one's messages). */
+    ingest_batch_t *prev = take_done(in, true);
+    if (prev && prev->rc != 0) {
+        rc = finish(in, prev);
+        drop_open(in);
+        return rc;
+    }
+    b->handed_ns = ev_mono_ns();
+    pthread_mutex_lock(&in->w_mu);
+    in->w_job = b;
+    pthread_cond_broadcast(&in->w_cond);
+    pthread_mutex_unlock(&in->w_mu);
+    /* The previous batch's feed and Kafka offsets while the writer works on this one. */
+    in->open = b == &in->batches[0] ? &in->batches[1] : &in->batches[0];
+    return prev ? finish(in, prev) : 0;
 }
+
+int ingest_batch_sync(ingest_t *in) {
+    int rc = ingest_batch_flush(in);
+    ingest_batch_t *last = take_done(in, true);
+    int rc2 = last ? finish(in, last) : 0;
+    return rc ? rc : rc2;
+}
+
+int ingest_batch_poll(ingest_t *in) {
+    ingest_batch_t *b = take_done(in, false);
+    return b ? finish(in, b) : 0;
+}
+
+bool ingest_batch_idle(ingest_t *in) {
+    if (in->open->n_msgs) return false;
+    pthread_mutex_lock(&in->w_mu);
+    bool idle = !in->w_job && !in->w_done;
+    pthread_mutex_unlock(&in->w_mu);
+    return idle;
+}
+
+size_t ingest_batch_open_count(const ingest_t *in) { return in->open->n_msgs; }

@@ -4,12 +4,14 @@
 #include "common/kafka_log.h"
 
 #include <librdkafka/rdkafka.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct sink_kafka_s {
     rd_kafka_t *rk;
+    pthread_mutex_t mu; /* the counters: several threads send, wait and serve reports */
     uint64_t enqueued, reported, delivered, failed;
     char last_error[256];
 };
@@ -17,6 +19,7 @@ struct sink_kafka_s {
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     (void)rk;
     sink_kafka_t *sk = opaque;
+    pthread_mutex_lock(&sk->mu);
     sk->reported++;
     if (m->err) {
         sk->failed++;
@@ -25,6 +28,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     } else {
         sk->delivered++;
     }
+    pthread_mutex_unlock(&sk->mu);
 }
 
 sink_kafka_t *sink_kafka_new(const char *brokers, const ev_kv_list_t *props, char *errstr,
@@ -32,6 +36,11 @@ sink_kafka_t *sink_kafka_new(const char *brokers, const ev_kv_list_t *props, cha
     sink_kafka_t *sk = calloc(1, sizeof(*sk));
     if (!sk) {
         snprintf(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    if (pthread_mutex_init(&sk->mu, NULL) != 0) {
+        snprintf(errstr, errstr_size, "cannot create a mutex");
+        free(sk);
         return NULL;
     }
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -59,6 +68,7 @@ sink_kafka_t *sink_kafka_new(const char *brokers, const ev_kv_list_t *props, cha
     return sk;
 fail:
     rd_kafka_conf_destroy(conf);
+    pthread_mutex_destroy(&sk->mu);
     free(sk);
     return NULL;
 }
@@ -67,6 +77,7 @@ void sink_kafka_destroy(sink_kafka_t *sk) {
     if (!sk) return;
     rd_kafka_flush(sk->rk, 10000);
     rd_kafka_destroy(sk->rk);
+    pthread_mutex_destroy(&sk->mu);
     free(sk);
 }
 
@@ -85,7 +96,9 @@ int sink_kafka_send(sink_kafka_t *sk, const char *topic, const void *key, size_t
             RD_KAFKA_V_VALUE((void *)value, value_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
             RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
         if (!err) {
+            pthread_mutex_lock(&sk->mu);
             sk->enqueued++;
+            pthread_mutex_unlock(&sk->mu);
             return 0; /* librdkafka now owns hdrs */
         }
         if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -100,8 +113,9 @@ int sink_kafka_send(sink_kafka_t *sk, const char *topic, const void *key, size_t
 
 int sink_kafka_wait(sink_kafka_t *sk, int timeout_ms, size_t *failed, char *errstr,
                     size_t errstr_size) {
-    rd_kafka_flush(sk->rk, timeout_ms);
+    rd_kafka_flush(sk->rk, timeout_ms); /* serves delivery reports: not under the lock */
     rd_kafka_poll(sk->rk, 0);
+    pthread_mutex_lock(&sk->mu);
     *failed = (size_t)sk->failed;
     int rc = 0;
     if (sk->failed) {
@@ -114,7 +128,14 @@ int sink_kafka_wait(sink_kafka_t *sk, int timeout_ms, size_t *failed, char *errs
         rc = 1;
     }
     sk->failed = 0;
+    pthread_mutex_unlock(&sk->mu);
     return rc;
 }
 
-uint64_t sink_kafka_delivered(const sink_kafka_t *sk) { return sk->delivered; }
+uint64_t sink_kafka_delivered(const sink_kafka_t *sk) {
+    sink_kafka_t *mut = (sink_kafka_t *)sk; /* the lock, not the value, changes */
+    pthread_mutex_lock(&mut->mu);
+    uint64_t n = sk->delivered;
+    pthread_mutex_unlock(&mut->mu);
+    return n;
+}

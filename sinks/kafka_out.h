@@ -1,5 +1,6 @@
 /* kafka_out.h — the pipeline's Kafka producer: dead letters and enriched events,
- * idempotent, with delivery confirmation before the consumer moves its offsets. */
+ * idempotent, with delivery confirmation before the consumer moves its offsets. Safe to
+ * use from several threads. */
 #ifndef SINK_KAFKA_OUT_H
 #define SINK_KAFKA_OUT_H
 

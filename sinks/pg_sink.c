@@ -95,6 +95,7 @@ enum {
     ST_LOAD_SESSIONS,
     ST_LOAD_EVENTS,
     ST_LOAD_EARLIER,
+    ST_LOAD_LATEST,
     ST_COUNT
 };
 
@@ -214,6 +215,17 @@ static const stmt_t k_stmts[ST_COUNT] = {
          "  WHERE x.\"visitorId\" = r.vid AND x.id NOT IN (SELECT unnest($2::uuid[])))"
          " FROM unnest($1::text[]) WITH ORDINALITY AS r(vid, ord) ORDER BY r.ord",
          2},
+    /* Per requested visitor ($1, since $2): whether it has stored sessions, and whether
+     * one ends at or after since. Most requests are for visitors that have none or only
+     * older ones (first seen, or back after an idle spell): the walk above would load
+     * nothing for them, so this index-only probe settles them without it. */
+    [ST_LOAD_LATEST] =
+        {"evpipe_load_latest",
+         "SELECT r.ord, l.m IS NOT NULL, COALESCE(l.m >= " TS("r.since") ", false)"
+         " FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS r(vid, since, ord)"
+         " CROSS JOIN LATERAL (SELECT max(x.\"endedAt\") AS m FROM analytics_sessions x"
+         "  WHERE x.\"visitorId\" = r.vid) l ORDER BY r.ord",
+         2},
 };
 
 /* Statements joining staging tables with each other or with the big tables are planned
@@ -277,6 +289,7 @@ struct sink_pg_s {
     size_t random_pos;
     bool row_start;
     bool race_transient; /* copying new rows: a unique violation on k_race_keys is a race */
+    bool probe_stored;   /* look for stored eventIds before copying (see sink_pg_write) */
     sink_pg_stats_t stats;
 };
 
@@ -387,6 +400,7 @@ sink_pg_t *sink_pg_new(const char *conninfo, char *errstr, size_t errstr_size) {
     if (s) s->conninfo = strdup(conninfo);
     if (s) s->copy_buf = malloc(COPY_CHUNK_BYTES);
     if (s) s->random_pos = sizeof(s->random); /* empty: filled on first use */
+    if (s) s->probe_stored = true; /* the first write after a start may be a replay */
     if (!s || !s->conninfo || !s->copy_buf) {
         snprintf(errstr, errstr_size, "out of memory");
         sink_pg_destroy(s);
@@ -960,92 +974,48 @@ static void session_of_row(const PGresult *res, int r, tf_session_t *ss) {
     ss->has_conversion = val_bool(res, r, 31);
 }
 
-int sink_pg_load(sink_pg_t *s, tf_sessionizer_t *sz, const tf_sess_load_request_t *reqs,
-                 size_t n, sink_pg_error_t *err) {
-    clear_error(err);
-    if (n == 0) return 0;
-    if (!sz || !reqs) {
-        set_error(err, SINK_PG_FATAL, NULL, "load: sessionizer and requests required");
-        return -1;
-    }
-    textbuf_t vids, since, pv_vids, pv_ids, ids;
-    tb_init(&vids, PARAM_MAX_BYTES);
-    tb_init(&since, PARAM_MAX_BYTES);
-    tb_init(&pv_vids, PARAM_MAX_BYTES);
-    tb_init(&pv_ids, PARAM_MAX_BYTES);
-    tb_init(&ids, PARAM_MAX_BYTES);
-    PGresult *rs = NULL, *re = NULL, *rh = NULL;
-    tf_url_t url;
-    tf_url_init(&url);
-    int rc = -1;
-    bool in_txn = false;
-
-    for (size_t i = 0; i < n; i++) {
-        if (!reqs[i].visitor_id) {
-            set_error(err, SINK_PG_FATAL, NULL, "load: request %zu has no visitor", i);
-            goto done;
-        }
-        int64_t t = reqs[i].since_ms;
+/* The array parameters of the requests listed in idx (visitors, their bounds, and the
+ * flattened (visitor, page view eventId) pairs). Returns 0, or -1 with err set. */
+static int load_params(const tf_sess_load_request_t *reqs, const size_t *idx, size_t m,
+                       textbuf_t *vids, textbuf_t *since, textbuf_t *pv_vids,
+                       textbuf_t *pv_ids, sink_pg_error_t *err) {
+    for (size_t j = 0; j < m; j++) {
+        const tf_sess_load_request_t *rq = &reqs[idx[j]];
+        int64_t t = rq->since_ms;
         if (t < TS_MIN_MS) t = TS_MIN_MS;
         if (t > TS_MAX_MS) t = TS_MAX_MS;
-        tb_next(&vids);
-        tb_quoted(&vids, reqs[i].visitor_id);
-        tb_next(&since);
-        tb_i64(&since, t);
-        if (reqs[i].n_page_view_ids && !reqs[i].page_view_ids) {
-            set_error(err, SINK_PG_FATAL, NULL, "load: request %zu has no page view array", i);
-            goto done;
-        }
-        /* (visitor, page view eventId) pairs, flattened for the statement */
-        for (size_t k = 0; k < reqs[i].n_page_view_ids; k++) {
-            const char *pvid = reqs[i].page_view_ids[k];
+        tb_next(vids);
+        tb_quoted(vids, rq->visitor_id);
+        tb_next(since);
+        tb_i64(since, t);
+        for (size_t k = 0; k < rq->n_page_view_ids; k++) {
+            const char *pvid = rq->page_view_ids[k];
             if (!pvid) continue;
-            tb_next(&pv_vids);
-            tb_quoted(&pv_vids, reqs[i].visitor_id);
-            tb_next(&pv_ids);
-            tb_quoted(&pv_ids, pvid);
+            tb_next(pv_vids);
+            tb_quoted(pv_vids, rq->visitor_id);
+            tb_next(pv_ids);
+            tb_quoted(pv_ids, pvid);
         }
     }
-    tb_close(&vids);
-    tb_close(&since);
-    tb_close(&pv_vids);
-    tb_close(&pv_ids);
-    if (tb_check(&vids, "load", err) != 0 || tb_check(&since, "load", err) != 0 ||
-        tb_check(&pv_vids, "load", err) != 0 || tb_check(&pv_ids, "load", err) != 0)
-        goto done;
-    if (ensure_connection(s, err) != 0) goto done;
+    tb_close(vids);
+    tb_close(since);
+    tb_close(pv_vids);
+    tb_close(pv_ids);
+    if (tb_check(vids, "load", err) != 0 || tb_check(since, "load", err) != 0 ||
+        tb_check(pv_vids, "load", err) != 0 || tb_check(pv_ids, "load", err) != 0)
+        return -1;
+    return 0;
+}
 
-    /* One snapshot for the three reads. */
-    in_txn = true;
-    if (exec_simple(s, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", "load: BEGIN",
-                    err) != 0)
-        goto done;
-    const char *p_sessions[4] = {vids.data, since.data, pv_vids.data, pv_ids.data};
-    if (query_prepared(s, ST_LOAD_SESSIONS, p_sessions, &rs, err) != 0) goto done;
-    for (int r = 0; r < PQntuples(rs); r++) {
-        tb_next(&ids);
-        tb_str(&ids, PQgetvalue(rs, r, 0));
-    }
-    tb_close(&ids);
-    if (tb_check(&ids, "load", err) != 0) goto done;
-    const char *p_events[1] = {ids.data};
-    if (query_prepared(s, ST_LOAD_EVENTS, p_events, &re, err) != 0) goto done;
-    const char *p_earlier[2] = {vids.data, ids.data};
-    if (query_prepared(s, ST_LOAD_EARLIER, p_earlier, &rh, err) != 0) goto done;
-    if (exec_simple(s, "COMMIT", "load: COMMIT", err) != 0) goto done;
-    in_txn = false;
-    if ((size_t)PQntuples(rh) != n) {
-        set_error(err, SINK_PG_FATAL, NULL, "load: %d history rows for %zu requests",
-                  PQntuples(rh), n);
-        goto done;
-    }
-
+/* Hands the stored sessions and events of a load to the sessionizer. */
+static int load_rows(tf_sessionizer_t *sz, const PGresult *rs, const PGresult *re,
+                     tf_url_t *url, sink_pg_error_t *err) {
     for (int r = 0; r < PQntuples(rs); r++) {
         tf_session_t ss;
         session_of_row(rs, r, &ss);
         if (tf_sessionizer_load_session(sz, &ss) != 0) {
             set_error(err, SINK_PG_FATAL, NULL, "load: out of memory in the sessionizer");
-            goto done;
+            return -1;
         }
     }
     for (int r = 0; r < PQntuples(re); r++) {
@@ -1065,12 +1035,12 @@ int sink_pg_load(sink_pg_t *s, tf_sessionizer_t *sz, const tf_sess_load_request_
         ev.campaign_key = NULL;
         if (u) {
             char uerr[128];
-            int urc = tf_url_parse(u, &url, uerr, sizeof(uerr));
+            int urc = tf_url_parse(u, url, uerr, sizeof(uerr));
             if (urc == -2) {
                 set_error(err, SINK_PG_FATAL, NULL, "load: out of memory parsing a URL");
-                goto done;
+                return -1;
             }
-            if (urc == 0) ev.campaign_key = url.campaign_key;
+            if (urc == 0) ev.campaign_key = url->campaign_key;
         }
         ev.page_view_id = val(re, r, 8);
         const char *top = val(re, r, 9);
@@ -1084,31 +1054,136 @@ int sink_pg_load(sink_pg_t *s, tf_sessionizer_t *sz, const tf_sess_load_request_
         if (tf_sessionizer_load_event(sz, &ev, session_id, pv_top != NULL, pv_top_s,
                                       pv_scroll) != 0) {
             set_error(err, SINK_PG_FATAL, NULL, "load: out of memory in the sessionizer");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int sink_pg_load(sink_pg_t *s, tf_sessionizer_t *sz, const tf_sess_load_request_t *reqs,
+                 size_t n, sink_pg_error_t *err) {
+    clear_error(err);
+    if (n == 0) return 0;
+    if (!sz || !reqs) {
+        set_error(err, SINK_PG_FATAL, NULL, "load: sessionizer and requests required");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!reqs[i].visitor_id) {
+            set_error(err, SINK_PG_FATAL, NULL, "load: request %zu has no visitor", i);
+            count_error(s, err);
+            return -1;
+        }
+        if (reqs[i].n_page_view_ids && !reqs[i].page_view_ids) {
+            set_error(err, SINK_PG_FATAL, NULL, "load: request %zu has no page view array", i);
+            count_error(s, err);
+            return -1;
+        }
+    }
+    textbuf_t vids, since, pv_vids, pv_ids, ids, wvids, wsince, wpv_vids, wpv_ids;
+    textbuf_t *bufs[] = {&vids, &since, &pv_vids, &pv_ids, &ids,
+                         &wvids, &wsince, &wpv_vids, &wpv_ids};
+    for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) tb_init(bufs[i], PARAM_MAX_BYTES);
+    PGresult *rl = NULL, *rs = NULL, *re = NULL, *rh = NULL;
+    size_t *all = malloc(n * sizeof(*all)), *walk = malloc(n * sizeof(*walk)), n_walk = 0;
+    tf_url_t url;
+    tf_url_init(&url);
+    int rc = -1;
+    bool in_txn = false;
+    if (!all || !walk) {
+        set_error(err, SINK_PG_FATAL, NULL, "load: out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) all[i] = i;
+    if (load_params(reqs, all, n, &vids, &since, &pv_vids, &pv_ids, err) != 0) goto done;
+    if (ensure_connection(s, err) != 0) goto done;
+
+    /* One snapshot for every read. The reads are planned at each execution: a generic
+     * plan made while the tables were small (a sequential scan) would otherwise stay with
+     * the connection as they grow, and every load would get slower. (Not for the writes:
+     * planning "= ANY" over a batch's thousands of eventIds costs more than it saves.) */
+    in_txn = true;
+    if (exec_simple(s,
+                    "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;"
+                    " SET LOCAL plan_cache_mode = force_custom_plan",
+                    "load: BEGIN", err) != 0)
+        goto done;
+    const char *p_latest[2] = {vids.data, since.data};
+    if (query_prepared(s, ST_LOAD_LATEST, p_latest, &rl, err) != 0) goto done;
+    if ((size_t)PQntuples(rl) != n) {
+        set_error(err, SINK_PG_FATAL, NULL, "load: %d latest rows for %zu requests",
+                  PQntuples(rl), n);
+        goto done;
+    }
+    /* Row r is request r (ORDER BY ord). A request walks the stored sessions when one of
+     * them ends at or after its bound, or when it refers to page views (their sessions
+     * may be older). */
+    for (size_t i = 0; i < n; i++) {
+        if (val_i64(rl, (int)i, 0, 0) != (int64_t)i + 1) {
+            set_error(err, SINK_PG_FATAL, NULL, "load: latest rows out of order");
+            goto done;
+        }
+        if (reqs[i].n_page_view_ids || val_bool(rl, (int)i, 2)) walk[n_walk++] = i;
+    }
+    if (n_walk) {
+        if (load_params(reqs, walk, n_walk, &wvids, &wsince, &wpv_vids, &wpv_ids, err) != 0)
+            goto done;
+        const char *p_sessions[4] = {wvids.data, wsince.data, wpv_vids.data, wpv_ids.data};
+        if (query_prepared(s, ST_LOAD_SESSIONS, p_sessions, &rs, err) != 0) goto done;
+        for (int r = 0; r < PQntuples(rs); r++) {
+            tb_next(&ids);
+            tb_str(&ids, PQgetvalue(rs, r, 0));
+        }
+        tb_close(&ids);
+        if (tb_check(&ids, "load", err) != 0) goto done;
+        const char *p_events[1] = {ids.data};
+        if (query_prepared(s, ST_LOAD_EVENTS, p_events, &re, err) != 0) goto done;
+        const char *p_earlier[2] = {wvids.data, ids.data};
+        if (query_prepared(s, ST_LOAD_EARLIER, p_earlier, &rh, err) != 0) goto done;
+        if ((size_t)PQntuples(rh) != n_walk) {
+            set_error(err, SINK_PG_FATAL, NULL, "load: %d history rows for %zu requests",
+                      PQntuples(rh), n_walk);
             goto done;
         }
     }
-    for (int r = 0; r < PQntuples(rh); r++) {
+    if (exec_simple(s, "COMMIT", "load: COMMIT", err) != 0) goto done;
+    in_txn = false;
+
+    if (rs && load_rows(sz, rs, re, &url, err) != 0) goto done;
+    /* Settled by the probe: nothing to load; earlier history iff any session is stored. */
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (w < n_walk && walk[w] == i) {
+            w++;
+            continue;
+        }
+        if (tf_sessionizer_loaded(sz, reqs[i].visitor_id, val_bool(rl, (int)i, 1)) != 0) {
+            set_error(err, SINK_PG_FATAL, NULL, "load: out of memory in the sessionizer");
+            goto done;
+        }
+    }
+    for (int r = 0; rh && r < PQntuples(rh); r++) {
         long long ord = val_i64(rh, r, 0, 0);
-        if (ord < 1 || (size_t)ord > n) continue;
-        if (tf_sessionizer_loaded(sz, reqs[ord - 1].visitor_id, val_bool(rh, r, 1)) != 0) {
+        if (ord < 1 || (size_t)ord > n_walk) continue;
+        if (tf_sessionizer_loaded(sz, reqs[walk[ord - 1]].visitor_id, val_bool(rh, r, 1)) !=
+            0) {
             set_error(err, SINK_PG_FATAL, NULL, "load: out of memory in the sessionizer");
             goto done;
         }
     }
     s->stats.loads++;
-    s->stats.loaded_sessions += (uint64_t)PQntuples(rs);
-    s->stats.loaded_events += (uint64_t)PQntuples(re);
+    s->stats.loaded_sessions += rs ? (uint64_t)PQntuples(rs) : 0;
+    s->stats.loaded_events += re ? (uint64_t)PQntuples(re) : 0;
     rc = 0;
 done:
+    PQclear(rl);
     PQclear(rs);
     PQclear(re);
     PQclear(rh);
+    free(all);
+    free(walk);
     tf_url_reset(&url);
-    tb_free(&vids);
-    tb_free(&since);
-    tb_free(&pv_vids);
-    tb_free(&pv_ids);
-    tb_free(&ids);
+    for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) tb_free(bufs[i]);
     if (rc != 0) {
         if (in_txn) abandon_transaction(s);
         count_error(s, err);
@@ -1579,13 +1654,33 @@ int sink_pg_write(sink_pg_t *s, const sink_pg_batch_t *b, sink_pg_error_t *err) 
     }
     if (validate_batch(b, err) != 0) goto fail;
     if (plan_batch(b, &pl, err) != 0) goto fail;
-    if (ensure_connection(s, err) != 0) goto fail;
-    if (exec_simple(s, "BEGIN", "BEGIN", err) != 0) goto fail;
-    /* In the transaction: a row committed meanwhile by another writer makes the COPY
-     * fail (TRANSIENT), and the retry finds it here. */
-    if ((pl.n_events || pl.n_pvs) && find_stored(s, b, &pl, err) != 0) goto fail;
-    if (write_rows(s, b, &pl, &k, err) != 0) goto fail;
+    /* The sessionizer already knows the stored events of the visitors it writes, so an
+     * eventId of the batch is rarely stored: after a write whose probe found none, the
+     * next one copies without probing, and a unique violation on an eventId (a replay
+     * the sessionizer could not see, another writer) rolls back and redoes the write
+     * with the probe. */
+    bool probe = s->probe_stored;
+    for (;;) {
+        if (ensure_connection(s, err) != 0) goto fail;
+        if (exec_simple(s, "BEGIN", "BEGIN", err) != 0) goto fail;
+        /* In the transaction: a row committed meanwhile by another writer makes the
+         * COPY fail (TRANSIENT), and the retry finds it here. */
+        if (probe && (pl.n_events || pl.n_pvs) && find_stored(s, b, &pl, err) != 0)
+            goto fail;
+        if (write_rows(s, b, &pl, &k, err) == 0) break;
+        if (probe || err->status != SINK_PG_TRANSIENT || strcmp(err->sqlstate, "23505") != 0)
+            goto fail;
+        abandon_transaction(s);
+        memset(&k, 0, sizeof(k));
+        clear_error(err);
+        s->stats.existence_rechecks++;
+        probe = true;
+    }
     if (exec_simple(s, "COMMIT", "COMMIT", err) != 0) goto fail;
+    bool found = false;
+    for (size_t i = 0; i < pl.n_events && !found; i++) found = pl.event_stored[i];
+    for (size_t i = 0; i < pl.n_pvs && !found; i++) found = pl.pv_stored[i];
+    s->probe_stored = found;
     plan_free(&pl);
     s->stats.transactions++;
     s->stats.sessions_upserted += k.sessions;
@@ -1599,6 +1694,7 @@ int sink_pg_write(sink_pg_t *s, const sink_pg_batch_t *b, sink_pg_error_t *err) 
 fail:
     plan_free(&pl);
     abandon_transaction(s);
+    s->probe_stored = true; /* the retry may be of rows a lost COMMIT did store */
     s->stats.failed_writes++;
     count_error(s, err);
     return -1;

@@ -164,6 +164,8 @@ typedef struct sink_pg_stats_s {
     uint64_t loads;               /* successful sink_pg_load calls */
     uint64_t loaded_sessions;
     uint64_t loaded_events;
+    uint64_t existence_rechecks;  /* writes redone with the stored-eventId probe (see
+                                     sink_pg_write) */
 } sink_pg_stats_t;
 
 void sink_pg_stats(const sink_pg_t *s, sink_pg_stats_t *out);

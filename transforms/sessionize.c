@@ -2,14 +2,23 @@
  * recomputation of a visitor's sessions when it is touched, and the difference with what was
  * last written.
  *
- * Layout. Each visitor holds its events in one array: a prefix sorted by (time, eventId) and an
- * unsorted tail (events added or loaded since the last merge). Event ids live in a private byte
- * heap per visitor (a canonical lowercase UUID takes 16 bytes); strings shared between events
- * (user ids, paths, campaign keys, context fields) and whole contexts are interned with
- * reference counts, so that forgetting a visitor returns everything it held. For the state last
- * written, a visitor keeps one record per written session (id, 64-bit fingerprint of every
- * field, the heap offset of its first event) and each written event the index of its session;
- * a written PAGE_VIEW also keeps its written time on page and scroll depth.
+ * Layout. Each visitor holds its events in one array of 32-byte records: a prefix sorted by
+ * (time, eventId) and an unsorted tail (events added or loaded since the last merge). Event ids
+ * live in a private byte heap per visitor (a canonical lowercase UUID takes 16 bytes, and a
+ * page_view_id shares the bytes of its page view's id when that is held); a visitor with many
+ * events also has an eventId index (16-bit slots up to 65536). Strings shared between events
+ * (user ids, paths, campaign keys, context fields) are interned with reference counts, and so
+ * are, as flat records, the two parts of a context (device and geography; referrer and UTM)
+ * and the "meta" record an event points to (user id, campaign key, context parts), which
+ * consecutive events of a visitor nearly always share. Forgetting a visitor returns everything
+ * it held. A visitor's arrays grow while a batch adds to them and are trimmed to size when the
+ * batch is committed. A UUID visitorId is held in 16 bytes.
+ *
+ * For the state last written, a visitor keeps one record per written session (id, 64-bit
+ * fingerprint of every field, the heap offset of its first event) and each written event the
+ * index of its session; a written PAGE_VIEW also keeps its written time on page and scroll
+ * depth. Times on page of 32767 s and more are kept in a sessionizer-wide table, keyed by the
+ * visitor and the event's heap offset.
  *
  * Equality of a recomputed session with the written one is decided by id and a 64-bit
  * fingerprint of every field (strings enter by their keyed SipHash), or structurally when the
@@ -30,9 +39,9 @@
 #define SZ_MAX_SLOTS ((size_t)1 << 31)   /* slots of one hash table */
 #define SZ_MAX_STRING ((size_t)1 << 24)  /* length of one interned string */
 #define SZ_EIDX_MIN 24u                  /* visitors with more events get an eventId index */
+#define SZ_EIDX_NARROW 65536u            /* eventId indexes up to this size have 16-bit slots */
 #define SZ_DEFAULT_MAX_EVENTS 20000000u
-#define SZ_TAG_LONG 0xFEu                /* heap entry: tag, 4-byte length, bytes, NUL */
-#define SZ_TAG_UUID 0xFFu                /* heap entry: tag, 16 bytes */
+#define SZ_TAG_LONG 0xFEu                /* text heap entry: tag, 4-byte length, bytes, NUL */
 #define SZ_FP_NULL 0x6a09e667f3bcc908ULL /* fingerprint word of a NULL string */
 #define SZ_DAY_MS 86400000LL
 
@@ -43,9 +52,11 @@ enum {
     EF_CTX_FROM_SESSION = 8, /* loaded without a context: takes its stored session's */
     EF_HAS_REF = 16,         /* PAGE_LEAVE/SCROLL with a page_view_id */
     EF_NEW = 32,             /* merged by the current merge (transient) */
+    EF_EID_TEXT = 64,        /* its eventId's heap entry is a text (else a UUID's 16 bytes) */
+    EF_REF_TEXT = 128,       /* its page_view_id's heap entry is a text */
 };
 enum { VS_NEW = 0, VS_LOADING, VS_LOADED };
-enum { VF_TOUCHED = 1, VF_EARLIER = 2, VF_FRESH = 4, VF_PINNED = 8 };
+enum { VF_TOUCHED = 1, VF_EARLIER = 2, VF_FRESH = 4, VF_PINNED = 8, VF_UUID_ID = 16 };
 enum { CS_NOROW = 1, CS_LOADCTX = 2 };
 
 typedef struct sz_str_s {
@@ -55,64 +66,95 @@ typedef struct sz_str_s {
     char s[];
 } sz_str_t;
 
-typedef struct sz_ctx_s {
-    uint64_t hash;
-    uint32_t refs;
-    uint32_t s[SZ_NCTX]; /* string pool indexes, 0 = NULL */
-    int32_t device_type, screen_width, screen_height;
-} sz_ctx_t;
+/* A pool of interned fixed-size records of 32-bit words, stored flat (no allocation per record).
+ * Word 0 of a record is its reference count; a free record (count 0) links the free list
+ * through word 1. Record 0 is never used: index 0 stands for "none". */
+typedef struct sz_pool_s {
+    uint32_t *w;      /* cap records of `words` words */
+    size_t n, cap;    /* records in use or free (record 0 included), allocated */
+    uint32_t free1st; /* first free record, 0 = none */
+    uint32_t *slots;  /* open addressing over record indexes, 0 = empty */
+    size_t scap, scount;
+    uint32_t words;   /* per record, the count included */
+    uint64_t tweak;   /* varies the hash key per pool */
+} sz_pool_t;
 
-/* One event: 44 bytes plus its eventId in the visitor's heap. */
+/* Record layouts (after the count word). A context is split in two interned parts: the device
+ * part (nearly constant per visitor) and the attribution part (which varies with each page's
+ * referrer), so that their combinations cost a meta record each, not a whole context. */
+enum { DEV_S = 1, DEV_DEVICE = DEV_S + SZ_NCTX - SZ_NATTR, DEV_SW, DEV_SH, DEV_WORDS };
+enum { ATTR_S = 1, ATTR_WORDS = ATTR_S + SZ_NATTR };
+/* meta: what an event shares with its neighbours: user id, campaign key (string indexes) and
+ * its context (dev record, attr record; dev = 0 iff the event has no context) */
+enum { META_USER = 1, META_CAMP, META_DEV, META_ATTR, META_WORDS };
+
+#define SZ_BIG INT16_MAX /* b or c of an event: the value is in the table of large values */
+
+/* One event: 32 bytes plus its eventId in the visitor's heap. */
 typedef struct sz_event_s {
     uint32_t ts_lo;
     int32_t ts_hi;
-    uint32_t eid;      /* heap offset of the eventId */
-    uint32_t user;     /* string index, 0 = none */
-    uint32_t campaign; /* string index, 0 = none */
-    uint32_t ctx;      /* context index, 0 = none */
-    uint32_t link;     /* written: index of its session in v->cs; pending: index of its cookie */
-    uint32_t a; /* PAGE_VIEW: path (string index); PAGE_LEAVE/SCROLL: page_view_id heap offset */
-    int32_t b;  /* PAGE_VIEW: largest PAGE_LEAVE seconds; PAGE_LEAVE: its seconds; -1 none */
-    int32_t c;  /* PAGE_VIEW: written time on page, -1 none */
+    uint32_t eid;  /* heap offset of the eventId */
+    uint32_t meta; /* meta record: user, campaign, context; 0 = none of them */
+    uint32_t link; /* written: index of its session in v->cs; pending: index of its cookie */
+    uint32_t a; /* PAGE_VIEW: path (string index); PAGE_LEAVE/SCROLL: page_view_id heap offset
+                   (shared with the page view's own eventId when it was held on arrival) */
+    /* b and c hold -1 .. SZ_BIG - 1; a larger value is SZ_BIG here and exact in sz->bigs (seconds
+     * on a page rarely reach 9 hours); read and write them with ev_b/ev_c/ev_set_b/ev_set_c */
+    int16_t b;  /* PAGE_VIEW: largest PAGE_LEAVE seconds; PAGE_LEAVE: its seconds; -1 none */
+    int16_t c;  /* PAGE_VIEW: written time on page, -1 none */
     int8_t d;   /* PAGE_VIEW: largest scroll depth; PAGE_LEAVE/SCROLL: its depth; -1 none */
     int8_t e;   /* PAGE_VIEW: written scroll depth, -1 none */
     uint8_t type;
     uint8_t flags;
 } sz_event_t;
 
+_Static_assert(sizeof(sz_event_t) == 32, "sz_event_t is 32 bytes");
+
+/* A large b or c value of an event (see sz_event_t). */
+typedef struct sz_big_s {
+    const struct sz_visitor_s *v; /* NULL: empty slot */
+    uint32_t key;                 /* the event's eventId heap offset * 2, + 1 for c */
+    int32_t value;
+} sz_big_t;
+
 /* A written session. */
 typedef struct sz_csess_s {
     uint8_t id[16];
     uint64_t fp;
     uint32_t first; /* heap offset of its first event's eventId, SZ_NONE when unknown;
-                       while loading (CS_LOADCTX): the stored session's context index */
+                       while loading (CS_LOADCTX): a meta record of the stored session's
+                       context */
     uint8_t reason;
     uint8_t flags;
 } sz_csess_t;
 
 typedef struct sz_visitor_s {
-    uint64_t hash;
     sz_event_t *ev;
     sz_csess_t *cs;
     uint8_t *heap;
-    uint32_t *eidx;        /* open addressing over event positions + 1, or NULL */
+    void *eidx; /* open addressing over event positions + 1, or NULL: 16-bit slots while
+                   eidx_cap <= SZ_EIDX_NARROW, else 32-bit */
     int64_t covered_since; /* events at or after this time need no load */
     int64_t min_pending;   /* earliest pending event time */
     uint32_t n, cap, n_sorted, n_pending;
     uint32_t ncs, cs_cap, heap_len, heap_cap;
-    uint32_t eidx_cap, unresolved, last_ctx, id_len;
+    uint32_t eidx_cap, unresolved, last_meta, id_len;
     uint32_t cfg_gen;
     uint32_t slot; /* its slot in the visitor table */
+    uint32_t hash; /* of the visitorId's text (the table has at most 2^31 slots) */
     uint8_t state, flags;
     uint8_t pin_reason; /* VF_PINNED: start reason of the first held session (older ones trimmed) */
-    char id[];
+    char id[]; /* VF_UUID_ID: the 16 bytes of a canonical lowercase UUID (id_len 36), else the
+                  text, NUL-terminated; vis_id() gives the text */
 } sz_visitor_t;
 
-/* A slot of the visitor table; the times let eviction skip visitors without touching them. */
+/* A slot of the visitor table. The coarse times (see coarse_ms) let eviction skip most visitors
+ * without touching them; the exact ones are the visitor's (vis_times). */
 typedef struct sz_vslot_s {
     sz_visitor_t *v;
-    int64_t last;    /* time of the visitor's last event; INT64_MAX before its first flush */
-    int64_t trim_at; /* end of its first held session when it holds several, else INT64_MAX */
+    int32_t last;    /* time of the visitor's last event; INT32_MAX before its first flush */
+    int32_t trim_at; /* end of its first held session when it holds several, else INT32_MAX */
 } sz_vslot_t;
 
 /* A recomputed session (scratch). */
@@ -120,7 +162,7 @@ typedef struct sz_nsess_s {
     uint32_t first, last;
     uint32_t user, entry, exit;
     uint32_t m[SZ_NCTX];
-    uint32_t last_ctx, cand, match;
+    uint32_t last_dev, cand, match;
     int32_t pvc, evc, device, sw, sh;
     int missing;
     uint8_t reason;
@@ -169,12 +211,9 @@ struct tf_sessionizer_s {
     uint32_t *sslots;
     size_t scap, scount;
 
-    sz_ctx_t **ctxs; /* index 0 unused: no context */
-    size_t ctxs_n, ctxs_cap;
-    uint32_t *ctx_free;
-    size_t ctx_free_n, ctx_free_cap;
-    uint32_t *cslots;
-    size_t ccap, ccount;
+    sz_pool_t devs, attrs, metas;
+    sz_big_t *bigs; /* open addressing, empty while no time on page reaches SZ_BIG seconds */
+    size_t bigcap, bigcount;
 
     sz_visitor_t **touched;
     size_t ntouched, touched_cap;
@@ -620,12 +659,12 @@ static uint64_t text_hash(const tf_sessionizer_t *sz, const char *s) {
     return s ? siphash13(sz->k0, sz->k1, s, strlen(s)) : SZ_FP_NULL;
 }
 
-static uint64_t entry_hash(const tf_sessionizer_t *sz, bool ctx, uint32_t idx) {
-    return ctx ? sz->ctxs[idx]->hash : sz->strs[idx]->hash;
+static uint64_t entry_hash(const tf_sessionizer_t *sz, uint32_t idx) {
+    return sz->strs[idx]->hash;
 }
 
-/* Rehashes an index table into newcap slots (a power of two). */
-static int idx_table_resize(tf_sessionizer_t *sz, bool ctx, uint32_t **slots, size_t *cap,
+/* Rehashes the string table into newcap slots (a power of two). */
+static int idx_table_resize(tf_sessionizer_t *sz, uint32_t **slots, size_t *cap,
                             size_t newcap) {
     uint32_t *ns = sz_calloc(sz, newcap, sizeof *ns);
     if (!ns) return -1;
@@ -634,7 +673,7 @@ static int idx_table_resize(tf_sessionizer_t *sz, bool ctx, uint32_t **slots, si
     for (size_t i = 0; i < *cap; i++) {
         uint32_t idx = (*slots)[i];
         if (!idx) continue;
-        size_t j = (size_t)entry_hash(sz, ctx, idx) & mask;
+        size_t j = (size_t)entry_hash(sz, idx) & mask;
         while (ns[j])
             j = (j + 1) & mask;
         ns[j] = idx;
@@ -646,7 +685,7 @@ static int idx_table_resize(tf_sessionizer_t *sz, bool ctx, uint32_t **slots, si
 }
 
 /* Removes idx (hash h) from an open-addressing table by backward shifting. */
-static void idx_table_delete(const tf_sessionizer_t *sz, bool ctx, uint32_t *slots, size_t cap,
+static void idx_table_delete(const tf_sessionizer_t *sz, uint32_t *slots, size_t cap,
                              uint32_t idx, uint64_t h) {
     size_t mask = cap - 1, i = (size_t)h & mask;
     while (slots[i] != idx)
@@ -656,7 +695,7 @@ static void idx_table_delete(const tf_sessionizer_t *sz, bool ctx, uint32_t *slo
         j = (j + 1) & mask;
         uint32_t x = slots[j];
         if (!x) break;
-        size_t k = (size_t)entry_hash(sz, ctx, x) & mask;
+        size_t k = (size_t)entry_hash(sz, x) & mask;
         bool stays = (i <= j) ? (i < k && k <= j) : (i < k || k <= j);
         if (!stays) {
             slots[i] = x;
@@ -685,7 +724,7 @@ static uint32_t str_intern(tf_sessionizer_t *sz, const char *s) {
     }
     if ((sz->scount + 1) * 4 > sz->scap * 3) {
         size_t nc = sz->scap ? sz->scap * 2 : 1024;
-        if (nc > SZ_MAX_SLOTS || idx_table_resize(sz, false, &sz->sslots, &sz->scap, nc))
+        if (nc > SZ_MAX_SLOTS || idx_table_resize(sz, &sz->sslots, &sz->scap, nc))
             return SZ_NONE;
     }
     if (!sz->str_free_n) {
@@ -716,7 +755,7 @@ static void str_decref(tf_sessionizer_t *sz, uint32_t idx) {
     if (!idx) return;
     sz_str_t *e = sz->strs[idx];
     if (--e->refs) return;
-    idx_table_delete(sz, false, sz->sslots, sz->scap, idx, e->hash);
+    idx_table_delete(sz, sz->sslots, sz->scap, idx, e->hash);
     sz->scount--;
     sz->mem -= sizeof *e + e->len + 1;
     free(e);
@@ -724,95 +763,279 @@ static void str_decref(tf_sessionizer_t *sz, uint32_t idx) {
     sz->str_free[sz->str_free_n++] = idx; /* capacity kept >= number of indexes */
 }
 
-static void ctx_decref(tf_sessionizer_t *sz, uint32_t idx) {
-    if (!idx) return;
-    sz_ctx_t *e = sz->ctxs[idx];
-    if (--e->refs) return;
-    for (int f = 0; f < SZ_NCTX; f++)
-        str_decref(sz, e->s[f]);
-    idx_table_delete(sz, true, sz->cslots, sz->ccap, idx, e->hash);
-    sz->ccount--;
-    sz->mem -= sizeof *e;
-    free(e);
-    sz->ctxs[idx] = NULL;
-    sz->ctx_free[sz->ctx_free_n++] = idx;
+/* ------------------------------------------------------------------ interned records */
+
+static uint32_t *rec(const sz_pool_t *pl, uint32_t idx) {
+    return pl->w + (size_t)idx * pl->words;
 }
 
-/* True when the interned context e has exactly the content of c. */
-static bool ctx_matches(const tf_sessionizer_t *sz, const sz_ctx_t *e, const tf_sess_context_t *c) {
-    if (e->device_type != c->device_type || e->screen_width != c->screen_width ||
-        e->screen_height != c->screen_height)
-        return false;
-    for (int f = 0; f < SZ_NCTX; f++) {
-        const char *x = ctx_field(c, f);
-        uint32_t si = e->s[f];
-        if (!x) {
-            if (si) return false;
-        } else if (!si || strcmp(sz->strs[si]->s, x) != 0) {
-            return false;
-        }
-    }
-    return true;
+static uint64_t rec_hash(const tf_sessionizer_t *sz, const sz_pool_t *pl, const uint32_t *key) {
+    return siphash13(sz->k0 ^ pl->tweak, sz->k1, key, (size_t)(pl->words - 1) * sizeof *key);
 }
 
-/* Interns a whole context (NULL gives 0) and takes a reference. SZ_NONE when out of memory. */
-static uint32_t ctx_intern(tf_sessionizer_t *sz, const tf_sess_context_t *c) {
-    if (!c) return 0;
-    uint32_t key[SZ_NCTX + 3];
-    int f;
-    for (f = 0; f < SZ_NCTX; f++) {
-        key[f] = str_intern(sz, ctx_field(c, f));
-        if (key[f] == SZ_NONE) goto fail;
+static void pool_init(sz_pool_t *pl, uint32_t words, uint64_t tweak) {
+    memset(pl, 0, sizeof *pl);
+    pl->n = 1;
+    pl->words = words;
+    pl->tweak = tweak;
+}
+
+static void pool_free(sz_pool_t *pl) {
+    free(pl->w);
+    free(pl->slots);
+}
+
+static int pool_resize_slots(tf_sessionizer_t *sz, sz_pool_t *pl, size_t newcap) {
+    uint32_t *ns = sz_calloc(sz, newcap, sizeof *ns);
+    if (!ns) return -1;
+    sz->mem += newcap * sizeof *ns;
+    size_t mask = newcap - 1;
+    for (size_t i = 0; i < pl->scap; i++) {
+        uint32_t idx = pl->slots[i];
+        if (!idx) continue;
+        size_t j = (size_t)rec_hash(sz, pl, rec(pl, idx) + 1) & mask;
+        while (ns[j])
+            j = (j + 1) & mask;
+        ns[j] = idx;
     }
-    key[SZ_NCTX] = (uint32_t)c->device_type;
-    key[SZ_NCTX + 1] = (uint32_t)c->screen_width;
-    key[SZ_NCTX + 2] = (uint32_t)c->screen_height;
-    uint64_t h = siphash13(sz->k0 ^ 0x5bd1e9955bd1e995ULL, sz->k1, key, sizeof key);
-    if (sz->ccap) {
-        size_t mask = sz->ccap - 1;
-        for (size_t i = (size_t)h & mask; sz->cslots[i]; i = (i + 1) & mask) {
-            sz_ctx_t *e = sz->ctxs[sz->cslots[i]];
-            if (e->hash == h && memcmp(e->s, key, sizeof e->s) == 0 &&
-                e->device_type == c->device_type && e->screen_width == c->screen_width &&
-                e->screen_height == c->screen_height) {
-                e->refs++;
-                for (int g = 0; g < SZ_NCTX; g++)
-                    str_decref(sz, key[g]);
-                return sz->cslots[i];
+    sz_free_sized(sz, pl->slots, pl->scap * sizeof *pl->slots);
+    pl->slots = ns;
+    pl->scap = newcap;
+    return 0;
+}
+
+/* Finds or adds the record with this key (pl->words - 1 words) and takes a reference on it.
+ * *added: the record is new and owns the references its key words stand for (otherwise the
+ * caller still holds them). Returns the index, or SZ_NONE when out of memory or over a cap. */
+static uint32_t pool_intern(tf_sessionizer_t *sz, sz_pool_t *pl, const uint32_t *key,
+                            bool *added) {
+    size_t kb = (size_t)(pl->words - 1) * sizeof *key;
+    uint64_t h = rec_hash(sz, pl, key);
+    *added = false;
+    if (pl->scap) {
+        size_t mask = pl->scap - 1;
+        for (size_t i = (size_t)h & mask; pl->slots[i]; i = (i + 1) & mask) {
+            uint32_t *r = rec(pl, pl->slots[i]);
+            if (memcmp(r + 1, key, kb) == 0) {
+                r[0]++;
+                return pl->slots[i];
             }
         }
     }
-    if ((sz->ccount + 1) * 4 > sz->ccap * 3) {
-        size_t nc = sz->ccap ? sz->ccap * 2 : 256;
-        if (nc > SZ_MAX_SLOTS || idx_table_resize(sz, true, &sz->cslots, &sz->ccap, nc)) goto fail;
+    if ((pl->scount + 1) * 4 > pl->scap * 3) {
+        size_t nc = pl->scap ? pl->scap * 2 : 256;
+        if (nc > SZ_MAX_SLOTS || pool_resize_slots(sz, pl, nc)) return SZ_NONE;
     }
-    if (!sz->ctx_free_n) {
-        if (sz->ctxs_n >= SZ_MAX_POOL) goto fail;
-        SZ_RESERVE_OR(fail, sz, sz->ctxs, sz->ctxs_cap, sz->ctxs_n + 1);
-        SZ_RESERVE_OR(fail, sz, sz->ctx_free, sz->ctx_free_cap, sz->ctxs_n + 1);
+    uint32_t idx = pl->free1st;
+    if (idx) {
+        pl->free1st = rec(pl, idx)[1];
+    } else {
+        if (pl->n >= SZ_MAX_POOL) return SZ_NONE;
+        if (pl->n + 1 > pl->cap) {
+            void *p = sz_grow(sz, pl->w, &pl->cap, pl->n + 1, (size_t)pl->words * sizeof *pl->w);
+            if (!p) return SZ_NONE;
+            pl->w = p;
+        }
+        idx = (uint32_t)pl->n++;
     }
-    sz_ctx_t *e = sz_malloc(sz, sizeof *e);
-    if (!e) goto fail;
-    sz->mem += sizeof *e;
-    e->hash = h;
-    e->refs = 1;
-    memcpy(e->s, key, sizeof e->s);
-    e->device_type = c->device_type;
-    e->screen_width = c->screen_width;
-    e->screen_height = c->screen_height;
-    uint32_t idx = sz->ctx_free_n ? sz->ctx_free[--sz->ctx_free_n] : (uint32_t)sz->ctxs_n++;
-    sz->ctxs[idx] = e;
-    size_t mask = sz->ccap - 1, i = (size_t)h & mask;
-    while (sz->cslots[i])
+    uint32_t *r = rec(pl, idx);
+    r[0] = 1;
+    memcpy(r + 1, key, kb);
+    size_t mask = pl->scap - 1, i = (size_t)h & mask;
+    while (pl->slots[i])
         i = (i + 1) & mask;
-    sz->cslots[i] = idx;
-    sz->ccount++;
+    pl->slots[i] = idx;
+    pl->scount++;
+    *added = true;
     return idx;
-fail:
-    f = f < SZ_NCTX ? f : SZ_NCTX;
-    for (int g = 0; g < f; g++)
-        str_decref(sz, key[g]);
+}
+
+/* Removes a record whose count fell to 0 from its table and puts it on the free list. */
+static void pool_unlink(tf_sessionizer_t *sz, sz_pool_t *pl, uint32_t idx) {
+    size_t mask = pl->scap - 1, i = (size_t)rec_hash(sz, pl, rec(pl, idx) + 1) & mask;
+    while (pl->slots[i] != idx)
+        i = (i + 1) & mask;
+    size_t j = i;
+    for (;;) {
+        j = (j + 1) & mask;
+        uint32_t x = pl->slots[j];
+        if (!x) break;
+        size_t k = (size_t)rec_hash(sz, pl, rec(pl, x) + 1) & mask;
+        bool stays = (i <= j) ? (i < k && k <= j) : (i < k || k <= j);
+        if (!stays) {
+            pl->slots[i] = x;
+            i = j;
+        }
+    }
+    pl->slots[i] = 0;
+    pl->scount--;
+    uint32_t *r = rec(pl, idx);
+    r[0] = 0;
+    r[1] = pl->free1st;
+    pl->free1st = idx;
+}
+
+/* Drops a reference to a dev or attr record (their key words 0..nstr-1 are strings). */
+static void part_decref(tf_sessionizer_t *sz, sz_pool_t *pl, uint32_t idx, int nstr) {
+    if (!idx) return;
+    uint32_t *r = rec(pl, idx);
+    if (--r[0]) return;
+    uint32_t strs[SZ_NCTX];
+    memcpy(strs, r + 1, (size_t)nstr * sizeof *strs);
+    pool_unlink(sz, pl, idx);
+    for (int f = 0; f < nstr; f++)
+        str_decref(sz, strs[f]);
+}
+
+static void dev_decref(tf_sessionizer_t *sz, uint32_t idx) {
+    part_decref(sz, &sz->devs, idx, SZ_NCTX - SZ_NATTR);
+}
+
+static void attr_decref(tf_sessionizer_t *sz, uint32_t idx) {
+    part_decref(sz, &sz->attrs, idx, SZ_NATTR);
+}
+
+/* Releases the references that the words of a meta key stand for. */
+static void meta_key_release(tf_sessionizer_t *sz, const uint32_t key[META_WORDS - 1]) {
+    str_decref(sz, key[META_USER - 1]);
+    str_decref(sz, key[META_CAMP - 1]);
+    dev_decref(sz, key[META_DEV - 1]);
+    attr_decref(sz, key[META_ATTR - 1]);
+}
+
+static void meta_decref(tf_sessionizer_t *sz, uint32_t idx) {
+    if (!idx) return;
+    uint32_t *r = rec(&sz->metas, idx);
+    if (--r[0]) return;
+    uint32_t key[META_WORDS - 1];
+    memcpy(key, r + 1, sizeof key);
+    pool_unlink(sz, &sz->metas, idx);
+    meta_key_release(sz, key);
+}
+
+/* Word w of meta record m (0 for m = 0). */
+static uint32_t meta_word(const tf_sessionizer_t *sz, uint32_t m, int w) {
+    return m ? rec(&sz->metas, m)[w] : 0;
+}
+
+/* True when string index si holds exactly x (0 for NULL). */
+static bool str_is(const tf_sessionizer_t *sz, uint32_t si, const char *x) {
+    if (!x) return si == 0;
+    return si && strcmp(sz->strs[si]->s, x) == 0;
+}
+
+/* True when dev record d (non-zero) has exactly the device part of c. */
+static bool dev_matches(const tf_sessionizer_t *sz, uint32_t d, const tf_sess_context_t *c) {
+    const uint32_t *r = rec(&sz->devs, d);
+    if ((int32_t)r[DEV_DEVICE] != c->device_type || (int32_t)r[DEV_SW] != c->screen_width ||
+        (int32_t)r[DEV_SH] != c->screen_height)
+        return false;
+    for (int f = SZ_NATTR; f < SZ_NCTX; f++)
+        if (!str_is(sz, r[DEV_S + f - SZ_NATTR], ctx_field(c, f))) return false;
+    return true;
+}
+
+/* True when attr record a (0 = every attribution field NULL) has exactly c's attribution. */
+static bool attr_matches(const tf_sessionizer_t *sz, uint32_t a, const tf_sess_context_t *c) {
+    for (int f = 0; f < SZ_NATTR; f++)
+        if (!str_is(sz, a ? rec(&sz->attrs, a)[ATTR_S + f] : 0, ctx_field(c, f))) return false;
+    return true;
+}
+
+/* Interns fields f0 .. f0 + nstr - 1 of c, then the nextra words of extra, as a record of pl.
+ * Returns its index with a reference taken, 0 when every word is 0 and allow_zero, or SZ_NONE
+ * when out of memory. */
+static uint32_t part_intern(tf_sessionizer_t *sz, sz_pool_t *pl, const tf_sess_context_t *c,
+                            int f0, int nstr, const uint32_t *extra, int nextra,
+                            bool allow_zero) {
+    uint32_t key[SZ_NCTX + 3];
+    bool any = false;
+    for (int f = 0; f < nstr; f++) {
+        key[f] = str_intern(sz, ctx_field(c, f0 + f));
+        if (key[f] == SZ_NONE) {
+            for (int g = 0; g < f; g++)
+                str_decref(sz, key[g]);
+            return SZ_NONE;
+        }
+        any |= key[f] != 0;
+    }
+    for (int x = 0; x < nextra; x++)
+        key[nstr + x] = extra[x];
+    if (!any && allow_zero) return 0;
+    bool added;
+    uint32_t idx = pool_intern(sz, pl, key, &added);
+    if (!added)
+        for (int f = 0; f < nstr; f++)
+            str_decref(sz, key[f]);
+    return idx;
+}
+
+/* Interns (user, campaign, context) as a meta record and takes a reference: 0 when all three
+ * are absent, SZ_NONE when out of memory. hint: a meta record to try first (0 = none); its
+ * parts are reused when they match. */
+static uint32_t meta_intern(tf_sessionizer_t *sz, uint32_t hint, const char *user,
+                            const char *camp, const tf_sess_context_t *c) {
+    if (!user && !camp && !c) return 0;
+    uint32_t h[META_WORDS] = {0};
+    if (hint) memcpy(h, rec(&sz->metas, hint), sizeof h);
+    bool dev_ok = c && h[META_DEV] && dev_matches(sz, h[META_DEV], c);
+    bool attr_ok = c && h[META_DEV] && attr_matches(sz, h[META_ATTR], c);
+    if (hint && str_is(sz, h[META_USER], user) && str_is(sz, h[META_CAMP], camp) &&
+        (c ? dev_ok && attr_ok : !h[META_DEV])) {
+        rec(&sz->metas, hint)[0]++;
+        return hint;
+    }
+    uint32_t key[META_WORDS - 1] = {0};
+    key[META_USER - 1] = str_intern(sz, user);
+    if (key[META_USER - 1] == SZ_NONE) return SZ_NONE;
+    key[META_CAMP - 1] = str_intern(sz, camp);
+    if (key[META_CAMP - 1] == SZ_NONE) goto fail_user;
+    if (c) {
+        if (dev_ok) {
+            key[META_DEV - 1] = h[META_DEV];
+            rec(&sz->devs, h[META_DEV])[0]++;
+        } else {
+            uint32_t extra[3] = {(uint32_t)c->device_type, (uint32_t)c->screen_width,
+                                 (uint32_t)c->screen_height};
+            key[META_DEV - 1] =
+                part_intern(sz, &sz->devs, c, SZ_NATTR, SZ_NCTX - SZ_NATTR, extra, 3, false);
+            if (key[META_DEV - 1] == SZ_NONE) goto fail_camp;
+        }
+        if (attr_ok) {
+            key[META_ATTR - 1] = h[META_ATTR];
+            if (h[META_ATTR]) rec(&sz->attrs, h[META_ATTR])[0]++;
+        } else {
+            key[META_ATTR - 1] = part_intern(sz, &sz->attrs, c, 0, SZ_NATTR, NULL, 0, true);
+            if (key[META_ATTR - 1] == SZ_NONE) goto fail_dev;
+        }
+    }
+    bool added;
+    uint32_t m = pool_intern(sz, &sz->metas, key, &added);
+    if (!added) meta_key_release(sz, key); /* found (its own references), or failed */
+    return m;
+fail_dev:
+    dev_decref(sz, key[META_DEV - 1]);
+fail_camp:
+    str_decref(sz, key[META_CAMP - 1]);
+fail_user:
+    str_decref(sz, key[META_USER - 1]);
     return SZ_NONE;
+}
+
+/* The meta record with m's user and campaign and the context of meta record cm (none when cm is
+ * 0), with a reference taken; SZ_NONE when out of memory. */
+static uint32_t meta_with_context(tf_sessionizer_t *sz, uint32_t m, uint32_t cm) {
+    uint32_t key[META_WORDS - 1] = {meta_word(sz, m, META_USER), meta_word(sz, m, META_CAMP),
+                                    meta_word(sz, cm, META_DEV), meta_word(sz, cm, META_ATTR)};
+    if (!key[0] && !key[1] && !key[2] && !key[3]) return 0;
+    if (key[META_USER - 1]) sz->strs[key[META_USER - 1]]->refs++;
+    if (key[META_CAMP - 1]) sz->strs[key[META_CAMP - 1]]->refs++;
+    if (key[META_DEV - 1]) rec(&sz->devs, key[META_DEV - 1])[0]++;
+    if (key[META_ATTR - 1]) rec(&sz->attrs, key[META_ATTR - 1])[0]++;
+    bool added;
+    uint32_t r = pool_intern(sz, &sz->metas, key, &added);
+    if (!added) meta_key_release(sz, key);
+    return r;
 }
 
 /* ------------------------------------------------------------------ event ids */
@@ -834,15 +1057,17 @@ static const uint8_t *key_bytes(const sz_key_t *k) {
     return k->uuid ? k->u : k->s;
 }
 
+/* Heap entries: a UUID is its 16 bytes; a text is its length (1 byte, or SZ_TAG_LONG and 4
+ * bytes), its bytes and a NUL. Which of the two an entry is, the event's flags say
+ * (EF_EID_TEXT, EF_REF_TEXT). */
 static size_t key_entry_size(const sz_key_t *k) {
-    if (k->uuid) return 17;
+    if (k->uuid) return 16;
     return k->len < SZ_TAG_LONG ? 1 + k->len + 1 : 5 + k->len + 1;
 }
 
 static void heap_write(uint8_t *p, const sz_key_t *k) {
     if (k->uuid) {
-        p[0] = SZ_TAG_UUID;
-        memcpy(p + 1, k->u, 16);
+        memcpy(p, k->u, 16);
     } else if (k->len < SZ_TAG_LONG) {
         p[0] = (uint8_t)k->len;
         memcpy(p + 1, k->s, k->len);
@@ -856,11 +1081,11 @@ static void heap_write(uint8_t *p, const sz_key_t *k) {
     }
 }
 
-static void heap_key(const uint8_t *p, sz_key_t *k) {
-    if (p[0] == SZ_TAG_UUID) {
+static void heap_key(const uint8_t *p, bool text, sz_key_t *k) {
+    if (!text) {
         k->uuid = true;
         k->s = NULL;
-        memcpy(k->u, p + 1, 16);
+        memcpy(k->u, p, 16);
         k->len = 16;
     } else if (p[0] == SZ_TAG_LONG) {
         uint32_t len;
@@ -875,19 +1100,28 @@ static void heap_key(const uint8_t *p, sz_key_t *k) {
     }
 }
 
-static bool heap_eq(const uint8_t *p, const sz_key_t *k) {
+static bool heap_eq(const uint8_t *p, bool text, const sz_key_t *k) {
     if (k->uuid) {
-        if (p[0] != SZ_TAG_UUID) return false;
+        if (text) return false;
         uint64_t a[2], b[2];
-        memcpy(a, p + 1, 16);
+        memcpy(a, p, 16);
         memcpy(b, k->u, 16);
         return a[0] == b[0] && a[1] == b[1];
     }
+    if (!text) return false;
     if (k->len < SZ_TAG_LONG) return p[0] == k->len && memcmp(p + 1, k->s, k->len) == 0;
     if (p[0] != SZ_TAG_LONG) return false;
     uint32_t len;
     memcpy(&len, p + 1, 4);
     return len == k->len && memcmp(p + 5, k->s, k->len) == 0;
+}
+
+static bool eid_is_text(const sz_event_t *e) {
+    return e->flags & EF_EID_TEXT;
+}
+
+static bool ref_is_text(const sz_event_t *e) {
+    return e->flags & EF_REF_TEXT;
 }
 
 /* Orders two ids as their texts compare bytewise (strcmp). */
@@ -911,19 +1145,14 @@ static int key_cmp(const sz_key_t *a, const sz_key_t *b) {
     return la < lb ? -1 : la > lb ? 1 : 0;
 }
 
-static int eid_cmp(const sz_visitor_t *v, uint32_t a, uint32_t b) {
-    const uint8_t *p = v->heap + a, *q = v->heap + b;
-    if (p[0] == SZ_TAG_UUID && q[0] == SZ_TAG_UUID) return memcmp(p + 1, q + 1, 16);
-    sz_key_t ka, kb;
-    heap_key(p, &ka);
-    heap_key(q, &kb);
-    return key_cmp(&ka, &kb);
-}
-
 static int ev_cmp(const sz_visitor_t *v, const sz_event_t *x, const sz_event_t *y) {
     int64_t a = ev_ts(x), b = ev_ts(y);
     if (a != b) return a < b ? -1 : 1;
-    return eid_cmp(v, x->eid, y->eid);
+    if (!eid_is_text(x) && !eid_is_text(y)) return memcmp(v->heap + x->eid, v->heap + y->eid, 16);
+    sz_key_t ka, kb;
+    heap_key(v->heap + x->eid, eid_is_text(x), &ka);
+    heap_key(v->heap + y->eid, eid_is_text(y), &kb);
+    return key_cmp(&ka, &kb);
 }
 
 static uint64_t key_hash(const tf_sessionizer_t *sz, const sz_key_t *k) {
@@ -932,10 +1161,10 @@ static uint64_t key_hash(const tf_sessionizer_t *sz, const sz_key_t *k) {
 }
 
 /* The text of the eventId at heap offset off: a pointer into the heap, or buf for a UUID. */
-static const char *eid_text(const sz_visitor_t *v, uint32_t off, char buf[37], size_t *len) {
-    const uint8_t *p = v->heap + off;
+static const char *eid_text(const sz_visitor_t *v, uint32_t off, bool text, char buf[37],
+                            size_t *len) {
     sz_key_t k;
-    heap_key(p, &k);
+    heap_key(v->heap + off, text, &k);
     if (k.uuid) {
         uuid_fmt(k.u, buf);
         *len = 36;
@@ -963,20 +1192,21 @@ static char *arena_alloc(tf_sessionizer_t *sz, size_t bytes) {
     return out;
 }
 
-/* The eventId as a string valid until commit/abort (UUIDs are formatted into the arena). */
-static const char *eid_out(tf_sessionizer_t *sz, const sz_visitor_t *v, uint32_t off) {
-    const uint8_t *p = v->heap + off;
-    if (p[0] != SZ_TAG_UUID) return (const char *)(p[0] == SZ_TAG_LONG ? p + 5 : p + 1);
+/* The eventId of e as a string valid until commit/abort (UUIDs are formatted into the arena). */
+static const char *eid_out(tf_sessionizer_t *sz, const sz_visitor_t *v, const sz_event_t *e) {
+    const uint8_t *p = v->heap + e->eid;
+    if (eid_is_text(e)) return (const char *)(p[0] == SZ_TAG_LONG ? p + 5 : p + 1);
     char *out = arena_alloc(sz, 37);
-    if (out) uuid_fmt(p + 1, out);
+    if (out) uuid_fmt(p, out);
     return out;
 }
 
-/* A copy of the eventId at heap offset off in the arena (the heap may move while loading). */
-static const char *eid_copy(tf_sessionizer_t *sz, const sz_visitor_t *v, uint32_t off) {
+/* A copy of the id at heap offset off in the arena (the heap may move while loading). */
+static const char *eid_copy(tf_sessionizer_t *sz, const sz_visitor_t *v, uint32_t off,
+                            bool text) {
     char buf[37];
     size_t len;
-    const char *t = eid_text(v, off, buf, &len);
+    const char *t = eid_text(v, off, text, buf, &len);
     char *out = arena_alloc(sz, len + 1);
     if (out) {
         memcpy(out, t, len);
@@ -995,32 +1225,52 @@ static void arena_reset(tf_sessionizer_t *sz) {
 
 /* ------------------------------------------------------------------ per-visitor eventId index */
 
-static void eidx_insert(sz_visitor_t *v, uint32_t pos, uint64_t h) {
-    size_t mask = v->eidx_cap - 1, i = (size_t)h & mask;
-    while (v->eidx[i])
-        i = (i + 1) & mask;
-    v->eidx[i] = pos + 1;
+static size_t eidx_width(uint32_t cap) {
+    return cap <= SZ_EIDX_NARROW ? sizeof(uint16_t) : sizeof(uint32_t);
 }
 
-/* (Re)builds the index for the current positions, sized for the event capacity. On failure the
- * index is dropped and lookups scan (still correct, slower). */
-static void eidx_build(tf_sessionizer_t *sz, sz_visitor_t *v) {
-    sz_free_sized(sz, v->eidx, (size_t)v->eidx_cap * sizeof *v->eidx);
+static uint32_t eidx_get(const sz_visitor_t *v, size_t i) {
+    return v->eidx_cap <= SZ_EIDX_NARROW ? ((const uint16_t *)v->eidx)[i]
+                                         : ((const uint32_t *)v->eidx)[i];
+}
+
+static void eidx_insert(sz_visitor_t *v, uint32_t pos, uint64_t h) {
+    size_t mask = v->eidx_cap - 1, i = (size_t)h & mask;
+    while (eidx_get(v, i))
+        i = (i + 1) & mask;
+    if (v->eidx_cap <= SZ_EIDX_NARROW)
+        ((uint16_t *)v->eidx)[i] = (uint16_t)(pos + 1); /* pos < 3/4 of the slots */
+    else
+        ((uint32_t *)v->eidx)[i] = pos + 1;
+}
+
+static void eidx_drop(tf_sessionizer_t *sz, sz_visitor_t *v) {
+    sz_free_sized(sz, v->eidx, (size_t)v->eidx_cap * eidx_width(v->eidx_cap));
     v->eidx = NULL;
     v->eidx_cap = 0;
-    if (v->cap < SZ_EIDX_MIN) return;
-    uint32_t cap = 64;
-    while (cap < 2u * v->cap)
+}
+
+/* (Re)builds the index over the current positions, with room for `expect` events (and a quarter
+ * more) at a load factor of at most 3/4; none below SZ_EIDX_MIN events. On failure the index is
+ * dropped and lookups scan (still correct, slower). */
+static void eidx_build(tf_sessionizer_t *sz, sz_visitor_t *v, uint32_t expect) {
+    eidx_drop(sz, v);
+    if (expect < v->n) expect = v->n;
+    if (expect < SZ_EIDX_MIN) return;
+    uint64_t want = (uint64_t)expect + expect / 4 + 1;
+    uint64_t cap = 64;
+    while (cap * 3 < want * 4)
         cap *= 2;
-    uint32_t *t = sz_calloc(sz, cap, sizeof *t);
+    if (cap > SZ_MAX_SLOTS) return;
+    void *t = sz_calloc(sz, (size_t)cap, eidx_width((uint32_t)cap));
     if (!t) return;
-    sz->mem += (size_t)cap * sizeof *t;
+    sz->mem += (size_t)cap * eidx_width((uint32_t)cap);
     v->eidx = t;
-    v->eidx_cap = cap;
+    v->eidx_cap = (uint32_t)cap;
     for (uint32_t i = 0; i < v->n; i++) {
         if (v->ev[i].flags & EF_DROPPED) continue;
         sz_key_t k;
-        heap_key(v->heap + v->ev[i].eid, &k);
+        heap_key(v->heap + v->ev[i].eid, eid_is_text(&v->ev[i]), &k);
         eidx_insert(v, i, key_hash(sz, &k));
     }
 }
@@ -1030,15 +1280,121 @@ static uint32_t vis_find_event(const tf_sessionizer_t *sz, const sz_visitor_t *v
                                const sz_key_t *k) {
     if (v->eidx) {
         size_t mask = v->eidx_cap - 1;
-        for (size_t i = (size_t)key_hash(sz, k) & mask; v->eidx[i]; i = (i + 1) & mask) {
-            uint32_t pos = v->eidx[i] - 1;
-            if (heap_eq(v->heap + v->ev[pos].eid, k)) return pos;
+        uint32_t x;
+        for (size_t i = (size_t)key_hash(sz, k) & mask; (x = eidx_get(v, i)) != 0;
+             i = (i + 1) & mask) {
+            if (heap_eq(v->heap + v->ev[x - 1].eid, eid_is_text(&v->ev[x - 1]), k)) return x - 1;
         }
         return SZ_NONE;
     }
     for (uint32_t i = 0; i < v->n; i++)
-        if (!(v->ev[i].flags & EF_DROPPED) && heap_eq(v->heap + v->ev[i].eid, k)) return i;
+        if (!(v->ev[i].flags & EF_DROPPED) &&
+            heap_eq(v->heap + v->ev[i].eid, eid_is_text(&v->ev[i]), k))
+            return i;
     return SZ_NONE;
+}
+
+/* ------------------------------------------------------------------ large b/c values */
+
+static size_t big_slot(const tf_sessionizer_t *sz, const sz_visitor_t *v, uint32_t key) {
+    return (size_t)mix64((uint64_t)(uintptr_t)v ^ sz->k0 ^ ((uint64_t)key << 32 | key));
+}
+
+/* The slot holding (v, key), or SIZE_MAX. */
+static size_t big_find(const tf_sessionizer_t *sz, const sz_visitor_t *v, uint32_t key) {
+    if (!sz->bigcount) return SIZE_MAX;
+    size_t mask = sz->bigcap - 1;
+    for (size_t i = big_slot(sz, v, key) & mask; sz->bigs[i].v; i = (i + 1) & mask)
+        if (sz->bigs[i].v == v && sz->bigs[i].key == key) return i;
+    return SIZE_MAX;
+}
+
+static void big_place(tf_sessionizer_t *sz, const sz_big_t *b) {
+    size_t mask = sz->bigcap - 1, i = big_slot(sz, b->v, b->key) & mask;
+    while (sz->bigs[i].v)
+        i = (i + 1) & mask;
+    sz->bigs[i] = *b;
+}
+
+/* Sets the value of (v, key). Returns 0, or -1 when out of memory (nothing changed). Never
+ * fails when the table holds fewer entries than it did at some point since its last growth. */
+static int big_put(tf_sessionizer_t *sz, const sz_visitor_t *v, uint32_t key, int32_t value) {
+    size_t i = big_find(sz, v, key);
+    if (i != SIZE_MAX) {
+        sz->bigs[i].value = value;
+        return 0;
+    }
+    if ((sz->bigcount + 1) * 4 > sz->bigcap * 3) {
+        size_t nc = sz->bigcap ? sz->bigcap * 2 : 64;
+        if (nc > SZ_MAX_SLOTS) return -1;
+        sz_big_t *nb = sz_calloc(sz, nc, sizeof *nb);
+        if (!nb) return -1;
+        sz->mem += nc * sizeof *nb;
+        sz_big_t *old = sz->bigs;
+        size_t oldcap = sz->bigcap;
+        sz->bigs = nb;
+        sz->bigcap = nc;
+        for (size_t j = 0; j < oldcap; j++)
+            if (old[j].v) big_place(sz, &old[j]);
+        sz_free_sized(sz, old, oldcap * sizeof *old);
+    }
+    sz_big_t b = {v, key, value};
+    big_place(sz, &b);
+    sz->bigcount++;
+    return 0;
+}
+
+static int32_t big_get(const tf_sessionizer_t *sz, const sz_visitor_t *v, uint32_t key) {
+    size_t i = big_find(sz, v, key);
+    return i == SIZE_MAX ? INT32_MAX : sz->bigs[i].value; /* always found: see sz_event_t */
+}
+
+static void big_del(tf_sessionizer_t *sz, const sz_visitor_t *v, uint32_t key) {
+    size_t i = big_find(sz, v, key);
+    if (i == SIZE_MAX) return;
+    size_t mask = sz->bigcap - 1, j = i;
+    for (;;) {
+        j = (j + 1) & mask;
+        if (!sz->bigs[j].v) break;
+        size_t k = big_slot(sz, sz->bigs[j].v, sz->bigs[j].key) & mask;
+        bool stays = (i <= j) ? (i < k && k <= j) : (i < k || k <= j);
+        if (!stays) {
+            sz->bigs[i] = sz->bigs[j];
+            i = j;
+        }
+    }
+    sz->bigs[i].v = NULL;
+    sz->bigcount--;
+}
+
+static int32_t ev_b(const tf_sessionizer_t *sz, const sz_visitor_t *v, const sz_event_t *e) {
+    return e->b != SZ_BIG ? e->b : big_get(sz, v, e->eid * 2);
+}
+
+static int32_t ev_c(const tf_sessionizer_t *sz, const sz_visitor_t *v, const sz_event_t *e) {
+    return e->c != SZ_BIG ? e->c : big_get(sz, v, e->eid * 2 + 1);
+}
+
+/* Stores x (>= -1) in *field (b or c of e, key as in sz_big_t). Returns 0, or -1 when out of
+ * memory (nothing changed); never fails for x < SZ_BIG. */
+static int ev_set_big(tf_sessionizer_t *sz, const sz_visitor_t *v, int16_t *field, uint32_t key,
+                      int32_t x) {
+    if (x < SZ_BIG) {
+        if (*field == SZ_BIG) big_del(sz, v, key);
+        *field = (int16_t)x;
+        return 0;
+    }
+    if (big_put(sz, v, key, x)) return -1;
+    *field = SZ_BIG;
+    return 0;
+}
+
+static int ev_set_b(tf_sessionizer_t *sz, const sz_visitor_t *v, sz_event_t *e, int32_t x) {
+    return ev_set_big(sz, v, &e->b, e->eid * 2, x);
+}
+
+static int ev_set_c(tf_sessionizer_t *sz, const sz_visitor_t *v, sz_event_t *e, int32_t x) {
+    return ev_set_big(sz, v, &e->c, e->eid * 2 + 1, x);
 }
 
 /* ------------------------------------------------------------------ visitors */
@@ -1047,20 +1403,52 @@ static uint64_t vis_hash(const tf_sessionizer_t *sz, const char *id, size_t len)
     return siphash13(sz->k1, sz->k0, id, len);
 }
 
-static sz_visitor_t *vis_find(const tf_sessionizer_t *sz, const char *id, size_t len, uint64_t h) {
+/* A visitorId as held: 16 bytes for a canonical lowercase UUID, else the text. */
+static void vis_key(const char *id, size_t len, sz_key_t *k) {
+    k->len = len;
+    k->s = (const uint8_t *)id;
+    k->uuid = len == 36 && uuid_parse(id, len, true, k->u) == 0;
+}
+
+static size_t vis_alloc_size(const sz_visitor_t *v) {
+    return offsetof(sz_visitor_t, id) + ((v->flags & VF_UUID_ID) ? 16 : (size_t)v->id_len + 1);
+}
+
+/* The visitorId's text: v->id, or buf holding the formatted UUID. */
+static const char *vis_id(const sz_visitor_t *v, char buf[37]) {
+    if (!(v->flags & VF_UUID_ID)) return v->id;
+    uuid_fmt((const uint8_t *)v->id, buf);
+    return buf;
+}
+
+/* The visitorId's text valid until commit/abort (a UUID is formatted into the arena), or NULL
+ * when out of memory. */
+static const char *vis_id_out(tf_sessionizer_t *sz, const sz_visitor_t *v) {
+    if (!(v->flags & VF_UUID_ID)) return v->id;
+    char *out = arena_alloc(sz, 37);
+    if (out) uuid_fmt((const uint8_t *)v->id, out);
+    return out;
+}
+
+static sz_visitor_t *vis_find(const tf_sessionizer_t *sz, const sz_key_t *k, uint64_t h) {
     if (!sz->vcap) return NULL;
     size_t mask = sz->vcap - 1;
     for (size_t i = (size_t)h & mask; sz->vslots[i].v; i = (i + 1) & mask) {
         sz_visitor_t *v = sz->vslots[i].v;
-        if (v->hash == h && v->id_len == len && memcmp(v->id, id, len) == 0) return v;
+        if (v->hash != (uint32_t)h) continue;
+        if (k->uuid ? (v->flags & VF_UUID_ID) && memcmp(v->id, k->u, 16) == 0
+                    : !(v->flags & VF_UUID_ID) && v->id_len == k->len &&
+                          memcmp(v->id, k->s, k->len) == 0)
+            return v;
     }
     return NULL;
 }
 
 static sz_visitor_t *vis_lookup(const tf_sessionizer_t *sz, const char *id) {
     if (!id) return NULL;
-    size_t len = strlen(id);
-    return vis_find(sz, id, len, vis_hash(sz, id, len));
+    sz_key_t k;
+    vis_key(id, strlen(id), &k);
+    return vis_find(sz, &k, vis_hash(sz, id, k.len));
 }
 
 static void vslot_put(tf_sessionizer_t *sz, size_t i, const sz_vslot_t *slot) {
@@ -1096,10 +1484,37 @@ static int vis_table_insert(tf_sessionizer_t *sz, sz_visitor_t *v) {
     size_t mask = sz->vcap - 1, i = (size_t)v->hash & mask;
     while (sz->vslots[i].v)
         i = (i + 1) & mask;
-    sz_vslot_t slot = {v, INT64_MAX, INT64_MAX};
+    sz_vslot_t slot = {v, INT32_MAX, INT32_MAX};
     vslot_put(sz, i, &slot);
     sz->vcount++;
     return 0;
+}
+
+/* A coarse image of a time: floor(t / 65536) clamped to int32. Monotone, so a coarse comparison
+ * that is strict decides the exact one. */
+static int32_t coarse_ms(int64_t t) {
+    int64_t q = t >= 0 ? t / 65536 : -((-(t + 1)) / 65536) - 1;
+    return q > INT32_MAX ? INT32_MAX : q < INT32_MIN ? INT32_MIN : (int32_t)q;
+}
+
+/* Of a flushed visitor (events sorted, all written): the time of its last event (INT64_MIN
+ * when none) and the end of its first session when it has several (else INT64_MAX). */
+static void vis_times(const sz_visitor_t *v, int64_t *last, int64_t *trim_at) {
+    *last = v->n ? ev_ts(&v->ev[v->n - 1]) : INT64_MIN;
+    *trim_at = INT64_MAX;
+    if (v->ncs >= 2 && v->n) {
+        uint32_t j = 0;
+        while (j + 1 < v->n && v->ev[j + 1].link == 0)
+            j++;
+        *trim_at = ev_ts(&v->ev[j]);
+    }
+}
+
+static void vslot_update(tf_sessionizer_t *sz, const sz_visitor_t *v) {
+    int64_t last, trim_at;
+    vis_times(v, &last, &trim_at);
+    sz->vslots[v->slot].last = coarse_ms(last);
+    sz->vslots[v->slot].trim_at = coarse_ms(trim_at);
 }
 
 static void vis_table_remove_at(tf_sessionizer_t *sz, size_t i) {
@@ -1123,14 +1538,21 @@ static void vis_table_remove(tf_sessionizer_t *sz, const sz_visitor_t *v) {
     vis_table_remove_at(sz, v->slot);
 }
 
-static sz_visitor_t *vis_new(tf_sessionizer_t *sz, const char *id, size_t len, uint64_t h) {
-    if (len >= SZ_MAX_STRING) return NULL;
-    sz_visitor_t *v = sz_calloc(sz, 1, sizeof *v + len + 1);
+static sz_visitor_t *vis_new(tf_sessionizer_t *sz, const sz_key_t *k, uint64_t h) {
+    if (k->len >= SZ_MAX_STRING) return NULL;
+    size_t bytes = offsetof(sz_visitor_t, id) + (k->uuid ? 16 : k->len + 1);
+    sz_visitor_t *v = sz_calloc(sz, 1, bytes);
     if (!v) return NULL;
-    sz->mem += sizeof *v + len + 1;
-    v->hash = h;
-    v->id_len = (uint32_t)len;
-    memcpy(v->id, id, len + 1);
+    sz->mem += bytes;
+    v->hash = (uint32_t)h;
+    v->id_len = (uint32_t)k->len;
+    if (k->uuid) {
+        v->flags = VF_UUID_ID;
+        memcpy(v->id, k->u, 16);
+    } else {
+        memcpy(v->id, k->s, k->len);
+        v->id[k->len] = '\0';
+    }
     v->covered_since = INT64_MAX;
     v->min_pending = INT64_MAX;
     v->state = VS_NEW;
@@ -1138,30 +1560,30 @@ static sz_visitor_t *vis_new(tf_sessionizer_t *sz, const char *id, size_t len, u
     return v;
 }
 
-static void ev_release(tf_sessionizer_t *sz, const sz_event_t *e) {
-    str_decref(sz, e->user);
-    str_decref(sz, e->campaign);
-    ctx_decref(sz, e->ctx);
+static void ev_release(tf_sessionizer_t *sz, const sz_visitor_t *v, const sz_event_t *e) {
+    if (e->b == SZ_BIG) big_del(sz, v, e->eid * 2);
+    if (e->c == SZ_BIG) big_del(sz, v, e->eid * 2 + 1);
+    meta_decref(sz, e->meta);
     if (e->type == TF_EVENT_PAGE_VIEW) str_decref(sz, e->a);
 }
 
 static void vis_release_cs(tf_sessionizer_t *sz, sz_visitor_t *v) {
     for (uint32_t k = 0; k < v->ncs; k++)
-        if (v->cs[k].flags & CS_LOADCTX) ctx_decref(sz, v->cs[k].first);
+        if (v->cs[k].flags & CS_LOADCTX) meta_decref(sz, v->cs[k].first);
     v->ncs = 0;
 }
 
 static void vis_free(tf_sessionizer_t *sz, sz_visitor_t *v) {
     for (uint32_t i = 0; i < v->n; i++)
-        ev_release(sz, &v->ev[i]);
+        ev_release(sz, v, &v->ev[i]);
     sz->n_events -= v->n;
     vis_release_cs(sz, v);
     if (sz->hint_v == v) sz->hint_v = NULL;
     sz_free_sized(sz, v->ev, (size_t)v->cap * sizeof *v->ev);
     sz_free_sized(sz, v->cs, (size_t)v->cs_cap * sizeof *v->cs);
     sz_free_sized(sz, v->heap, v->heap_cap);
-    sz_free_sized(sz, v->eidx, (size_t)v->eidx_cap * sizeof *v->eidx);
-    sz_free_sized(sz, v, sizeof *v + v->id_len + 1);
+    eidx_drop(sz, v);
+    sz_free_sized(sz, v, vis_alloc_size(v));
 }
 
 static int vis_reserve_events(tf_sessionizer_t *sz, sz_visitor_t *v, uint32_t extra) {
@@ -1176,7 +1598,6 @@ static int vis_reserve_events(tf_sessionizer_t *sz, sz_visitor_t *v, uint32_t ex
     sz->mem = sz->mem - (size_t)v->cap * sizeof *p + (size_t)ncap * sizeof *p;
     v->ev = p;
     v->cap = (uint32_t)ncap;
-    if (v->cap >= SZ_EIDX_MIN) eidx_build(sz, v);
     return 0;
 }
 
@@ -1208,14 +1629,41 @@ static int vis_reserve_cs(tf_sessionizer_t *sz, sz_visitor_t *v, size_t need) {
     return 0;
 }
 
-/* Context of a new event: the visitor's previous one when equal (the common case), else interned.
- */
-static uint32_t vis_ctx_intern(tf_sessionizer_t *sz, sz_visitor_t *v, const tf_sess_context_t *c) {
-    if (v->last_ctx && ctx_matches(sz, sz->ctxs[v->last_ctx], c)) {
-        sz->ctxs[v->last_ctx]->refs++;
-        return v->last_ctx;
+/* Gives back the slack of the visitor's event array, eventId heap and session records (between
+ * batches: they are sized for growth while a batch adds events). A failed shrink keeps the
+ * larger block. */
+static void vis_shrink(tf_sessionizer_t *sz, sz_visitor_t *v) {
+    if (v->n && v->cap > v->n) {
+        sz_event_t *p = sz_realloc(sz, v->ev, (size_t)v->n * sizeof *p);
+        if (p) {
+            sz->mem -= (size_t)(v->cap - v->n) * sizeof *p;
+            v->ev = p;
+            v->cap = v->n;
+        }
     }
-    return ctx_intern(sz, c);
+    if (v->heap_len && v->heap_cap > v->heap_len) {
+        uint8_t *p = sz_realloc(sz, v->heap, v->heap_len);
+        if (p) {
+            sz->mem -= (size_t)(v->heap_cap - v->heap_len);
+            v->heap = p;
+            v->heap_cap = v->heap_len;
+        }
+    }
+    if (v->ncs && v->cs_cap > v->ncs) {
+        sz_csess_t *p = sz_realloc(sz, v->cs, (size_t)v->ncs * sizeof *p);
+        if (p) {
+            sz->mem -= (size_t)(v->cs_cap - v->ncs) * sizeof *p;
+            v->cs = p;
+            v->cs_cap = v->ncs;
+        }
+    }
+}
+
+/* Points last_meta at the meta record of the visitor's latest held event that has one. */
+static void vis_last_meta(sz_visitor_t *v) {
+    v->last_meta = 0;
+    for (uint32_t i = 0; i < v->n && !v->last_meta; i++)
+        v->last_meta = v->ev[v->n - 1 - i].meta;
 }
 
 /* Appends an event to the visitor's unsorted tail. Returns 0 or -1 (nothing changed). */
@@ -1225,22 +1673,31 @@ static int vis_append(tf_sessionizer_t *sz, sz_visitor_t *v, const tf_sess_event
     bool is_ref =
         (in->type == TF_EVENT_PAGE_LEAVE || in->type == TF_EVENT_SCROLL) && in->page_view_id;
     sz_key_t pk;
-    if (is_ref) key_init(&pk, in->page_view_id);
-    size_t hbytes = key_entry_size(key) + (is_ref ? key_entry_size(&pk) : 0);
+    uint32_t ref_at = SZ_NONE; /* the page view's own eventId bytes when it is held */
+    if (is_ref) {
+        key_init(&pk, in->page_view_id);
+        uint32_t t = vis_find_event(sz, v, &pk);
+        if (t != SZ_NONE) ref_at = v->ev[t].eid; /* same key: same kind of entry */
+    }
+    size_t hbytes =
+        key_entry_size(key) + (is_ref && ref_at == SZ_NONE ? key_entry_size(&pk) : 0);
     if (vis_reserve_events(sz, v, 1) || vis_reserve_heap(sz, v, hbytes)) return -1;
-    uint32_t user = 0, camp = 0, path = 0, ctx = 0;
-    user = str_intern(sz, in->user_id);
-    if (user == SZ_NONE) return -1;
-    camp = str_intern(sz, in->campaign_key);
-    if (camp == SZ_NONE) goto fail_user;
+    uint32_t path = 0;
+    /* the visitor's previous meta record first: its events nearly always share it */
+    uint32_t meta = meta_intern(sz, v->last_meta, in->user_id, in->campaign_key,
+                                (flags & EF_CTX_FROM_SESSION) ? NULL : in->context);
+    if (meta == SZ_NONE) return -1;
     if (in->type == TF_EVENT_PAGE_VIEW) {
         path = str_intern(sz, in->path);
-        if (path == SZ_NONE) goto fail_camp;
+        if (path == SZ_NONE) goto fail_meta;
     }
-    if (in->context && !(flags & EF_CTX_FROM_SESSION)) {
-        ctx = vis_ctx_intern(sz, v, in->context);
-        if (ctx == SZ_NONE) goto fail_path;
-    }
+    int32_t b = -1, c = -1;
+    if (in->type == TF_EVENT_PAGE_VIEW)
+        c = c_top;
+    else if (is_ref && in->type == TF_EVENT_PAGE_LEAVE)
+        b = top_seconds(in->has_time_on_page, in->time_on_page);
+    if (b >= SZ_BIG && big_put(sz, v, v->heap_len * 2, b)) goto fail_path;
+    if (c >= SZ_BIG && big_put(sz, v, v->heap_len * 2 + 1, c)) goto fail_path;
 
     sz_event_t *e = &v->ev[v->n];
     uint64_t ts = (uint64_t)in->ts_ms;
@@ -1249,42 +1706,41 @@ static int vis_append(tf_sessionizer_t *sz, sz_visitor_t *v, const tf_sess_event
     e->eid = v->heap_len;
     heap_write(v->heap + v->heap_len, key);
     v->heap_len += (uint32_t)key_entry_size(key);
-    e->user = user;
-    e->campaign = camp;
-    e->ctx = ctx;
+    e->meta = meta;
     e->link = link;
     e->type = (uint8_t)in->type;
-    e->flags = flags;
-    e->b = -1;
-    e->c = -1;
+    e->flags = flags | (key->uuid ? 0 : EF_EID_TEXT);
+    e->b = (int16_t)(b < SZ_BIG ? b : SZ_BIG);
+    e->c = (int16_t)(c < SZ_BIG ? c : SZ_BIG);
     e->d = -1;
     e->e = -1;
     if (in->type == TF_EVENT_PAGE_VIEW) {
         e->a = path;
-        e->c = c_top;
         e->e = scroll_clamp(c_scroll);
     } else if (is_ref) {
-        e->a = v->heap_len;
-        heap_write(v->heap + v->heap_len, &pk);
-        v->heap_len += (uint32_t)key_entry_size(&pk);
-        e->flags |= EF_HAS_REF;
-        if (in->type == TF_EVENT_PAGE_LEAVE)
-            e->b = top_seconds(in->has_time_on_page, in->time_on_page);
+        if (ref_at != SZ_NONE) {
+            e->a = ref_at;
+        } else {
+            e->a = v->heap_len;
+            heap_write(v->heap + v->heap_len, &pk);
+            v->heap_len += (uint32_t)key_entry_size(&pk);
+        }
+        e->flags |= EF_HAS_REF | (pk.uuid ? 0 : EF_REF_TEXT);
         e->d = scroll_clamp(in->scroll_depth);
     } else {
         e->a = SZ_NONE;
     }
+    if (v->eidx ? ((uint64_t)v->n + 1) * 4 > (uint64_t)v->eidx_cap * 3 : v->n + 1 >= SZ_EIDX_MIN)
+        eidx_build(sz, v, v->n + 1);
     if (v->eidx) eidx_insert(v, v->n, key_hash(sz, key));
     v->n++;
     sz->n_events++;
-    if (ctx) v->last_ctx = ctx;
+    if (meta) v->last_meta = meta;
     return 0;
 fail_path:
     str_decref(sz, path);
-fail_camp:
-    str_decref(sz, camp);
-fail_user:
-    str_decref(sz, user);
+fail_meta:
+    meta_decref(sz, meta);
     return -1;
 }
 
@@ -1297,12 +1753,12 @@ static void vis_wipe(tf_sessionizer_t *sz, sz_visitor_t *v) {
         if ((e.flags & EF_PENDING) && !(e.flags & EF_DROPPED)) {
             e.flags &= (uint8_t) ~(EF_RESOLVED | EF_NEW);
             if (e.type == TF_EVENT_PAGE_VIEW) {
-                e.b = -1;
+                (void)ev_set_b(sz, v, &e, -1); /* cannot fail */
                 e.d = -1;
             }
             v->ev[w++] = e;
         } else {
-            ev_release(sz, &e);
+            ev_release(sz, v, &e);
         }
     }
     sz->n_events -= v->n - w;
@@ -1310,14 +1766,12 @@ static void vis_wipe(tf_sessionizer_t *sz, sz_visitor_t *v) {
     v->n_sorted = 0;
     vis_release_cs(sz, v);
     v->unresolved = 0;
-    v->last_ctx = 0;
-    for (uint32_t i = 0; i < v->n && !v->last_ctx; i++)
-        v->last_ctx = v->ev[v->n - 1 - i].ctx;
+    vis_last_meta(v);
     v->flags &= (uint8_t) ~(VF_EARLIER | VF_FRESH | VF_PINNED);
     v->covered_since = INT64_MAX;
     v->state = VS_LOADING;
     if (sz->hint_v == v) sz->hint_v = NULL;
-    if (v->eidx) eidx_build(sz, v);
+    if (v->eidx) eidx_build(sz, v, v->n);
 }
 
 static void msort(const sz_visitor_t *v, sz_event_t *a, sz_event_t *tmp, uint32_t n) {
@@ -1346,20 +1800,22 @@ static void msort(const sz_visitor_t *v, sz_event_t *a, sz_event_t *tmp, uint32_
         a[k++] = tmp[i++];
 }
 
-/* Links a PAGE_LEAVE/SCROLL at position i to its page view when it is held. */
-static bool vis_resolve(const tf_sessionizer_t *sz, sz_visitor_t *v, uint32_t i) {
+/* Links a PAGE_LEAVE/SCROLL at position i to its page view when it is held. Returns 1 when
+ * linked, 0 when the page view is not held, -1 when out of memory (nothing changed). */
+static int vis_resolve(tf_sessionizer_t *sz, sz_visitor_t *v, uint32_t i) {
     sz_event_t *e = &v->ev[i];
     sz_key_t k;
-    heap_key(v->heap + e->a, &k);
+    heap_key(v->heap + e->a, ref_is_text(e), &k);
     uint32_t t = vis_find_event(sz, v, &k);
-    if (t == SZ_NONE) return false;
-    e->flags |= EF_RESOLVED;
+    if (t == SZ_NONE) return 0;
     sz_event_t *pv = &v->ev[t];
     if (pv->type == TF_EVENT_PAGE_VIEW) {
-        if (e->type == TF_EVENT_PAGE_LEAVE && e->b > pv->b) pv->b = e->b;
+        int32_t top = e->type == TF_EVENT_PAGE_LEAVE ? ev_b(sz, v, e) : -1;
+        if (top > ev_b(sz, v, pv) && ev_set_b(sz, v, pv, top)) return -1;
         if (e->d > pv->d) pv->d = e->d;
     }
-    return true;
+    e->flags |= EF_RESOLVED;
+    return 1;
 }
 
 /* Sorts the tail into the sorted prefix, drops pending duplicates of stored events and links
@@ -1369,7 +1825,7 @@ static int vis_merge(tf_sessionizer_t *sz, sz_visitor_t *v) {
     bool moved = false;
     for (uint32_t i = s0; i < n; i++) {
         if (v->ev[i].flags & EF_DROPPED) {
-            ev_release(sz, &v->ev[i]);
+            ev_release(sz, v, &v->ev[i]);
             moved = true;
             continue;
         }
@@ -1380,9 +1836,7 @@ static int vis_merge(tf_sessionizer_t *sz, sz_visitor_t *v) {
     if (w != n) {
         sz->n_events -= n - w;
         v->n = n = w;
-        v->last_ctx = 0;
-        for (uint32_t i = 0; i < n && !v->last_ctx; i++)
-            v->last_ctx = v->ev[n - 1 - i].ctx;
+        vis_last_meta(v);
     }
     uint32_t m = n - s0;
     if (m) {
@@ -1406,7 +1860,7 @@ static int vis_merge(tf_sessionizer_t *sz, sz_visitor_t *v) {
         }
     }
     v->n_sorted = n;
-    if (moved && v->eidx) eidx_build(sz, v);
+    if (moved && v->eidx) eidx_build(sz, v, v->n);
 
     bool new_pv = false;
     for (uint32_t i = moved ? 0 : s0; i < n; i++) {
@@ -1414,14 +1868,18 @@ static int vis_merge(tf_sessionizer_t *sz, sz_visitor_t *v) {
         if (!(e->flags & EF_NEW)) continue;
         e->flags &= (uint8_t)~EF_NEW;
         if (e->type == TF_EVENT_PAGE_VIEW) new_pv = true;
-        if ((e->flags & (EF_HAS_REF | EF_RESOLVED)) == EF_HAS_REF && !vis_resolve(sz, v, i))
-            v->unresolved++;
+        if ((e->flags & (EF_HAS_REF | EF_RESOLVED)) == EF_HAS_REF) {
+            int r = vis_resolve(sz, v, i);
+            if (r < 0) goto oom;
+            if (r == 0) v->unresolved++;
+        }
     }
     if (new_pv && v->unresolved) {
         for (uint32_t i = 0; i < n && v->unresolved; i++) {
-            if ((v->ev[i].flags & (EF_HAS_REF | EF_RESOLVED)) == EF_HAS_REF &&
-                vis_resolve(sz, v, i))
-                v->unresolved--;
+            if ((v->ev[i].flags & (EF_HAS_REF | EF_RESOLVED)) != EF_HAS_REF) continue;
+            int r = vis_resolve(sz, v, i);
+            if (r < 0) goto oom;
+            if (r > 0) v->unresolved--;
         }
     }
     return 0;
@@ -1480,38 +1938,44 @@ static uint64_t fp_of_row(const tf_sessionizer_t *sz, const tf_session_t *row) {
 
 /* ------------------------------------------------------------------ recomputation */
 
-static void ns_merge_ctx(const tf_sessionizer_t *sz, sz_nsess_t *s, uint32_t ci) {
-    const sz_ctx_t *c = sz->ctxs[ci];
-    s->last_ctx = ci;
-    bool first = !s->have_ctx;
-    if (first) {
-        s->have_ctx = true;
-        s->device = c->device_type;
-    }
-    if (!s->missing) return;
-    for (int f = 0; f < SZ_NCTX; f++) {
+/* Merges an event's context (dev record d, attr record a) into the session being built. */
+static void ns_merge_ctx(const tf_sessionizer_t *sz, sz_nsess_t *s, uint32_t d, uint32_t a) {
+    const uint32_t *c = rec(&sz->devs, d);
+    s->last_dev = d;
+    if (!s->have_ctx) {
         /* Referrer and UTM are the first event's, as a group (SPEC §4): a later
          * event's referrer never fills them in. */
-        if (f < SZ_NATTR && !first) continue;
-        if (!s->m[f] && c->s[f]) {
-            s->m[f] = c->s[f];
+        s->have_ctx = true;
+        s->device = (int32_t)c[DEV_DEVICE];
+        if (a) {
+            const uint32_t *ar = rec(&sz->attrs, a);
+            for (int f = 0; f < SZ_NATTR; f++) {
+                s->m[f] = ar[ATTR_S + f];
+                s->missing -= s->m[f] != 0;
+            }
+        }
+    }
+    if (!s->missing) return;
+    for (int f = SZ_NATTR; f < SZ_NCTX; f++) {
+        if (!s->m[f] && c[DEV_S + f - SZ_NATTR]) {
+            s->m[f] = c[DEV_S + f - SZ_NATTR];
             s->missing--;
         }
     }
-    if (!s->sw && c->screen_width) {
-        s->sw = c->screen_width;
+    if (!s->sw && c[DEV_SW]) {
+        s->sw = (int32_t)c[DEV_SW];
         s->missing--;
     }
-    if (!s->sh && c->screen_height) {
-        s->sh = c->screen_height;
+    if (!s->sh && c[DEV_SH]) {
+        s->sh = (int32_t)c[DEV_SH];
         s->missing--;
     }
 }
 
-static void ns_row(const tf_sessionizer_t *sz, const sz_visitor_t *v, const sz_nsess_t *s,
-                   tf_session_t *row) {
+static void ns_row(const tf_sessionizer_t *sz, const sz_visitor_t *v, const char *vid,
+                   const sz_nsess_t *s, tf_session_t *row) {
     memcpy(row->id, s->ids, 37);
-    row->visitor_id = v->id;
+    row->visitor_id = vid;
     row->user_id = str_of(sz, s->user);
     row->started_at_ms = ev_ts(&v->ev[s->first]);
     row->ended_at_ms = ev_ts(&v->ev[s->last]);
@@ -1557,6 +2021,8 @@ static uint64_t ns_fp(const tf_sessionizer_t *sz, const sz_visitor_t *v, const s
  * of memory; the visitor is then inconsistent and must be dropped). */
 static int vis_flush(tf_sessionizer_t *sz, sz_visitor_t *v) {
     if (vis_merge(sz, v)) return -1;
+    char vbuf[37];
+    const char *vid = NULL; /* the visitorId for the output rows, made on first use */
     const tf_session_config_t *cfg = &sz->cfg;
     uint32_t n = v->n, ncs = v->ncs;
     sz_event_t *ev = v->ev;
@@ -1572,10 +2038,17 @@ static int vis_flush(tf_sessionizer_t *sz, sz_visitor_t *v) {
     size_t nns = 0;
     sz_nsess_t *s = NULL;
     int64_t prev_ts = 0, first_ts = 0, prev_day = 0;
-    uint32_t camp = 0;
+    uint32_t camp = 0, meta = SZ_NONE, e_user = 0, e_camp = 0, e_dev = 0, e_attr = 0;
     for (uint32_t i = 0; i < n; i++) {
         sz_event_t *e = &ev[i];
         int64_t ts = ev_ts(e), day = 0;
+        if (e->meta != meta) {
+            meta = e->meta;
+            e_user = meta_word(sz, meta, META_USER);
+            e_camp = meta_word(sz, meta, META_CAMP);
+            e_dev = meta_word(sz, meta, META_DEV);
+            e_attr = meta_word(sz, meta, META_ATTR);
+        }
         if (cfg->split_at_midnight) day = day_of(sz, ts);
         int reason = -1;
         if (i == 0)
@@ -1588,7 +2061,7 @@ static int vis_flush(tf_sessionizer_t *sz, sz_visitor_t *v) {
             reason = TF_START_MAX_DURATION;
         else if (cfg->split_at_midnight && day != prev_day)
             reason = TF_START_MIDNIGHT;
-        else if (cfg->split_on_campaign && e->campaign && camp && e->campaign != camp)
+        else if (cfg->split_on_campaign && e_camp && camp && e_camp != camp)
             reason = TF_START_CAMPAIGN;
         if (reason >= 0) {
             SZ_RESERVE_OR(oom, sz, sz->ns, sz->ns_cap, nns + 1);
@@ -1600,20 +2073,20 @@ static int vis_flush(tf_sessionizer_t *sz, sz_visitor_t *v) {
             s->clean = shortcut && !(e->flags & EF_PENDING);
             s->cand = (e->flags & EF_PENDING) ? SZ_NONE : e->link;
             first_ts = ts;
-            camp = e->campaign;
+            camp = e_camp;
         } else if (!camp) {
-            camp = e->campaign;
+            camp = e_camp;
         }
         s->last = i;
         s->evc++;
-        if (e->user) s->user = e->user;
+        if (e_user) s->user = e_user;
         if (e->type == TF_EVENT_PAGE_VIEW) {
             if (!s->pvc) s->entry = e->a;
             s->exit = e->a;
             s->pvc++;
         }
         if (cfg->conversion_types >> e->type & 1u) s->conv = true;
-        if (e->ctx && e->ctx != s->last_ctx) ns_merge_ctx(sz, s, e->ctx);
+        if (e_dev && (!s->have_ctx || e_dev != s->last_dev)) ns_merge_ctx(sz, s, e_dev, e_attr);
         if (e->flags & EF_PENDING) {
             s->clean = false;
         } else {
@@ -1639,8 +2112,8 @@ static int vis_flush(tf_sessionizer_t *sz, sz_visitor_t *v) {
         } else {
             char buf[37];
             size_t len;
-            const char *t = eid_text(v, f->eid, buf, &len);
-            session_id_bin(v->id, v->id_len, t, len, s->id);
+            const char *t = eid_text(v, f->eid, eid_is_text(f), buf, &len);
+            session_id_bin(vis_id(v, vbuf), v->id_len, t, len, s->id);
             /* a written session with this id whose first event did not match it (stored
              * state written otherwise) is the same row: updated, not deleted and inserted */
             for (uint32_t k = 0; k < ncs && s->match == SZ_NONE; k++)
@@ -1664,7 +2137,11 @@ static int vis_flush(tf_sessionizer_t *sz, sz_visitor_t *v) {
             s->upsert = true;
         }
         uuid_fmt(s->id, s->ids);
-        if (s->upsert) ns_row(sz, v, s, &sz->ups[sz->nups++]);
+        if (s->upsert) {
+            if (!vid) vid = vis_id_out(sz, v);
+            if (!vid) goto oom;
+            ns_row(sz, v, vid, s, &sz->ups[sz->nups++]);
+        }
     }
     for (uint32_t k = 0; k < ncs; k++)
         if (sz->cs_map[k] == SZ_NONE) uuid_fmt(v->cs[k].id, sz->dels[sz->ndels++]);
@@ -1680,7 +2157,7 @@ static int vis_flush(tf_sessionizer_t *sz, sz_visitor_t *v) {
         bool moved = is_new || sz->cs_map[e->link] != sj;
         const char *eid = NULL;
         if (moved) {
-            eid = eid_out(sz, v, e->eid);
+            eid = eid_out(sz, v, e);
             if (!eid) goto oom;
             tf_sess_assign_t *a = &sz->asg[sz->nasg++];
             a->event_id = eid;
@@ -1690,11 +2167,11 @@ static int vis_flush(tf_sessionizer_t *sz, sz_visitor_t *v) {
             a->cookie = is_new ? sz->cookies[e->link] : 0;
         }
         if (e->type == TF_EVENT_PAGE_VIEW) {
-            int32_t top = e->b;
+            int32_t top = ev_b(sz, v, e);
             if (top < 0 && i + 1 < n && sz->sess_of[i + 1] == sj)
                 top = clamp_i32(sat_sub(ev_ts(&ev[i + 1]), ev_ts(e)) / 1000);
-            if (moved || top != e->c || e->d != e->e) {
-                if (!eid) eid = eid_out(sz, v, e->eid);
+            if (moved || top != ev_c(sz, v, e) || e->d != e->e) {
+                if (!eid) eid = eid_out(sz, v, e);
                 if (!eid) goto oom;
                 tf_page_view_update_t *p = &sz->pvs[sz->npvs++];
                 p->event_id = eid;
@@ -1704,7 +2181,7 @@ static int vis_flush(tf_sessionizer_t *sz, sz_visitor_t *v) {
                 p->scroll_depth = e->d;
                 p->is_new = is_new;
             }
-            e->c = top;
+            if (ev_set_c(sz, v, e, top)) goto oom;
             e->e = e->d;
         }
         e->link = sj;
@@ -1724,9 +2201,7 @@ static int vis_flush(tf_sessionizer_t *sz, sz_visitor_t *v) {
     v->min_pending = INT64_MAX;
     v->flags &= (uint8_t)~VF_FRESH;
     v->cfg_gen = sz->cfg_gen;
-    sz_vslot_t *slot = &sz->vslots[v->slot];
-    slot->last = n ? ev_ts(&ev[n - 1]) : INT64_MIN;
-    slot->trim_at = nns >= 2 ? ev_ts(&ev[sz->ns[0].last]) : INT64_MAX;
+    vslot_update(sz, v);
     return 0;
 oom:
     return -1;
@@ -1748,10 +2223,9 @@ static void vis_trim(tf_sessionizer_t *sz, sz_visitor_t *v, int64_t cutoff) {
         r = k + 1;
         i = j;
     }
-    sz_vslot_t *slot = &sz->vslots[v->slot];
     if (q) {
         for (uint32_t i = 0; i < q; i++)
-            ev_release(sz, &v->ev[i]);
+            ev_release(sz, v, &v->ev[i]);
         memmove(v->ev, v->ev + q, (size_t)(v->n - q) * sizeof *v->ev);
         v->n -= q;
         v->n_sorted = v->n;
@@ -1760,71 +2234,91 @@ static void vis_trim(tf_sessionizer_t *sz, sz_visitor_t *v, int64_t cutoff) {
             v->ev[i].link -= r;
         memmove(v->cs, v->cs + r, (size_t)(v->ncs - r) * sizeof *v->cs);
         v->ncs -= r;
-        /* compact the heap to the kept ids (on failure the old heap stays, with its garbage) */
+        /* compact the heap to the kept ids; a page_view_id whose page view is kept shares its
+         * bytes (on failure the old heap stays, with its garbage) */
         size_t need = 0;
         for (uint32_t i = 0; i < v->n; i++) {
             sz_key_t k;
-            heap_key(v->heap + v->ev[i].eid, &k);
+            heap_key(v->heap + v->ev[i].eid, eid_is_text(&v->ev[i]), &k);
             need += key_entry_size(&k);
             if (v->ev[i].flags & EF_HAS_REF) {
-                heap_key(v->heap + v->ev[i].a, &k);
+                heap_key(v->heap + v->ev[i].a, ref_is_text(&v->ev[i]), &k);
                 need += key_entry_size(&k);
             }
         }
         uint8_t *nh = need ? sz_malloc(sz, need) : NULL;
         if (nh) {
+            uint8_t *old = v->heap;
             uint32_t len = 0;
             uint32_t k_seen = SZ_NONE;
+            bool rekey = false;
             for (uint32_t i = 0; i < v->n; i++) {
                 sz_event_t *e = &v->ev[i];
                 bool was_first = e->link != k_seen && v->cs[e->link].first == e->eid;
                 sz_key_t k;
-                heap_key(v->heap + e->eid, &k);
+                heap_key(old + e->eid, eid_is_text(e), &k);
                 heap_write(nh + len, &k);
+                /* large values move to their new key, marked while old keys remain; the table
+                 * never grows here (one entry removed per entry added) */
+                if (e->b == SZ_BIG || e->c == SZ_BIG) rekey = true;
+                if (e->b == SZ_BIG) {
+                    int32_t x = big_get(sz, v, e->eid * 2);
+                    big_del(sz, v, e->eid * 2);
+                    (void)big_put(sz, v, (len * 2) | 0x80000000u, x);
+                }
+                if (e->c == SZ_BIG) {
+                    int32_t x = big_get(sz, v, e->eid * 2 + 1);
+                    big_del(sz, v, e->eid * 2 + 1);
+                    (void)big_put(sz, v, (len * 2 + 1) | 0x80000000u, x);
+                }
                 e->eid = len;
                 len += (uint32_t)key_entry_size(&k);
                 if (was_first) v->cs[e->link].first = e->eid;
                 k_seen = e->link;
-                if (e->flags & EF_HAS_REF) {
-                    heap_key(v->heap + e->a, &k);
+            }
+            for (uint32_t i = 0; rekey && i < v->n; i++) {
+                const sz_event_t *e = &v->ev[i];
+                for (uint32_t w = 0; w < 2; w++) {
+                    if ((w ? e->c : e->b) != SZ_BIG) continue;
+                    int32_t x = big_get(sz, v, (e->eid * 2 + w) | 0x80000000u);
+                    big_del(sz, v, (e->eid * 2 + w) | 0x80000000u);
+                    (void)big_put(sz, v, e->eid * 2 + w, x);
+                }
+            }
+            v->heap = nh;
+            sz->mem += need;
+            eidx_build(sz, v, v->n); /* over the new offsets, for the lookups below */
+            for (uint32_t i = 0; i < v->n; i++) {
+                sz_event_t *e = &v->ev[i];
+                if (!(e->flags & EF_HAS_REF)) continue;
+                sz_key_t k;
+                heap_key(old + e->a, ref_is_text(e), &k);
+                uint32_t t = vis_find_event(sz, v, &k);
+                if (t != SZ_NONE) {
+                    e->a = v->ev[t].eid;
+                } else {
                     heap_write(nh + len, &k);
                     e->a = len;
                     len += (uint32_t)key_entry_size(&k);
                 }
             }
-            sz_free_sized(sz, v->heap, v->heap_cap);
-            v->heap = nh;
-            v->heap_len = v->heap_cap = len;
-            sz->mem += len;
+            sz_free_sized(sz, old, v->heap_cap);
+            v->heap_len = len;
+            v->heap_cap = (uint32_t)need;
         }
-        if (v->cap > 2 * v->n + 8) { /* give back the event array's slack */
-            sz_event_t *p = sz_realloc(sz, v->ev, (size_t)(v->n + 2) * sizeof *p);
-            if (p) {
-                sz->mem = sz->mem - (size_t)v->cap * sizeof *p + (size_t)(v->n + 2) * sizeof *p;
-                v->ev = p;
-                v->cap = v->n + 2;
-            }
-        }
+        vis_shrink(sz, v);
         v->unresolved = 0;
         for (uint32_t i = 0; i < v->n; i++)
             v->unresolved += (v->ev[i].flags & (EF_HAS_REF | EF_RESOLVED)) == EF_HAS_REF;
-        eidx_build(sz, v);
-        v->last_ctx = 0;
-        for (uint32_t i = 0; i < v->n && !v->last_ctx; i++)
-            v->last_ctx = v->ev[v->n - 1 - i].ctx;
+        eidx_build(sz, v, v->n);
+        vis_last_meta(v);
         v->flags |= VF_PINNED;
         v->pin_reason = v->cs[0].reason;
         int64_t keep_from = sat_add(ev_ts(&v->ev[0]), 1);
         if (v->covered_since < keep_from) v->covered_since = keep_from;
         if (sz->hint_v == v) sz->hint_v = NULL;
     }
-    slot->trim_at = INT64_MAX;
-    if (v->ncs >= 2) {
-        uint32_t j = 0;
-        while (j + 1 < v->n && v->ev[j + 1].link == 0)
-            j++;
-        slot->trim_at = ev_ts(&v->ev[j]);
-    }
+    vslot_update(sz, v);
 }
 
 /* ------------------------------------------------------------------ batch bookkeeping */
@@ -1876,7 +2370,9 @@ tf_sessionizer_t *tf_sessionizer_new(const tf_session_config_t *cfg) {
     sz->k1 = mix64(sz->cfg.hash_seed ^ 0xd6e8feb86659fd93ULL);
     sz->mem = sizeof *sz;
     sz->strs_n = 1;
-    sz->ctxs_n = 1;
+    pool_init(&sz->devs, DEV_WORDS, 0x3c6ef372fe94f82bULL);
+    pool_init(&sz->attrs, ATTR_WORDS, 0xa54ff53a5f1d36f1ULL);
+    pool_init(&sz->metas, META_WORDS, 0x510e527fade682d1ULL);
     sz->fail_after = -1;
     return sz;
 }
@@ -1885,8 +2381,6 @@ void tf_sessionizer_destroy(tf_sessionizer_t *sz) {
     if (!sz) return;
     for (size_t i = 0; i < sz->vcap; i++)
         if (sz->vslots[i].v) vis_free(sz, sz->vslots[i].v);
-    for (size_t i = 1; i < sz->ctxs_n; i++)
-        free(sz->ctxs[i]);
     for (size_t i = 1; i < sz->strs_n; i++)
         free(sz->strs[i]);
     arena_reset(sz);
@@ -1894,9 +2388,10 @@ void tf_sessionizer_destroy(tf_sessionizer_t *sz) {
     free(sz->strs);
     free(sz->str_free);
     free(sz->sslots);
-    free(sz->ctxs);
-    free(sz->ctx_free);
-    free(sz->cslots);
+    pool_free(&sz->devs);
+    pool_free(&sz->attrs);
+    pool_free(&sz->metas);
+    free(sz->bigs);
     free(sz->touched);
     free(sz->cookies);
     free(sz->reqs);
@@ -1929,9 +2424,11 @@ int tf_sessionizer_add(tf_sessionizer_t *sz, const tf_sess_event_t *ev) {
     if (sz->n_events >= sz->cfg.max_events) return -1;
     size_t vlen = strlen(ev->visitor_id);
     uint64_t vh = vis_hash(sz, ev->visitor_id, vlen);
-    sz_visitor_t *v = vis_find(sz, ev->visitor_id, vlen, vh);
+    sz_key_t vk;
+    vis_key(ev->visitor_id, vlen, &vk);
+    sz_visitor_t *v = vis_find(sz, &vk, vh);
     if (!v) {
-        v = vis_new(sz, ev->visitor_id, vlen, vh);
+        v = vis_new(sz, &vk, vh);
         if (!v) return -1;
         if (vis_table_insert(sz, v)) {
             vis_free(sz, v);
@@ -1975,9 +2472,9 @@ static int collect_missing_page_views(tf_sessionizer_t *sz, sz_visitor_t *v) {
             (EF_PENDING | EF_HAS_REF))
             continue;
         sz_key_t k;
-        heap_key(v->heap + e->a, &k);
+        heap_key(v->heap + e->a, ref_is_text(e), &k);
         if (vis_find_event(sz, v, &k) != SZ_NONE) continue;
-        const char *id = eid_copy(sz, v, e->a);
+        const char *id = eid_copy(sz, v, e->a, ref_is_text(e));
         if (!id) return -1;
         bool seen = false;
         for (size_t j = first; j < sz->npvids && !seen; j++)
@@ -2012,7 +2509,8 @@ const tf_sess_load_request_t *tf_sessionizer_load_requests(tf_sessionizer_t *sz,
         }
         SZ_RESERVE_OR(oom, sz, sz->reqs, sz->reqs_cap, sz->nreqs + 1);
         tf_sess_load_request_t *r = &sz->reqs[sz->nreqs++];
-        r->visitor_id = v->id;
+        r->visitor_id = vis_id_out(sz, v);
+        if (!r->visitor_id) goto oom;
         r->since_ms = sat_sub(v->min_pending, sz->cfg.timeout_ms);
         r->page_view_ids = NULL;
         r->n_page_view_ids = sz->npvids - pv0;
@@ -2054,11 +2552,11 @@ int tf_sessionizer_load_session(tf_sessionizer_t *sz, const tf_session_t *stored
     if (!v || uuid_parse(stored->id, strnlen(stored->id, 37), false, id)) return -1;
     uint32_t k = cs_find(sz, v, id);
     if (k != SZ_NONE && !(v->cs[k].flags & CS_NOROW)) return 0;
-    uint32_t ctx = ctx_intern(sz, &stored->context);
+    uint32_t ctx = meta_intern(sz, 0, NULL, NULL, &stored->context);
     if (ctx == SZ_NONE) return -1;
     if (k == SZ_NONE) {
         if (vis_reserve_cs(sz, v, (size_t)v->ncs + 1)) {
-            ctx_decref(sz, ctx);
+            meta_decref(sz, ctx);
             return -1;
         }
         k = v->ncs++;
@@ -2091,7 +2589,7 @@ int tf_sessionizer_load_event(tf_sessionizer_t *sz, const tf_sess_event_t *ev,
         v->ev[pos].flags |= EF_DROPPED;                 /* the stored copy wins */
         v->n_pending--;
         sz->batch_dups++;
-        if (v->eidx) eidx_build(sz, v);
+        if (v->eidx) eidx_build(sz, v, v->n);
     }
     uint32_t k = cs_find(sz, v, sid);
     if (k == SZ_NONE) {
@@ -2119,13 +2617,18 @@ int tf_sessionizer_loaded(tf_sessionizer_t *sz, const char *visitor_id, bool has
         sz_event_t *e = &v->ev[i];
         if (!(e->flags & EF_CTX_FROM_SESSION)) continue;
         const sz_csess_t *c = &v->cs[e->link];
-        e->ctx = (c->flags & CS_LOADCTX) ? c->first : 0;
-        if (e->ctx) sz->ctxs[e->ctx]->refs++;
+        if (c->flags & CS_LOADCTX) {
+            uint32_t m = meta_with_context(sz, e->meta, c->first);
+            if (m == SZ_NONE) return -1; /* the caller aborts: the visitor is dropped */
+            meta_decref(sz, e->meta);
+            e->meta = m;
+        }
         e->flags &= (uint8_t)~EF_CTX_FROM_SESSION;
     }
+    vis_last_meta(v);
     for (uint32_t k = 0; k < v->ncs; k++) {
         sz_csess_t *c = &v->cs[k];
-        if (c->flags & CS_LOADCTX) ctx_decref(sz, c->first);
+        if (c->flags & CS_LOADCTX) meta_decref(sz, c->first);
         c->flags &= (uint8_t)~CS_LOADCTX;
         c->first = SZ_NONE;
     }
@@ -2143,9 +2646,10 @@ int tf_sessionizer_loaded(tf_sessionizer_t *sz, const char *visitor_id, bool has
         uint32_t off = v->ev[sz->cs_map[k]].eid;
         char buf[37];
         size_t len;
-        const char *t = eid_text(v, off, buf, &len);
+        const char *t = eid_text(v, off, eid_is_text(&v->ev[sz->cs_map[k]]), buf, &len);
         uint8_t id[16];
-        session_id_bin(v->id, v->id_len, t, len, id);
+        char vbuf[37];
+        session_id_bin(vis_id(v, vbuf), v->id_len, t, len, id);
         if (memcmp(id, v->cs[k].id, 16) == 0) v->cs[k].first = off;
     }
     if (has_earlier_history)
@@ -2194,6 +2698,8 @@ void tf_sessionizer_commit(tf_sessionizer_t *sz) {
         drop_touched(sz); /* nothing was flushed: the batch cannot have been written */
         return;
     }
+    for (size_t i = 0; i < sz->ntouched; i++)
+        vis_shrink(sz, sz->touched[i]);
     batch_reset(sz);
 }
 
@@ -2206,16 +2712,23 @@ size_t tf_sessionizer_evict(tf_sessionizer_t *sz, int64_t watermark_ms) {
     if (!sz) return 0;
     int64_t cutoff =
         sat_sub(watermark_ms, sat_add(sz->cfg.timeout_ms, sz->cfg.allowed_lateness_ms));
+    int32_t coarse_cut = coarse_ms(cutoff);
     size_t evicted = 0;
     for (size_t i = 0; i < sz->vcap;) {
         const sz_vslot_t *slot = &sz->vslots[i];
         sz_visitor_t *v = slot->v;
-        if (!v || (slot->last >= cutoff && slot->trim_at >= cutoff) || (v->flags & VF_TOUCHED) ||
-            v->state != VS_LOADED) {
+        if (!v || (slot->last > coarse_cut && slot->trim_at > coarse_cut) ||
+            (v->flags & VF_TOUCHED) || v->state != VS_LOADED) {
             i++;
             continue;
         }
-        if (slot->last >= cutoff) {
+        int64_t last, trim_at;
+        vis_times(v, &last, &trim_at);
+        if (last >= cutoff && trim_at >= cutoff) {
+            i++;
+            continue;
+        }
+        if (last >= cutoff) {
             vis_trim(sz, v, cutoff);
             i++;
             continue;

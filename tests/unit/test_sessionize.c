@@ -1657,6 +1657,181 @@ START_TEST(test_sessionize_trim_active_visitor) {
 }
 END_TEST
 
+/* Times on page of 32767 s and more (kept outside the event records) are exact: from a
+ * PAGE_LEAVE, from the gap to the next event, after a reload from storage and after the
+ * visitor's old sessions were trimmed; a written large value is not reported again. */
+START_TEST(test_sessionize_large_time_on_page) {
+    tf_session_config_t cfg = cfg_default();
+    cfg.timeout_ms = 50000000; /* 13.9 h: gaps of 40000 s stay inside a session */
+    cfg.max_duration_ms = 200000000;
+    cfg.allowed_lateness_ms = 0;
+    stream_t *st = hand(&cfg, 1);
+    const int64_t s = 1000;
+    spec_add(st, 0, "p1", T0, TF_EVENT_PAGE_VIEW);
+    spec_t *l = spec_add(st, 0, "l1", T0 + 10 * s, TF_EVENT_PAGE_LEAVE);
+    l->pvid = "p1", l->has_top = true, l->top = 40000.9;
+    spec_add(st, 0, "p2", T0 + 20 * s, TF_EVENT_PAGE_VIEW);
+    spec_add(st, 0, "c2", T0 + 20 * s + 40000 * s, TF_EVENT_CLICK); /* p2: 40000 s to it */
+    spec_add(st, 0, "p3", T0 + 40030 * s, TF_EVENT_PAGE_VIEW);
+    l = spec_add(st, 0, "l3a", T0 + 40031 * s, TF_EVENT_PAGE_LEAVE);
+    l->pvid = "p3", l->has_top = true, l->top = 32766.5; /* the largest value held inline */
+    l = spec_add(st, 0, "l3b", T0 + 40032 * s, TF_EVENT_PAGE_LEAVE);
+    l->pvid = "p3", l->has_top = true, l->top = 32767.0; /* the smallest value held aside */
+    spec_add(st, 0, "p4", T0 + 40040 * s, TF_EVENT_PAGE_VIEW);
+    l = spec_add(st, 0, "l4", T0 + 40041 * s, TF_EVENT_PAGE_LEAVE);
+    l->pvid = "p4", l->has_top = true, l->top = 5e9; /* clamped */
+    spec_add(st, 0, "c5", T0 + 40050 * s, TF_EVENT_CLICK);
+    spec_add(st, 0, "c5b", T0 + 40055 * s, TF_EVENT_CLICK);
+    spec_add(st, 0, "p6", T0 + 100000 * s, TF_EVENT_PAGE_VIEW); /* a later session */
+    spec_add(st, 0, "c6", T0 + 140000 * s, TF_EVENT_CLICK);
+    spec_add(st, 0, "c7", T0 + 140000 * s + 500, TF_EVENT_CLICK);
+    l = spec_add(st, 0, "l6", T0 + 140001 * s, TF_EVENT_PAGE_LEAVE);
+    l->pvid = "p6", l->has_top = true, l->top = 90000.0;
+
+    deliver(st, "p1", "l1", "p2", "c2", NULL);
+    ck_assert_int_eq(spec_by_eid(st, "p1")->pv_top, 40000);
+    ck_assert_int_eq(spec_by_eid(st, "p2")->pv_top, 40000);
+    deliver(st, "p3", "l3a", "p4", "l4", NULL);
+    ck_assert_int_eq(spec_by_eid(st, "p3")->pv_top, 32766);
+    ck_assert_int_eq(spec_by_eid(st, "p4")->pv_top, INT32_MAX);
+    deliver(st, "l3b", NULL);
+    ck_assert_uint_eq(st->last.pv_upd, 1);
+    ck_assert_int_eq(spec_by_eid(st, "p3")->pv_top, 32767);
+    deliver(st, "c5", NULL); /* nothing about the written large values changes */
+    ck_assert_uint_eq(st->last.pv_upd, 0);
+    ck_assert_uint_eq(st->last.ups, 1);
+    oracle_check(st);
+    /* evicted and reloaded: the stored large values come back through the load API */
+    ck_assert_uint_eq(tf_sessionizer_evict(st->sz, INT64_MAX), 1);
+    deliver(st, "c5b", NULL);
+    ck_assert_uint_eq(st->last.nreq, 1);
+    ck_assert_uint_eq(st->last.pv_upd, 0);
+    deliver(st, "p6", NULL);
+    deliver(st, "c6", NULL);
+    ck_assert_int_eq(spec_by_eid(st, "p6")->pv_top, 40000);
+    /* the first session is trimmed away (the heap compacted): the kept large value moves */
+    tf_sessionizer_evict(st->sz, T0 + 140000 * s);
+    ck_assert_uint_eq(tf_sessionizer_event_count(st->sz), 2);
+    deliver(st, "c7", NULL);
+    ck_assert_uint_eq(st->last.nreq, 0);
+    ck_assert_uint_eq(st->last.pv_upd, 0);
+    deliver(st, "l6", NULL);
+    ck_assert_uint_eq(st->last.pv_upd, 1);
+    ck_assert_int_eq(spec_by_eid(st, "p6")->pv_top, 90000);
+    oracle_check(st);
+    reload_check(st);
+    stream_free(st);
+}
+END_TEST
+
+/* A canonical lowercase UUID visitorId and the same UUID in capitals are two visitors; both
+ * come back exactly as given (rows, load requests) and their session ids hash that text. */
+START_TEST(test_sessionize_uuid_visitor_ids) {
+    tf_session_config_t cfg = cfg_default();
+    stream_t *st = hand(&cfg, 3);
+    snprintf(st->vid[0], sizeof st->vid[0], "%s", "0f8fad5b-d9cb-469f-a165-70867728950e");
+    snprintf(st->vid[1], sizeof st->vid[1], "%s", "0F8FAD5B-D9CB-469F-A165-70867728950E");
+    snprintf(st->vid[2], sizeof st->vid[2], "%s", "0f8fad5b-d9cb-469f-a165-70867728950");
+    spec_add(st, 0, "a1", T0, TF_EVENT_PAGE_VIEW);
+    spec_add(st, 1, "b1", T0 + 1, TF_EVENT_PAGE_VIEW);
+    spec_add(st, 2, "c1", T0 + 2, TF_EVENT_PAGE_VIEW);
+    spec_add(st, 0, "a2", T0 + 5000, TF_EVENT_CLICK);
+    spec_add(st, 1, "b2", T0 + 5000, TF_EVENT_CLICK);
+    deliver(st, "a1", "b1", "c1", NULL);
+    ck_assert_uint_eq(tf_sessionizer_visitor_count(st->sz), 3);
+    ck_assert_uint_eq(st->last.ups, 3);
+    char id[37];
+    tf_session_id(st->vid[0], "a1", id);
+    ck_assert_str_eq(row_of(st, "a1")->s.id, id);
+    ck_assert_str_eq(row_of(st, "a1")->s.visitor_id, st->vid[0]);
+    ck_assert_str_eq(row_of(st, "b1")->s.visitor_id, st->vid[1]);
+    ck_assert_str_eq(row_of(st, "c1")->s.visitor_id, st->vid[2]);
+    ck_assert_uint_eq(tf_sessionizer_evict(st->sz, INT64_MAX), 3);
+    deliver(st, "a2", "b2", NULL); /* requests name each visitor as it was given */
+    ck_assert_uint_eq(st->last.nreq, 2);
+    ck_assert_int_eq(row_of(st, "a2")->s.event_count, 2);
+    ck_assert_int_eq(row_of(st, "b2")->s.event_count, 2);
+    oracle_check(st);
+    reload_check(st);
+    stream_free(st);
+}
+END_TEST
+
+static void big_add(tf_sessionizer_t *sz, const char *eid, int64_t ts, tf_event_type_t type,
+                    const char *pvid, uint64_t cookie) {
+    tf_sess_event_t e = {.visitor_id = "busy",
+                         .event_id = eid,
+                         .ts_ms = ts,
+                         .type = type,
+                         .path = type == TF_EVENT_PAGE_VIEW ? "/p" : NULL,
+                         .page_view_id = pvid,
+                         .has_time_on_page = pvid != NULL,
+                         .time_on_page = 5.5,
+                         .scroll_depth = -1,
+                         .cookie = cookie};
+    ck_assert_int_eq(tf_sessionizer_add(sz, &e), 0);
+}
+
+static void big_commit(tf_sessionizer_t *sz, tf_sess_changes_t *ch) {
+    size_t n = 0;
+    const tf_sess_load_request_t *r = tf_sessionizer_load_requests(sz, &n);
+    ck_assert_ptr_nonnull(r);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_int_eq(tf_sessionizer_loaded(sz, r[i].visitor_id, false), 0);
+    ck_assert_int_eq(tf_sessionizer_flush(sz, ch), 0);
+}
+
+/* One visitor with 70,000 events over four batches: its arrays are trimmed to size at each
+ * commit and grow again; its eventId index passes from 16-bit to 32-bit slots. Duplicates of
+ * events of every batch are found exactly, and a PAGE_LEAVE finds its page view. */
+START_TEST(test_sessionize_many_events_one_visitor) {
+    tf_session_config_t cfg = cfg_default();
+    tf_sessionizer_t *sz = tf_sessionizer_new(&cfg);
+    ck_assert_ptr_nonnull(sz);
+    char eid[32];
+    tf_sess_changes_t ch;
+    size_t before_commit = 0;
+    for (int b = 0; b < 4; b++) {
+        int from = b * 20000, to = b == 3 ? 70000 : from + 20000;
+        for (int i = from; i < to; i++) {
+            snprintf(eid, sizeof eid, "e%06d", i);
+            big_add(sz, eid, T0 + (int64_t)i * 1000,
+                    i % 10 == 0 ? TF_EVENT_PAGE_VIEW : TF_EVENT_CLICK, NULL, (uint64_t)i);
+        }
+        if (b == 2) big_add(sz, "e000010", T0, TF_EVENT_CLICK, NULL, 0); /* a batch earlier */
+        big_commit(sz, &ch);
+        ck_assert_uint_eq(ch.n_assigns, (size_t)(to - from));
+        ck_assert_uint_eq(ch.n_duplicates, b == 2 ? 1 : 0);
+        ck_assert_uint_eq(ch.n_page_views, (size_t)(to - from) / 10);
+        before_commit = tf_sessionizer_memory_bytes(sz);
+        tf_sessionizer_commit(sz);
+        ck_assert_uint_lt(tf_sessionizer_memory_bytes(sz), before_commit);
+        ck_assert_uint_eq(tf_sessionizer_event_count(sz), (size_t)to);
+    }
+    /* every 7th event again, one new event twice, a PAGE_LEAVE for the very first page view */
+    size_t dups = 0;
+    for (int i = 0; i < 70000; i += 7, dups++) {
+        snprintf(eid, sizeof eid, "e%06d", i);
+        big_add(sz, eid, T0 + (int64_t)i * 1000, TF_EVENT_CLICK, NULL, 0);
+    }
+    big_add(sz, "new", T0 + 70000000, TF_EVENT_CLICK, NULL, 1);
+    big_add(sz, "new", T0 + 70000000, TF_EVENT_CLICK, NULL, 1);
+    big_add(sz, "leave", T0 + 70000001, TF_EVENT_PAGE_LEAVE, "e000000", 2);
+    big_commit(sz, &ch);
+    ck_assert_uint_eq(ch.n_duplicates, dups + 1);
+    ck_assert_uint_eq(ch.n_assigns, 2);
+    ck_assert_uint_eq(ch.n_page_views, 1);
+    ck_assert_str_eq(ch.page_views[0].event_id, "e000000");
+    ck_assert(ch.page_views[0].has_time_on_page);
+    ck_assert_int_eq(ch.page_views[0].time_on_page_s, 5); /* was 1 s to the next event */
+    tf_sessionizer_commit(sz);
+    ck_assert_uint_eq(tf_sessionizer_event_count(sz), 70002);
+    ck_assert_uint_eq(tf_sessionizer_evict(sz, INT64_MAX), 1);
+    ck_assert_uint_eq(tf_sessionizer_event_count(sz), 0);
+    tf_sessionizer_destroy(sz);
+}
+END_TEST
+
 /* Stored rows that do not match their events are corrected on the first flush after a load:
  * a stale row is upserted; a session stored under an id that is not its first event's is
  * replaced (deleted, events re-pointed), never upserted and deleted at once. */
@@ -1765,8 +1940,9 @@ static stream_t *random_stream(uint64_t seed) {
     rng_t r = {seed};
     tf_session_config_t cfg;
     tf_session_config_default(&cfg);
-    static const int64_t timeouts[] = {2000, 5000, 60000};
-    cfg.timeout_ms = timeouts[rng_below(&r, 3)];
+    /* the last one lets a page view's time to the next event pass 32767 s */
+    static const int64_t timeouts[] = {2000, 5000, 60000, 2000, 5000, 60000, 40000000};
+    cfg.timeout_ms = timeouts[rng_below(&r, 7)];
     switch (rng_below(&r, 4)) {
     case 0: cfg.max_duration_ms = 86400000; break;
     case 1: cfg.max_duration_ms = 3 * cfg.timeout_ms; break;
@@ -1859,8 +2035,10 @@ static stream_t *random_stream(uint64_t seed) {
                         st->specs[first + rng_below(&r, (uint32_t)(st->nspecs - first - 1))].eid;
                 }
                 sp->has_top = type == TF_EVENT_PAGE_LEAVE && rng_pct(&r, 70);
-                sp->top = rng_pct(&r, 20) ? (double)rng_below(&r, 100)
-                                          : (double)rng_below(&r, 100000) / 997.0;
+                sp->top = rng_pct(&r, 20)  ? (double)rng_below(&r, 100)
+                          : rng_pct(&r, 10) ? (double)(32765 + rng_below(&r, 4)) /* 16-bit edge */
+                          : rng_pct(&r, 5)  ? 1e12 /* clamped to INT32_MAX */
+                                            : (double)rng_below(&r, 100000) / 997.0;
                 sp->scroll = rng_pct(&r, 70) ? (int32_t)rng_below(&r, 101) : -1;
             }
         }
@@ -2276,11 +2454,12 @@ START_TEST(test_sessionize_memory) {
         size_t id_bytes = 0;
         for (size_t i = 0; i < w.n; i++)
             id_bytes += strlen(w.eid[i]);
-        ck_assert_uint_lt(heap, 150u * 1000 * 1000);
+        ck_assert_uint_lt(heap, 100u * 1000 * 1000);
         ck_assert_uint_le(held, heap);
-        /* per event, all overheads included: under 100 bytes plus the eventId's length */
-        ck_assert_double_lt((double)held / nev, 100.0 + (double)id_bytes / nev);
-        ck_assert_uint_lt(held, 110u * 1000 * 1000);
+        /* per event, all overheads included: under 64 bytes plus the eventId's length (a
+         * 36-character UUID is held in 16 bytes) */
+        ck_assert_double_lt((double)held / nev, 64.0 + (double)id_bytes / nev);
+        ck_assert_double_lt((double)held / nev, 80.0);
         tf_sessionizer_destroy(sz);
         workload_free(&w);
     }
@@ -2312,6 +2491,9 @@ static Suite *sessionize_suite(void) {
     tcase_add_test(tc, test_sessionize_reload_without_context);
     tcase_add_test(tc, test_sessionize_evict_boundary);
     tcase_add_test(tc, test_sessionize_trim_active_visitor);
+    tcase_add_test(tc, test_sessionize_large_time_on_page);
+    tcase_add_test(tc, test_sessionize_uuid_visitor_ids);
+    tcase_add_test(tc, test_sessionize_many_events_one_visitor);
     tcase_add_test(tc, test_sessionize_inconsistent_storage);
     tcase_add_test(tc, test_sessionize_set_config);
     suite_add_tcase(s, tc);
