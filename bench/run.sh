@@ -104,18 +104,21 @@ echo "  stored $stored events; peak RSS $((peak / 1024)) MiB"
 grep -E "visitors held" "$work/ingest.log" | tail -n 1 | sed 's/^/  /'
 
 echo
-echo "== 4. memory with 100000 visitors active at once"
-"$BIN" kafka-mock --brokers 1 --topic mem=32 --bootstrap-file "$work/brokers2" >/dev/null 2>&1 &
+echo "== 4. memory with 100000 visitors active at once (default settings)"
+# A one-hour burst: every visitor arrives within the hour, so all of them have an open
+# session at the end of the stream and none may be evicted.
+"$BIN" kafka-mock --brokers 1 --topic burst=96 --bootstrap-file "$work/brokers2" >/dev/null 2>&1 &
 mpid2=$!
 i=0; while [ ! -s "$work/brokers2" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 B2=$(cat "$work/brokers2")
-"$BIN" loadgen --seed 9 --visitors 100000 --days 1 --output "$work/mem.ndjson" 2>/dev/null
-"$BIN" replay --brokers "$B2" --topic mem "$work/mem.ndjson" 2>/dev/null
+"$BIN" loadgen --seed 9 --visitors 100000 --hours 1 --output "$work/burst.ndjson" 2>/dev/null
+burst_lines=$(wc -l <"$work/burst.ndjson")
+"$BIN" replay --brokers "$B2" --topic burst "$work/burst.ndjson" 2>/dev/null
 psql -X -q "$URL" -c "CREATE DATABASE mem"
 MURL=$(echo "$URL" | sed 's|/postgres?|/mem?|')
 "$BIN" migrate up --database "$MURL" >/dev/null
-"$BIN" ingest --brokers "$B2" --database "$MURL" --topic mem --until-caught-up \
-    --allowed-lateness 604800 --metrics-port -1 --stats-interval 3600 2>"$work/mem.log" &
+"$BIN" ingest --brokers "$B2" --database "$MURL" --topic burst --until-caught-up \
+    --metrics-port -1 --stats-interval 3600 2>"$work/mem.log" &
 ipid=$!
 peak=0
 while kill -0 "$ipid" 2>/dev/null; do
@@ -125,5 +128,7 @@ while kill -0 "$ipid" 2>/dev/null; do
 done
 wait "$ipid"
 kill "$mpid2" 2>/dev/null; wait "$mpid2" 2>/dev/null || true
-visitors=$(psql -X -At "$MURL" -c 'SELECT count(DISTINCT "visitorId") FROM analytics_sessions')
-echo "  $visitors visitors held in memory (none evicted), peak RSS $((peak / 1024)) MiB (goal < 200 MiB)"
+stored=$(psql -X -At "$MURL" -c "SELECT count(*) FROM analytics_events")
+held=$(sed -n 's/.*visitors held \([0-9]*\).*/\1/p' "$work/mem.log" | tail -n 1)
+echo "  $stored of $burst_lines events stored; $held visitors held at the end (of 100000)"
+echo "  peak RSS $((peak / 1024)) MiB = $((peak * 1024 / 1000000)) MB (goal < 200 MB)"

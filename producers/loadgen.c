@@ -108,7 +108,7 @@ static void log_summary(const lg_stats_t *st, double elapsed_s, const char *dest
 }
 
 int cmd_loadgen(int argc, char **argv) {
-    long long seed = 1, visitors = 1000, days = 7, disorder = 0, max_events = 0;
+    long long seed = 1, visitors = 1000, days = 7, hours = 0, disorder = 0, max_events = 0;
     double dup_ratio = 0, bad_ratio = 0, rate = 0;
     const char *start = NULL, *output = NULL, *brokers = NULL, *topic = NULL, *ua_path = NULL,
                *site = NULL, *stats_path = NULL, *log_level = NULL;
@@ -121,6 +121,10 @@ int cmd_loadgen(int argc, char **argv) {
          &visitors, 1, LG_MAX_VISITORS},
         {"days", 0, EV_OPT_INT, "7", NULL, "N",
          "length of the window; visitors come back within it", &days, 1, LG_MAX_DAYS},
+        {"hours", 0, EV_OPT_INT, "0", NULL, "N",
+         "a window of N hours instead of --days: a burst where every visitor is active at "
+         "about the same time (0 = use --days)",
+         &hours, 0, (long long)LG_MAX_DAYS * 24},
         {"start", 0, EV_OPT_STR, "2026-01-05T00:00:00Z", NULL, "TIME",
          "start of the window (RFC 3339); fixed by default so output is reproducible", &start, 0,
          0},
@@ -214,6 +218,7 @@ int cmd_loadgen(int argc, char **argv) {
     lo.seed = (uint64_t)seed;
     lo.visitors = visitors;
     lo.days = (int)days;
+    lo.hours = (int)hours;
     lo.disorder_ms = disorder * 1000;
     lo.dup_ratio = dup_ratio;
     lo.bad_ratio = bad_ratio;
@@ -271,8 +276,8 @@ int cmd_loadgen(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
     if (kp) kprod_set_interrupt(kp, &stop_requested);
 
-    EV_INFO("generating: seed %lld, %lld visitors over %lld days from %s to %s", seed, visitors,
-            days, start, dest);
+    EV_INFO("generating: seed %lld, %lld visitors over %lld %s from %s to %s", seed, visitors,
+            hours > 0 ? hours : days, hours > 0 ? "hours" : "days", start, dest);
     rc = 0;
     int64_t t0 = ev_mono_ns(), next_progress = t0 + LG_PROGRESS_NS;
     uint64_t written = 0, refused = 0;

@@ -1541,8 +1541,13 @@ static void build_session(lg_model_t *m, lg_visitor_t *v, lg_session_t *S) {
 static const double hour_weight[24] = {20, 12, 8,  6,  6,  10, 22, 38, 52, 60, 64, 66,
                                        70, 68, 64, 62, 64, 70, 80, 88, 90, 80, 60, 38};
 
+/* Length of the window in hours. */
+static int64_t window_hours(const lg_options_t *opts) {
+    return opts->hours > 0 ? opts->hours : (int64_t)opts->days * 24;
+}
+
 static int build_curve(lg_model_t *m) {
-    m->n_hours = (size_t)m->opts.days * 24;
+    m->n_hours = (size_t)window_hours(&m->opts);
     m->cum = malloc((m->n_hours + 1) * sizeof(double));
     if (!m->cum) return -1;
     m->cum[0] = 0;
@@ -2686,6 +2691,10 @@ lg_model_t *lg_model_new(const lg_options_t *opts, const uac_corpus_t *corpus, c
         snprintf(errstr, errstr_size, "days must be 1..%d", LG_MAX_DAYS);
         return NULL;
     }
+    if (opts->hours < 0 || opts->hours > LG_MAX_DAYS * 24) {
+        snprintf(errstr, errstr_size, "hours must be 0..%d", LG_MAX_DAYS * 24);
+        return NULL;
+    }
     if (opts->disorder_ms < 0 || opts->disorder_ms > LG_MAX_DISORDER_MS) {
         snprintf(errstr, errstr_size, "disorder must be 0..%lld seconds",
                  LG_MAX_DISORDER_MS / 1000);
@@ -2697,7 +2706,8 @@ lg_model_t *lg_model_new(const lg_options_t *opts, const uac_corpus_t *corpus, c
         return NULL;
     }
     /* Events stay within years 1970..9998 whatever the returns and session lengths. */
-    if (opts->start_ms < 0 || opts->start_ms > 253370764800000LL - (int64_t)opts->days * 86400000) {
+    if (opts->start_ms < 0 ||
+        opts->start_ms > 253370764800000LL - window_hours(opts) * 3600000) {
         snprintf(errstr, errstr_size, "start must be between 1970 and 9998");
         return NULL;
     }
@@ -2743,7 +2753,7 @@ lg_model_t *lg_model_new(const lg_options_t *opts, const uac_corpus_t *corpus, c
     rng_seed(&m->noise, mix3(opts->seed, 0, 0x6e6f697365ULL));
     rng_seed(&m->late, mix3(opts->seed, 0, 0x6c617465ULL));
     m->dup_q = opts->dup_ratio > 0 ? opts->dup_ratio / (1.0 - opts->dup_ratio) : 0;
-    m->window_end_ms = opts->start_ms + (int64_t)opts->days * 86400000;
+    m->window_end_ms = opts->start_ms + window_hours(opts) * 3600000;
     if (build_curve(m) != 0) goto oom;
     m->next_arrival_ms = next_arrival(m);
     return m;

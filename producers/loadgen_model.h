@@ -64,6 +64,8 @@ typedef struct lg_options_s {
     uint64_t seed;
     int64_t start_ms;    /* first possible event time */
     int days;            /* visitors arrive and return within [start, start + days) */
+    int hours;           /* when > 0, the window is this many hours instead (a burst:
+                            every visitor active at about the same time) */
     long long visitors;  /* distinct visitors arriving in the window */
     int64_t disorder_ms; /* 0: event-time order; else each message is late by up to this */
     double dup_ratio;    /* share of duplicates among valid-event messages, [0, 0.9] */

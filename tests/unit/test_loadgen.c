@@ -270,6 +270,53 @@ START_TEST(test_loadgen_sessions_separated_by_gaps) {
 }
 END_TEST
 
+/* --hours N: every visitor arrives within the N-hour window (a burst: all of them active
+ * at once), and its first session is the only one that can start there. */
+START_TEST(test_loadgen_hours_window_is_a_burst) {
+    lg_options_t o;
+    lg_options_init(&o);
+    o.seed = 11;
+    o.visitors = 3000;
+    o.hours = 1;
+    char err[256];
+    lg_model_t *m = lg_model_new(&o, corpus, err, sizeof(err));
+    ck_assert_msg(m != NULL, "lg_model_new: %s", err);
+    int64_t *first = malloc(3000 * sizeof(int64_t));
+    for (size_t i = 0; i < 3000; i++) first[i] = -1;
+    lg_message_t msg;
+    int64_t last = 0;
+    size_t n = 0;
+    while (lg_model_next(m, &msg) == 1) {
+        n++;
+        ck_assert_uint_lt(msg.visitor, 3000);
+        ck_assert_int_ge(msg.event_time_ms, LG_DEFAULT_START_MS);
+        if (first[msg.visitor] < 0) first[msg.visitor] = msg.event_time_ms;
+        if (msg.event_time_ms > last) last = msg.event_time_ms;
+    }
+    size_t arrived = 0;
+    for (size_t i = 0; i < 3000; i++) {
+        if (first[i] < 0) continue;
+        arrived++;
+        ck_assert_int_lt(first[i], LG_DEFAULT_START_MS + 3600000); /* arrived in the hour */
+    }
+    ck_assert_uint_eq(arrived, 3000);
+    lg_stats_t st;
+    lg_model_stats(m, &st);
+    ck_assert_uint_eq(st.visitors, 3000);
+    ck_assert_uint_lt(st.sessions, 3000 + 3000 / 50); /* hardly anyone comes back */
+    ck_assert_uint_gt(n, 5 * 3000);
+    /* A session that starts late in the hour runs on past it, not for days. */
+    ck_assert_int_lt(last, LG_DEFAULT_START_MS + 6 * 3600000);
+    free(first);
+    lg_model_destroy(m);
+    /* Out of range. */
+    lg_options_init(&o);
+    o.hours = -1;
+    ck_assert_ptr_null(lg_model_new(&o, corpus, err, sizeof(err)));
+    ck_assert_ptr_nonnull(strstr(err, "hours"));
+}
+END_TEST
+
 /* --disorder D: no message comes more than D after a message with a later event time,
  * and the messages are exactly those of the ordered run. */
 START_TEST(test_loadgen_disorder_is_bounded) {
@@ -807,6 +854,7 @@ int main(void) {
     tcase_add_test(tc, test_loadgen_malformed_rejected_valid_accepted);
     tcase_add_test(tc, test_loadgen_ratios_as_asked);
     tcase_add_test(tc, test_loadgen_sessions_separated_by_gaps);
+    tcase_add_test(tc, test_loadgen_hours_window_is_a_burst);
     tcase_add_test(tc, test_loadgen_disorder_is_bounded);
     tcase_add_test(tc, test_loadgen_valid_traffic_independent_of_noise);
     tcase_add_test(tc, test_loadgen_realistic_mix);
