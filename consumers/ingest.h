@@ -169,8 +169,6 @@ size_t ingest_batch_open_count(const ingest_t *in);
  * when all were delivered, 1 on timeout, -1 when some failed for good (logged). */
 int ingest_batch_drain_feed(ingest_t *in, int timeout_ms);
 
-
-
 /* Retries back off exponentially from 0.1 s to 10 s. */
 #define INGEST_BACKOFF_MIN_MS 100
 #define INGEST_BACKOFF_MAX_MS 10000

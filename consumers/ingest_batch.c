@@ -495,8 +495,8 @@ static void commit_kafka_offsets(ingest_t *in, const ingest_batch_t *b) {
 
 /* ---- the writer thread ---- */
 
-/* Sessionizes and writes one batch with its offsets (writer thread, or the main thread
- * while the writer is idle). Returns 0, 1 when abandoned, -1 fatal. */
+/* Sessionizes and writes one batch with its offsets, then evicts idle visitors (writer
+ * thread). Returns 0, 1 when abandoned, -1 fatal. */
 static int write_batch(ingest_t *in, ingest_batch_t *b) {
     int rc = write_with_retry(in, b, b->good, b->n_good, true);
     if (rc) return rc;

@@ -974,13 +974,14 @@ static void session_of_row(const PGresult *res, int r, tf_session_t *ss) {
     ss->has_conversion = val_bool(res, r, 31);
 }
 
-/* The array parameters of the requests listed in idx (visitors, their bounds, and the
- * flattened (visitor, page view eventId) pairs). Returns 0, or -1 with err set. */
+/* The array parameters of the requests listed in idx, or of the first m when idx is NULL:
+ * visitors and their bounds, and, when pv_vids is not NULL, the flattened (visitor, page
+ * view eventId) pairs. Returns 0, or -1 with err set. */
 static int load_params(const tf_sess_load_request_t *reqs, const size_t *idx, size_t m,
                        textbuf_t *vids, textbuf_t *since, textbuf_t *pv_vids,
                        textbuf_t *pv_ids, sink_pg_error_t *err) {
     for (size_t j = 0; j < m; j++) {
-        const tf_sess_load_request_t *rq = &reqs[idx[j]];
+        const tf_sess_load_request_t *rq = &reqs[idx ? idx[j] : j];
         int64_t t = rq->since_ms;
         if (t < TS_MIN_MS) t = TS_MIN_MS;
         if (t > TS_MAX_MS) t = TS_MAX_MS;
@@ -988,7 +989,7 @@ static int load_params(const tf_sess_load_request_t *reqs, const size_t *idx, si
         tb_quoted(vids, rq->visitor_id);
         tb_next(since);
         tb_i64(since, t);
-        for (size_t k = 0; k < rq->n_page_view_ids; k++) {
+        for (size_t k = 0; pv_vids && k < rq->n_page_view_ids; k++) {
             const char *pvid = rq->page_view_ids[k];
             if (!pvid) continue;
             tb_next(pv_vids);
@@ -999,11 +1000,11 @@ static int load_params(const tf_sess_load_request_t *reqs, const size_t *idx, si
     }
     tb_close(vids);
     tb_close(since);
+    if (tb_check(vids, "load", err) != 0 || tb_check(since, "load", err) != 0) return -1;
+    if (!pv_vids) return 0;
     tb_close(pv_vids);
     tb_close(pv_ids);
-    if (tb_check(vids, "load", err) != 0 || tb_check(since, "load", err) != 0 ||
-        tb_check(pv_vids, "load", err) != 0 || tb_check(pv_ids, "load", err) != 0)
-        return -1;
+    if (tb_check(pv_vids, "load", err) != 0 || tb_check(pv_ids, "load", err) != 0) return -1;
     return 0;
 }
 
@@ -1080,22 +1081,21 @@ int sink_pg_load(sink_pg_t *s, tf_sessionizer_t *sz, const tf_sess_load_request_
             return -1;
         }
     }
-    textbuf_t vids, since, pv_vids, pv_ids, ids, wvids, wsince, wpv_vids, wpv_ids;
-    textbuf_t *bufs[] = {&vids, &since, &pv_vids, &pv_ids, &ids,
-                         &wvids, &wsince, &wpv_vids, &wpv_ids};
+    textbuf_t vids, since, ids, wvids, wsince, wpv_vids, wpv_ids;
+    textbuf_t *bufs[] = {&vids, &since, &ids, &wvids, &wsince, &wpv_vids, &wpv_ids};
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) tb_init(bufs[i], PARAM_MAX_BYTES);
     PGresult *rl = NULL, *rs = NULL, *re = NULL, *rh = NULL;
-    size_t *all = malloc(n * sizeof(*all)), *walk = malloc(n * sizeof(*walk)), n_walk = 0;
+    size_t *walk = malloc(n * sizeof(*walk)), n_walk = 0;
     tf_url_t url;
     tf_url_init(&url);
     int rc = -1;
     bool in_txn = false;
-    if (!all || !walk) {
+    if (!walk) {
         set_error(err, SINK_PG_FATAL, NULL, "load: out of memory");
         goto done;
     }
-    for (size_t i = 0; i < n; i++) all[i] = i;
-    if (load_params(reqs, all, n, &vids, &since, &pv_vids, &pv_ids, err) != 0) goto done;
+    /* the probe needs visitors and bounds only; the walk below, its subset's page views */
+    if (load_params(reqs, NULL, n, &vids, &since, NULL, NULL, err) != 0) goto done;
     if (ensure_connection(s, err) != 0) goto done;
 
     /* One snapshot for every read. The reads are planned at each execution: a generic
@@ -1180,7 +1180,6 @@ done:
     PQclear(rs);
     PQclear(re);
     PQclear(rh);
-    free(all);
     free(walk);
     tf_url_reset(&url);
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) tb_free(bufs[i]);
