@@ -217,6 +217,22 @@ static void update_lag(ingest_t *in) {
     }
 }
 
+/* librdkafka 2.0.2 stops fetching a partition while the prefetch queue is over
+ * queued.max.messages.kbytes and looks again only when its broker thread wakes: on a
+ * request or response on that connection, else after a second. With a prefetch queue
+ * small enough for the memory goals, that second is idle time every time the queue runs
+ * dry. Asking the partitions' leaders for their end offsets (ListOffsets, answered at
+ * once) wakes their fetchers; it is done only when the queue ran dry while messages were
+ * flowing. */
+static void wake_fetchers(ingest_t *in) {
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
+    for (int p = 0; p < INGEST_MAX_PARTITIONS; p++)
+        if (in->parts[p].assigned)
+            rd_kafka_topic_partition_list_add(l, in->topic, p)->offset = -1; /* latest */
+    if (l->cnt) rd_kafka_offsets_for_times(in->consumer, l, 1000);
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
 static void log_stats(ingest_t *in, uint64_t *last_consumed, int64_t *last_ms) {
     int64_t now = ev_now_ms();
     double secs = (double)(now - *last_ms) / 1000.0;
@@ -251,13 +267,12 @@ static rd_kafka_t *make_consumer(ingest_t *in, const ev_kv_list_t *props, char *
         {"enable.auto.commit", "false"},      {"enable.auto.offset.store", "false"},
         {"auto.offset.reset", "earliest"},    {"enable.partition.eof", "false"},
         {"max.poll.interval.ms", "3600000"}, /* a PostgreSQL outage must not evict us */
-        {"fetch.max.bytes", "52428800"},      {"log_level", "4"},
-        /* Bound the prefetch queue (one queue for all partitions) by size: memory
-         * belongs to the sessions. 16 MiB costs ~60 MB resident with a backlog; below
-         * it, or bounded by count (queued.min.messages), fetching pauses whenever the
-         * queue is full and resumes late: the consumer then waits for messages every
-         * few batches (12 MiB: 8% slower, 8 MiB: 25%). */
-        {"queued.max.messages.kbytes", "16384"},
+        {"log_level", "4"},
+        /* Prefetch bounded by size (one queue for all partitions, plus one fetch
+         * response in flight per broker): memory belongs to the sessions. A queue that
+         * small runs dry between two fetches; wake_fetchers keeps that from costing a
+         * second each time. */
+        {"queued.max.messages.kbytes", "4096"}, {"fetch.max.bytes", "4194304"},
     };
     for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
         if (rd_kafka_conf_set(conf, defaults[i][0], defaults[i][1], errstr, errstr_size))
@@ -304,6 +319,11 @@ int cmd_ingest(int argc, char **argv) {
      * threads) each kept their own free space: ~35 MB more resident with 100,000 held
      * visitors, for no measurable speed. */
     mallopt(M_ARENA_MAX, 1);
+    /* Blocks from 128 KiB up (fetch responses, batch blocks, tables) are mapped and
+     * unmapped on their own. glibc would otherwise raise that threshold after the first
+     * such free and put later ones in the heap, between long-lived sessions, where the
+     * holes they leave stay resident. */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     ingest_t *in = calloc(1, sizeof(*in));
     if (!in) return 1;
     const char *log_level = "info", *log_format = "text", *regexes_path = NULL;
@@ -469,6 +489,9 @@ int cmd_ingest(int argc, char **argv) {
     in->m_retries_kafka = ev_metrics_counter(in->metrics, "retries_total",
                                              "Retries after transient failures",
                                              "component=\"kafka\"");
+    in->m_fetch_wakes = ev_metrics_counter(in->metrics, "fetch_wakeups_total",
+                                           "Times the prefetch queue ran dry and the "
+                                           "fetchers were woken", NULL);
     in->m_visitors = ev_metrics_gauge(in->metrics, "active_visitors",
                                       "Visitors whose sessions are held in memory", NULL);
     in->m_events_held = ev_metrics_gauge(in->metrics, "events_held",
@@ -569,10 +592,18 @@ int cmd_ingest(int argc, char **argv) {
     int64_t next_config = ev_now_ms() + config_poll * 1000, next_notify_check = 0;
     int64_t next_stats = ev_now_ms() + stats_every * 1000, last_stats_ms = ev_now_ms();
     uint64_t last_consumed = 0;
+    int64_t last_message_ms = 0, last_wake_ms = 0;
     exit_code = 0;
     while (!ingest_stop_requested) {
-        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(in->consumer, 100);
+        bool flowing = ev_now_ms() - last_message_ms < 1000;
+        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(in->consumer, flowing ? 5 : 100);
+        if (!rkm && flowing && ev_now_ms() - last_wake_ms >= 20) {
+            wake_fetchers(in);
+            last_wake_ms = ev_now_ms();
+            ev_metric_add(in->m_fetch_wakes, 1);
+        }
         if (rkm) {
+            last_message_ms = ev_now_ms();
             if (rkm->err) {
                 if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                     EV_WARN("consumer: %s", rd_kafka_message_errstr(rkm));

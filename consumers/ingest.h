@@ -32,13 +32,22 @@
 
 #define INGEST_MAX_PARTITIONS 1024
 
-/* One consumed message and what became of it. */
+/* One consumed message and what became of it. Its key and bytes are copied into the
+ * batch's blocks and the librdkafka message is released at once: a held message pins the
+ * whole fetch buffer it came in, and two batches spread over many partitions pinned
+ * tens of MB that way. */
 typedef struct ingest_msg_s {
-    rd_kafka_message_t *rkm; /* owned until the batch is done */
+    rd_kafka_message_t *rkm; /* kept only when the copy could not be made (out of memory) */
+    const char *raw;         /* its key, then its bytes, in the batch's blocks */
+    size_t key_len, len;
+    bool has_key;
+    int32_t partition;
+    int64_t offset;
     int64_t received_at_ms;
     bool parsed, valid, duplicate, dead;
     tf_event_t event;
-    tf_event_error_t error;
+    tf_event_reason_t reason; /* why it is invalid (TF_REASON_OK when valid) */
+    char *error;              /* the parser's message when invalid (malloc'd) */
     tf_enriched_t enriched;
     char session_id[37];
     char *db_error;          /* PostgreSQL's reason when it rejected the row (bisection) */
@@ -48,6 +57,8 @@ typedef struct ingest_msg_s {
 typedef struct ingest_batch_s {
     ingest_msg_t *msgs; /* batch_size slots */
     size_t n_msgs;
+    struct ingest_block_s *blocks; /* the messages' keys and bytes: blocks that never move, */
+    struct ingest_block_s *fill;   /* kept for the next batches; fill is the one in use */
     int64_t started_ms;     /* when its first message arrived */
     ingest_msg_t **good;    /* its valid messages, in order (batch_size slots) */
     size_t n_good;
@@ -126,7 +137,7 @@ typedef struct ingest_s {
 
     /* metrics handles */
     ev_metric_t *m_consumed, *m_stored, *m_dup, *m_batches, *m_retries_pg, *m_retries_kafka,
-        *m_visitors, *m_events_held, *m_session_bytes;
+        *m_visitors, *m_events_held, *m_session_bytes, *m_fetch_wakes;
     ev_histogram_t *m_batch_seconds;
     sink_pg_stats_t pg_stats_exported; /* what the rows_written counters already hold */
 } ingest_t;

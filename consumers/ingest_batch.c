@@ -28,6 +28,59 @@ static ingest_partition_t *partition_of(ingest_t *in, int32_t partition) {
     return &in->parts[partition];
 }
 
+/* The batch's copies of its messages' keys and bytes, in blocks allocated as needed and
+ * reused by the next batches (a batch of 5000 typical events needs ~2 MB). */
+#define INGEST_BLOCK_BYTES (256 * 1024)
+typedef struct ingest_block_s {
+    struct ingest_block_s *next;
+    size_t used, cap;
+    char data[];
+} ingest_block_t;
+
+/* Copies key and payload next to each other; returns the copy, or NULL when out of memory. */
+static const char *batch_copy(ingest_batch_t *b, const void *key, size_t key_len,
+                              const void *payload, size_t len) {
+    size_t n = key_len + len;
+    ingest_block_t *k = b->fill ? b->fill : b->blocks;
+    while (k && k->cap - k->used < n) k = k->next; /* skipped space is lost till reset */
+    if (!k) {
+        size_t cap = n > INGEST_BLOCK_BYTES ? n : INGEST_BLOCK_BYTES;
+        k = malloc(sizeof(*k) + cap);
+        if (!k) return NULL;
+        k->used = 0;
+        k->cap = cap;
+        k->next = b->blocks;
+        b->blocks = k;
+    }
+    b->fill = k;
+    char *at = k->data + k->used;
+    if (key_len) memcpy(at, key, key_len);
+    if (len) memcpy(at + key_len, payload, len);
+    k->used += n;
+    return at;
+}
+
+static void batch_blocks_reset(ingest_batch_t *b) {
+    for (ingest_block_t *k = b->blocks; k; k = k->next) k->used = 0;
+    b->fill = NULL;
+}
+
+static void batch_blocks_free(ingest_batch_t *b) {
+    while (b->blocks) {
+        ingest_block_t *k = b->blocks;
+        b->blocks = k->next;
+        free(k);
+    }
+    b->fill = NULL;
+}
+
+/* The message's bytes (a key when key is true): its copy, or the kept librdkafka message. */
+static const char *msg_bytes(const ingest_msg_t *m, bool key) {
+    if (m->rkm) return key ? (const char *)m->rkm->key : (const char *)m->rkm->payload;
+    if (key) return m->has_key ? m->raw : NULL;
+    return m->raw + m->key_len;
+}
+
 void ingest_batch_add(ingest_t *in, rd_kafka_message_t *rkm) {
     ingest_batch_t *b = in->open;
     if (b->n_msgs == 0) {
@@ -36,15 +89,24 @@ void ingest_batch_add(ingest_t *in, rd_kafka_message_t *rkm) {
     }
     ingest_msg_t *m = &b->msgs[b->n_msgs++];
     memset(m, 0, sizeof(*m));
-    m->rkm = rkm;
+    m->partition = rkm->partition;
+    m->offset = rkm->offset;
+    m->has_key = rkm->key != NULL;
+    m->key_len = rkm->key ? rkm->key_len : 0;
+    m->len = rkm->payload ? rkm->len : 0;
     rd_kafka_timestamp_type_t tstype;
     int64_t ts = rd_kafka_message_timestamp(rkm, &tstype);
     m->received_at_ms = ts >= 0 ? ts : ev_now_ms();
+    m->raw = batch_copy(b, rkm->key, m->key_len, rkm->payload, m->len);
+    if (m->raw)
+        rd_kafka_message_destroy(rkm);
+    else
+        m->rkm = rkm; /* out of memory: hold the message itself */
     tf_event_init(&m->event);
     tf_enriched_init(&m->enriched);
-    ingest_partition_t *p = partition_of(in, rkm->partition);
+    ingest_partition_t *p = partition_of(in, m->partition);
     if (p) {
-        p->batch_next = rkm->offset + 1;
+        p->batch_next = m->offset + 1;
         p->last_message_ms = b->started_ms;
     }
     in->n_consumed++;
@@ -56,6 +118,8 @@ static void msg_release(ingest_msg_t *m) {
     tf_enriched_reset(&m->enriched);
     if (m->rkm) rd_kafka_message_destroy(m->rkm);
     m->rkm = NULL;
+    free(m->error);
+    m->error = NULL;
     free(m->db_error);
     m->db_error = NULL;
 }
@@ -63,6 +127,7 @@ static void msg_release(ingest_msg_t *m) {
 static void batch_release(ingest_batch_t *b) {
     for (size_t i = 0; i < b->n_msgs; i++) msg_release(&b->msgs[i]);
     b->n_msgs = 0;
+    batch_blocks_reset(b);
     b->n_good = 0;
     b->n_offsets = 0;
 }
@@ -136,12 +201,17 @@ static void parse_all(ingest_t *in, ingest_batch_t *b) {
         ingest_msg_t *m = &b->msgs[i];
         if (m->parsed) continue;
         m->parsed = true;
-        const char *data = m->rkm->payload ? (const char *)m->rkm->payload : "";
-        int rc = tf_event_parse(&m->event, data, m->rkm->payload ? m->rkm->len : 0, &m->error);
+        const char *data = msg_bytes(m, false);
+        tf_event_error_t err;
+        int rc = tf_event_parse(&m->event, data, m->len, &err);
         while (rc == -2) { /* out of memory is not the message's fault */
             EV_ERROR("out of memory parsing a message; retrying");
             ingest_sleep(1000);
-            rc = tf_event_parse(&m->event, data, m->rkm->len, &m->error);
+            rc = tf_event_parse(&m->event, data, m->len, &err);
+        }
+        if (rc != 0) {
+            m->reason = err.reason;
+            m->error = strdup(err.message); /* NULL (out of memory): the reason code is sent */
         }
         m->valid = rc == 0;
         /* Out of memory is not the message's fault either: retry, never dead-letter. */
@@ -150,7 +220,7 @@ static void parse_all(ingest_t *in, ingest_batch_t *b) {
             EV_ERROR("out of memory enriching a message; retrying");
             ingest_sleep(1000);
         }
-        ingest_partition_t *ip = partition_of(in, m->rkm->partition);
+        ingest_partition_t *ip = partition_of(in, m->partition);
         if (ip && m->valid && m->event.timestamp_ms > ip->max_event_ms)
             ip->max_event_ms = m->event.timestamp_ms;
     }
@@ -177,19 +247,19 @@ static int64_t eviction_watermark(ingest_t *in) {
 /* Enqueues one dead letter: original key and bytes, headers with the reason. */
 static int send_dead_letter(ingest_t *in, ingest_msg_t *m, const char *code, const char *msg) {
     char part[16], off[24];
-    snprintf(part, sizeof(part), "%d", (int)m->rkm->partition);
-    snprintf(off, sizeof(off), "%lld", (long long)m->rkm->offset);
+    snprintf(part, sizeof(part), "%d", (int)m->partition);
+    snprintf(off, sizeof(off), "%lld", (long long)m->offset);
     const char *headers[] = {"evpipe.reason",          code,
                              "evpipe.error",           msg,
-                             "evpipe.source.topic",    rd_kafka_topic_name(m->rkm->rkt),
+                             "evpipe.source.topic",    in->topic,
                              "evpipe.source.partition", part,
                              "evpipe.source.offset",   off,
                              NULL};
     char err[256];
-    if (sink_kafka_send(in->producer, in->dlq_topic, m->rkm->key, m->rkm->key_len,
-                        m->rkm->payload, m->rkm->len, headers, err, sizeof(err)) != 0) {
-        EV_ERROR("dead letter for %s [%d] @%lld: %s", rd_kafka_topic_name(m->rkm->rkt),
-                 (int)m->rkm->partition, (long long)m->rkm->offset, err);
+    if (sink_kafka_send(in->producer, in->dlq_topic, msg_bytes(m, true), m->key_len,
+                        msg_bytes(m, false), m->len, headers, err, sizeof(err)) != 0) {
+        EV_ERROR("dead letter for %s [%d] @%lld: %s", in->topic, (int)m->partition,
+                 (long long)m->offset, err);
         return -1;
     }
     return 0;
@@ -207,9 +277,8 @@ static int deliver_dead_letters(ingest_t *in, ingest_msg_t **list, size_t n) {
                 code = "db_rejected";
                 text = m->db_error;
             } else {
-                code = m->error.reason == TF_REASON_OK ? "internal"
-                                                       : tf_event_reason_code(m->error.reason);
-                text = m->error.message;
+                code = m->reason == TF_REASON_OK ? "internal" : tf_event_reason_code(m->reason);
+                text = m->error ? m->error : code;
             }
             while (send_dead_letter(in, m, code, text) != 0) {
                 if (ingest_stop_requested) return 1;
@@ -225,7 +294,7 @@ static int deliver_dead_letters(ingest_t *in, ingest_msg_t **list, size_t n) {
         ingest_msg_t *m = list[i];
         char labels[96];
         snprintf(labels, sizeof(labels), "reason=\"%s\"",
-                 m->db_error ? "db_rejected" : tf_event_reason_code(m->error.reason));
+                 m->db_error ? "db_rejected" : tf_event_reason_code(m->reason));
         ev_metric_add(ev_metrics_counter(in->metrics, "dlq_messages_total",
                                          "Messages sent to the dead-letter topic, by reason",
                                          labels),
@@ -386,8 +455,8 @@ static int write_with_retry(ingest_t *in, const ingest_batch_t *b, ingest_msg_t 
             }
             list[0]->dead = true;
             EV_WARN("PostgreSQL rejected event %s from %s [%d] @%lld: %s; dead-lettering it",
-                    list[0]->event.event_id, rd_kafka_topic_name(list[0]->rkm->rkt),
-                    (int)list[0]->rkm->partition, (long long)list[0]->rkm->offset,
+                    list[0]->event.event_id, in->topic, (int)list[0]->partition,
+                    (long long)list[0]->offset,
                     list[0]->db_error);
             int rc = deliver_dead_letters(in, list, 1);
             if (rc) return rc;
@@ -587,6 +656,7 @@ void ingest_pipeline_stop(ingest_t *in) {
         batch_release(&in->batches[k]);
         free(in->batches[k].msgs);
         free(in->batches[k].good);
+        batch_blocks_free(&in->batches[k]);
         in->batches[k].msgs = NULL;
         in->batches[k].good = NULL;
     }
