@@ -18,6 +18,7 @@
 #include "common/kmock.h"
 #include "common/util.h"
 #include "tests/integration/ingest_oracle.h"
+#include "transforms/event.h"
 #include "tests/testlib.h"
 #include "tools/migrate.h"
 
@@ -129,6 +130,111 @@ static long long topic_count(const fixture_t *fx, const char *topic) {
     return total;
 }
 
+/* Header value of a Kafka message as a string (static buffer), "" when absent. */
+static const char *header_of(rd_kafka_message_t *m, const char *name) {
+    static char buf[512];
+    rd_kafka_headers_t *hdrs = NULL;
+    const void *v = NULL;
+    size_t n = 0;
+    buf[0] = '\0';
+    if (rd_kafka_message_headers(m, &hdrs) == 0 &&
+        rd_kafka_header_get_last(hdrs, name, &v, &n) == 0 && v) {
+        if (n >= sizeof(buf)) n = sizeof(buf) - 1;
+        memcpy(buf, v, n);
+        buf[n] = '\0';
+    }
+    return buf;
+}
+
+/* Every dead letter is one invalid line of the stream, byte for byte, under the key it
+ * was produced with ("invalid-<line>"), with the parser's reason code and its source
+ * (topic, partition, offset) named; every invalid line is there exactly once. */
+static void check_dead_letters(const fixture_t *fx) {
+    size_t n_lines = 0, cap = 1024;
+    char **lines = malloc(cap * sizeof(*lines));
+    size_t *lens = malloc(cap * sizeof(*lens));
+    FILE *f = fopen(fx->path, "rb");
+    ck_assert(f && lines && lens);
+    char *line = NULL;
+    size_t lcap = 0;
+    ssize_t len;
+    while ((len = getline(&line, &lcap, f)) >= 0) {
+        if (len > 0 && line[len - 1] == '\n') len--;
+        if (n_lines == cap) {
+            lines = realloc(lines, (cap *= 2) * sizeof(*lines));
+            lens = realloc(lens, cap * sizeof(*lens));
+        }
+        lines[n_lines] = malloc((size_t)len + 1);
+        memcpy(lines[n_lines], line, (size_t)len);
+        lens[n_lines++] = (size_t)len;
+    }
+    free(line);
+    fclose(f);
+    unsigned char *seen = calloc(n_lines, 1);
+
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", fx->brokers, errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "group.id", "dlq-reader", errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr));
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    ck_assert_msg(rk != NULL, "%s", errstr);
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(2);
+    int64_t want = 0;
+    for (int p = 0; p < 2; p++) {
+        int64_t lo = 0, hi = 0;
+        ck_assert_int_eq(rd_kafka_query_watermark_offsets(rk, "dlq", p, &lo, &hi, 10000), 0);
+        want += hi - lo;
+        rd_kafka_topic_partition_list_add(parts, "dlq", p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    }
+    ck_assert_int_eq(rd_kafka_assign(rk, parts), 0);
+    rd_kafka_topic_partition_list_destroy(parts);
+    int64_t got = 0;
+    for (int idle = 0; got < want && idle < 300;) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (!m) {
+            idle++;
+            continue;
+        }
+        ck_assert_msg(!m->err, "%s", rd_kafka_message_errstr(m));
+        got++;
+        char key[64];
+        ck_assert(m->key && m->key_len < sizeof(key));
+        memcpy(key, m->key, m->key_len);
+        key[m->key_len] = '\0';
+        size_t at = 0;
+        ck_assert_msg(sscanf(key, "invalid-%zu", &at) == 1 && at < n_lines, "key %s", key);
+        ck_assert_msg(!seen[at], "line %zu dead-lettered twice", at);
+        seen[at] = 1;
+        ck_assert_msg(m->len == lens[at] && memcmp(m->payload, lines[at], m->len) == 0,
+                      "dead letter of line %zu is not its bytes", at);
+        tf_event_t ev;
+        tf_event_error_t err;
+        tf_event_init(&ev);
+        ck_assert_int_ne(tf_event_parse(&ev, lines[at], lens[at], &err), 0);
+        tf_event_reset(&ev);
+        ck_assert_str_eq(header_of(m, "evpipe.reason"), tf_event_reason_code(err.reason));
+        ck_assert_str_eq(header_of(m, "evpipe.error"), err.message);
+        ck_assert_str_eq(header_of(m, "evpipe.source.topic"), fx->topic);
+        int part = atoi(header_of(m, "evpipe.source.partition"));
+        ck_assert(part >= 0 && part < 6);
+        ck_assert(header_of(m, "evpipe.source.offset")[0] != '\0');
+        rd_kafka_message_destroy(m);
+    }
+    ck_assert_int_eq(got, want);
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    size_t invalid_seen = 0;
+    for (size_t i = 0; i < n_lines; i++) {
+        invalid_seen += seen[i];
+        free(lines[i]);
+    }
+    ck_assert_int_eq(invalid_seen, fx->oracle.n_invalid);
+    free(seen);
+    free(lines);
+    free(lens);
+}
+
 static const char *stream_args =
     "--seed 7 --visitors 150 --days 3 --disorder 900 --dup-ratio 0.03 --bad-ratio 0.03";
 
@@ -140,6 +246,7 @@ START_TEST(test_ingest_matches_oracle_and_dead_letters) {
     ck_assert_int_eq(wait_exit(pid, 120), 0);
     oracle_check_database(&fx.oracle, db);
     ck_assert_int_eq(topic_count(&fx, "dlq"), (long long)fx.oracle.n_invalid);
+    check_dead_letters(&fx);
     ck_assert_int_eq(topic_count(&fx, "enriched"), (long long)fx.oracle.n_valid_unique);
 
     /* Offsets stored next to the rows: the end of every partition. */
