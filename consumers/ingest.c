@@ -220,17 +220,21 @@ static void update_lag(ingest_t *in) {
 /* librdkafka 2.0.2 stops fetching a partition while the prefetch queue is over
  * queued.max.messages.kbytes and looks again only when its broker thread wakes: on a
  * request or response on that connection, else after a second. With a prefetch queue
- * small enough for the memory goals, that second is idle time every time the queue runs
- * dry. Asking the partitions' leaders for their end offsets (ListOffsets, answered at
- * once) wakes their fetchers; it is done only when the queue ran dry while messages were
- * flowing. */
+ * small enough for the memory goals, that second would be idle time each time the queue
+ * runs dry. Asking the partitions' leaders for their end offsets (ListOffsets, answered
+ * at once) wakes their fetchers. Done only when the queue ran dry after at least half of
+ * its bound was read since the last wake (it may have been full), so a trickle of live
+ * traffic never causes it. */
 static void wake_fetchers(ingest_t *in) {
+    EV_DEBUG("prefetch queue ran dry after %zu bytes: waking the fetchers", in->read_since_wake);
+    in->read_since_wake = 0;
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
     for (int p = 0; p < INGEST_MAX_PARTITIONS; p++)
         if (in->parts[p].assigned)
             rd_kafka_topic_partition_list_add(l, in->topic, p)->offset = -1; /* latest */
     if (l->cnt) rd_kafka_offsets_for_times(in->consumer, l, 1000);
     rd_kafka_topic_partition_list_destroy(l);
+    ev_metric_add(in->m_fetch_wakes, 1);
 }
 
 static void log_stats(ingest_t *in, uint64_t *last_consumed, int64_t *last_ms) {
@@ -287,6 +291,10 @@ static rd_kafka_t *make_consumer(ingest_t *in, const ev_kv_list_t *props, char *
     rd_kafka_conf_set_offset_commit_cb(conf, on_kafka_commit);
     rd_kafka_conf_set_log_cb(conf, ev_kafka_log_cb);
     rd_kafka_conf_set_opaque(conf, in);
+    char kb[32];
+    size_t kb_size = sizeof(kb);
+    if (rd_kafka_conf_get(conf, "queued.max.messages.kbytes", kb, &kb_size) == RD_KAFKA_CONF_OK)
+        in->prefetch_bytes = (size_t)strtoull(kb, NULL, 10) * 1024;
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
     if (!rk) goto fail;
     rd_kafka_poll_set_consumer(rk);
@@ -597,18 +605,19 @@ int cmd_ingest(int argc, char **argv) {
     while (!ingest_stop_requested) {
         bool flowing = ev_now_ms() - last_message_ms < 1000;
         rd_kafka_message_t *rkm = rd_kafka_consumer_poll(in->consumer, flowing ? 5 : 100);
-        if (!rkm && flowing && ev_now_ms() - last_wake_ms >= 20) {
+        if (!rkm && flowing && in->read_since_wake >= in->prefetch_bytes / 2 &&
+            ev_now_ms() - last_wake_ms >= 20) {
             wake_fetchers(in);
             last_wake_ms = ev_now_ms();
-            ev_metric_add(in->m_fetch_wakes, 1);
         }
         if (rkm) {
-            last_message_ms = ev_now_ms();
             if (rkm->err) {
                 if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                     EV_WARN("consumer: %s", rd_kafka_message_errstr(rkm));
                 rd_kafka_message_destroy(rkm);
             } else {
+                in->read_since_wake += rkm->len + rkm->key_len;
+                last_message_ms = ev_now_ms();
                 ingest_batch_add(in, rkm);
             }
         }

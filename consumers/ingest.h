@@ -120,6 +120,8 @@ typedef struct ingest_s {
     ingest_batch_t *w_done; /* written (or failed), not yet finished by the main thread */
 
     ingest_partition_t parts[INGEST_MAX_PARTITIONS];
+    size_t prefetch_bytes;  /* queued.max.messages.kbytes in effect, in bytes */
+    size_t read_since_wake; /* message bytes read since the fetchers were last woken */
     _Atomic bool ever_assigned; /* also read by the /readyz thread */
     int64_t watermark_ms;  /* eviction watermark: the smallest of the active partitions'
                               largest event times, never decreasing */
