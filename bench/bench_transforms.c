@@ -56,19 +56,22 @@ static void report(const char *what, size_t n, int64_t ns, double baseline) {
     printf("  %-34s %12.0f events/s   %6.2f x baseline\n", what, r, baseline > 0 ? r / baseline : 0);
 }
 
-/* Parse, enrich and sessionize every message in batches of 5000, as ingest does.
+/* ingest's default --batch-size. */
+#define INGEST_BATCH 4000
+
+/* Parse, enrich and sessionize every message in batches of INGEST_BATCH, as ingest does.
  * Kept out of line so instruction counters can measure exactly this. Returns 0 or -1. */
 __attribute__((noinline)) static int run_all_three(const corpus_t *c, tf_ua_classifier_t *clf,
                                                    tf_sessionizer_t *sz) {
-    tf_event_t *batch = calloc(5000, sizeof(*batch));
-    tf_enriched_t *en = calloc(5000, sizeof(*en));
+    tf_event_t *batch = calloc(INGEST_BATCH, sizeof(*batch));
+    tf_enriched_t *en = calloc(INGEST_BATCH, sizeof(*en));
     tf_enrich_cache_t *cache = tf_enrich_cache_new(16384); /* as ingest uses it */
     if (!batch || !en || !cache) return -1;
-    for (size_t k = 0; k < 5000; k++) tf_event_init(&batch[k]), tf_enriched_init(&en[k]);
+    for (size_t k = 0; k < INGEST_BATCH; k++) tf_event_init(&batch[k]), tf_enriched_init(&en[k]);
     int rc = 0;
     for (size_t i = 0; i < c->n && rc == 0;) {
         size_t k = 0;
-        for (; i < c->n && k < 5000; i++) {
+        for (; i < c->n && k < INGEST_BATCH; i++) {
             tf_event_error_t err;
             if (tf_event_parse(&batch[k], c->lines[i], c->lens[i], &err) != 0) continue;
             if (tf_enrich_cached(&batch[k], clf, cache, &en[k]) != 0) return -1;
@@ -97,7 +100,7 @@ __attribute__((noinline)) static int run_all_three(const corpus_t *c, tf_ua_clas
         if (rc == 0 && tf_sessionizer_flush(sz, &ch)) rc = -1;
         tf_sessionizer_commit(sz);
     }
-    for (size_t k = 0; k < 5000; k++) tf_event_reset(&batch[k]), tf_enriched_reset(&en[k]);
+    for (size_t k = 0; k < INGEST_BATCH; k++) tf_event_reset(&batch[k]), tf_enriched_reset(&en[k]);
     free(batch);
     free(en);
     tf_enrich_cache_destroy(cache);
@@ -179,11 +182,11 @@ int main(int argc, char **argv) {
     report("classify, cached (LRU 10000)", n_ua, ev_mono_ns() - t0, baseline);
     distinct = tf_ua_classifier_cache_size(warm);
 
-    /* Sessionize alone (context-free), batches of 5000 with the full protocol. */
+    /* Sessionize alone (context-free), batches of INGEST_BATCH with the full protocol. */
     sz = tf_sessionizer_new(&cfg);
     t0 = ev_mono_ns();
     for (size_t i = 0; i < c.n;) {
-        size_t end = i + 5000 < c.n ? i + 5000 : c.n;
+        size_t end = i + INGEST_BATCH < c.n ? i + INGEST_BATCH : c.n;
         for (; i < end; i++) {
             if (!ok[i]) continue;
             tf_sess_event_t se = {.visitor_id = evs[i].visitor_id, .event_id = evs[i].event_id,

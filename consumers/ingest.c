@@ -355,7 +355,7 @@ int cmd_ingest(int argc, char **argv) {
          "topic of enriched events (\"\" = do not publish)", &in->enriched_topic, 0, 0},
         {"prop", 'X', EV_OPT_KV, NULL, NULL, "KEY=VALUE",
          "librdkafka property for every client (repeatable)", &props, 0, 0},
-        {"batch-size", 0, EV_OPT_INT, "5000", NULL, "N", "messages per batch (transaction)",
+        {"batch-size", 0, EV_OPT_INT, "4000", NULL, "N", "messages per batch (transaction)",
          &in->batch_size, 1, 100000},
         {"batch-ms", 0, EV_OPT_INT, "500", NULL, "MS", "longest wait before a partial batch",
          &in->batch_ms, 1, 600000},
