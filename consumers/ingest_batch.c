@@ -76,7 +76,10 @@ static void batch_blocks_free(ingest_batch_t *b) {
 
 /* The message's bytes (a key when key is true): its copy, or the kept librdkafka message. */
 static const char *msg_bytes(const ingest_msg_t *m, bool key) {
-    if (m->rkm) return key ? (const char *)m->rkm->key : (const char *)m->rkm->payload;
+    if (m->rkm) {
+        if (key) return (const char *)m->rkm->key;
+        return m->rkm->payload ? (const char *)m->rkm->payload : "";
+    }
     if (key) return m->has_key ? m->raw : NULL;
     return m->raw + m->key_len;
 }
