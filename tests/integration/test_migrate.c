@@ -1039,7 +1039,7 @@ START_TEST(test_migrate_failure_names_file_line_and_rolls_back) {
     free(out);
     free(err);
     tl_exec(conn, "DROP TRIGGER refuse_0002 ON schema_migrations");
-    migrate_ok(url, "up 2");
+    migrate_ok(url, "up 1");
     assert_query(conn, "SELECT string_agg(version, ',' ORDER BY version) FROM schema_migrations",
                  "0001_init,0002_pipeline");
     PQfinish(conn);
