@@ -14,9 +14,7 @@ DROP TRIGGER "analytics_sessions_dirty_delete" ON "analytics_sessions";
 DROP TRIGGER "analytics_sessions_dirty_update" ON "analytics_sessions";
 DROP TRIGGER "analytics_sessions_dirty_insert" ON "analytics_sessions";
 
-DROP FUNCTION "evpipe_dirty_sessions"();
-DROP FUNCTION "evpipe_dirty_viewed"();
-DROP FUNCTION "evpipe_dirty_occurred"();
+DROP FUNCTION "evpipe_mark_dirty_hours"();
 
 DROP TABLE "dirty_hours";
 DROP TABLE "downstream_stages";

@@ -29,103 +29,61 @@ CREATE TABLE "dirty_hours" (
 );
 CREATE INDEX "dirty_hours_stage_id_idx" ON "dirty_hours"("stage", "id");
 
--- Marks of analytics_events and conversion_events: the hour of occurredAt. Statement
--- triggers with transition tables: one INSERT per statement (COPY included), whatever
--- its row count.
-CREATE FUNCTION "evpipe_dirty_occurred"() RETURNS trigger
+-- Marks the UTC hours of the rows a statement changed, old and new, once per stage:
+-- every hour from the row's TG_ARGV[0] column to its TG_ARGV[1] column (the same
+-- column for a row that is one point in time). analytics_sessions spans startedAt to
+-- endedAt: a session counts in its start hour, and its events' numbers depend on its
+-- device type (BOT sessions are left out), so a merged, re-split, deleted, moved or
+-- reclassified session dirties all its hours. Statement triggers with transition
+-- tables: one INSERT per statement (COPY included), whatever its row count.
+CREATE FUNCTION "evpipe_mark_dirty_hours"() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    rows_name TEXT;
 BEGIN
-    IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        INSERT INTO "dirty_hours" ("stage", "entity", "hourStart")
-        SELECT st."name", TG_TABLE_NAME, h."hour"
-        FROM "downstream_stages" st,
-             (SELECT DISTINCT date_trunc('hour', "occurredAt", 'UTC') AS "hour" FROM new_rows) h;
-    END IF;
-    IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        INSERT INTO "dirty_hours" ("stage", "entity", "hourStart")
-        SELECT st."name", TG_TABLE_NAME, h."hour"
-        FROM "downstream_stages" st,
-             (SELECT DISTINCT date_trunc('hour', "occurredAt", 'UTC') AS "hour" FROM old_rows) h;
-    END IF;
-    RETURN NULL;
-END;
-$$;
-
--- Marks of page_views: the hour of viewedAt.
-CREATE FUNCTION "evpipe_dirty_viewed"() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        INSERT INTO "dirty_hours" ("stage", "entity", "hourStart")
-        SELECT st."name", TG_TABLE_NAME, h."hour"
-        FROM "downstream_stages" st,
-             (SELECT DISTINCT date_trunc('hour', "viewedAt", 'UTC') AS "hour" FROM new_rows) h;
-    END IF;
-    IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        INSERT INTO "dirty_hours" ("stage", "entity", "hourStart")
-        SELECT st."name", TG_TABLE_NAME, h."hour"
-        FROM "downstream_stages" st,
-             (SELECT DISTINCT date_trunc('hour', "viewedAt", 'UTC') AS "hour" FROM old_rows) h;
-    END IF;
-    RETURN NULL;
-END;
-$$;
-
--- Marks of analytics_sessions: every hour from startedAt to endedAt. A session counts in
--- its start hour, and its events' numbers depend on its device type (BOT sessions are
--- left out), so a moved, deleted or reclassified session dirties all its hours.
-CREATE FUNCTION "evpipe_dirty_sessions"() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        INSERT INTO "dirty_hours" ("stage", "entity", "hourStart")
-        SELECT st."name", TG_TABLE_NAME, h."hour"
-        FROM "downstream_stages" st,
-             (SELECT DISTINCT g."hour"
-              FROM new_rows r,
-                   generate_series(date_trunc('hour', r."startedAt", 'UTC'),
-                                   GREATEST(r."startedAt", COALESCE(r."endedAt", r."startedAt")),
-                                   interval '1 hour') AS g("hour")) h;
-    END IF;
-    IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        INSERT INTO "dirty_hours" ("stage", "entity", "hourStart")
-        SELECT st."name", TG_TABLE_NAME, h."hour"
-        FROM "downstream_stages" st,
-             (SELECT DISTINCT g."hour"
-              FROM old_rows r,
-                   generate_series(date_trunc('hour', r."startedAt", 'UTC'),
-                                   GREATEST(r."startedAt", COALESCE(r."endedAt", r."startedAt")),
-                                   interval '1 hour') AS g("hour")) h;
-    END IF;
+    FOREACH rows_name IN ARRAY CASE TG_OP WHEN 'INSERT' THEN ARRAY['new_rows']
+                                          WHEN 'DELETE' THEN ARRAY['old_rows']
+                                          ELSE ARRAY['old_rows', 'new_rows'] END LOOP
+        EXECUTE format(
+            'INSERT INTO "dirty_hours" ("stage", "entity", "hourStart")
+             SELECT st."name", %L, h."hour"
+             FROM "downstream_stages" st,
+                  (SELECT DISTINCT g."hour"
+                   FROM %I r,
+                        generate_series(date_trunc(''hour'', r.%I, ''UTC''),
+                                        GREATEST(r.%I, COALESCE(r.%I, r.%I)),
+                                        interval ''1 hour'') AS g("hour")) h',
+            TG_TABLE_NAME, rows_name, TG_ARGV[0], TG_ARGV[0], TG_ARGV[1], TG_ARGV[0]);
+    END LOOP;
     RETURN NULL;
 END;
 $$;
 
 -- A trigger with transition tables takes one event, so three per table.
 CREATE TRIGGER "analytics_sessions_dirty_insert" AFTER INSERT ON "analytics_sessions"
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION "evpipe_dirty_sessions"();
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION "evpipe_mark_dirty_hours"('startedAt', 'endedAt');
 CREATE TRIGGER "analytics_sessions_dirty_update" AFTER UPDATE ON "analytics_sessions"
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION "evpipe_dirty_sessions"();
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION "evpipe_mark_dirty_hours"('startedAt', 'endedAt');
 CREATE TRIGGER "analytics_sessions_dirty_delete" AFTER DELETE ON "analytics_sessions"
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION "evpipe_dirty_sessions"();
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION "evpipe_mark_dirty_hours"('startedAt', 'endedAt');
 
 CREATE TRIGGER "analytics_events_dirty_insert" AFTER INSERT ON "analytics_events"
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION "evpipe_dirty_occurred"();
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION "evpipe_mark_dirty_hours"('occurredAt', 'occurredAt');
 CREATE TRIGGER "analytics_events_dirty_update" AFTER UPDATE ON "analytics_events"
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION "evpipe_dirty_occurred"();
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION "evpipe_mark_dirty_hours"('occurredAt', 'occurredAt');
 CREATE TRIGGER "analytics_events_dirty_delete" AFTER DELETE ON "analytics_events"
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION "evpipe_dirty_occurred"();
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION "evpipe_mark_dirty_hours"('occurredAt', 'occurredAt');
 
 CREATE TRIGGER "conversion_events_dirty_insert" AFTER INSERT ON "conversion_events"
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION "evpipe_dirty_occurred"();
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION "evpipe_mark_dirty_hours"('occurredAt', 'occurredAt');
 CREATE TRIGGER "conversion_events_dirty_update" AFTER UPDATE ON "conversion_events"
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION "evpipe_dirty_occurred"();
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION "evpipe_mark_dirty_hours"('occurredAt', 'occurredAt');
 CREATE TRIGGER "conversion_events_dirty_delete" AFTER DELETE ON "conversion_events"
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION "evpipe_dirty_occurred"();
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION "evpipe_mark_dirty_hours"('occurredAt', 'occurredAt');
 
 CREATE TRIGGER "page_views_dirty_insert" AFTER INSERT ON "page_views"
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION "evpipe_dirty_viewed"();
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION "evpipe_mark_dirty_hours"('viewedAt', 'viewedAt');
 CREATE TRIGGER "page_views_dirty_update" AFTER UPDATE ON "page_views"
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION "evpipe_dirty_viewed"();
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION "evpipe_mark_dirty_hours"('viewedAt', 'viewedAt');
 CREATE TRIGGER "page_views_dirty_delete" AFTER DELETE ON "page_views"
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION "evpipe_dirty_viewed"();
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION "evpipe_mark_dirty_hours"('viewedAt', 'viewedAt');

@@ -110,6 +110,21 @@ char *tl_db_create(const char *prefix) {
     return url;
 }
 
+char *tl_db_create_migrated(const char *prefix) {
+    char *url = tl_db_create(prefix);
+    size_t n = strlen(tl_evpipe_bin()) + strlen(url) + 64;
+    char *cmd = malloc(n);
+    ck_assert(cmd != NULL);
+    snprintf(cmd, n, "'%s' migrate up --database '%s'", tl_evpipe_bin(), url);
+    char *out = NULL, *err = NULL;
+    int rc = tl_run(cmd, &out, &err);
+    ck_assert_msg(rc == 0, "migrate up failed (exit %d): %s\n%s", rc, cmd, err ? err : "");
+    free(cmd);
+    free(out);
+    free(err);
+    return url;
+}
+
 void tl_db_drop(const char *url) {
     if (!url) return;
     const char *q = strchr(url, '?');

@@ -21,6 +21,9 @@ int tl_have_services(void);
  * (malloc'd, caller frees; drop it with tl_db_drop). Aborts the test on error. */
 char *tl_db_create(const char *prefix);
 void tl_db_drop(const char *url);
+/* tl_db_create, then `evpipe migrate up` on it with the binary under test. Aborts the
+ * test when the migration fails. */
+char *tl_db_create_migrated(const char *prefix);
 
 /* Connects or aborts the test. */
 PGconn *tl_connect(const char *url);

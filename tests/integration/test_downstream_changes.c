@@ -37,14 +37,7 @@ static void assert_both(PGconn *conn, const char *entity, const char *want) {
 }
 
 static char *migrated_db(PGconn **conn) {
-    char *url = tl_db_create("dirty");
-    char cmd[4096];
-    snprintf(cmd, sizeof(cmd), "'%s' migrate up --database '%s'", tl_evpipe_bin(), url);
-    char *out = NULL, *err = NULL;
-    int rc = tl_run(cmd, &out, &err);
-    ck_assert_msg(rc == 0, "migrate up failed: %s", err ? err : "");
-    free(out);
-    free(err);
+    char *url = tl_db_create_migrated("dirty");
     *conn = tl_connect(url);
     tl_exec(*conn, "SET TIME ZONE 'Asia/Kolkata'"); /* hours are UTC whatever the session's zone */
     return url;

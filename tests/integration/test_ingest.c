@@ -71,15 +71,7 @@ static void fixture_teardown(fixture_t *fx) {
     free(fx->topic);
 }
 
-static char *migrated_db(const char *prefix) {
-    char *url = tl_db_create(prefix);
-    char cmd[1024], *err = NULL;
-    snprintf(cmd, sizeof(cmd), "%s migrate up --database '%s'", tl_evpipe_bin(), url);
-    int rc = tl_run(cmd, NULL, &err);
-    ck_assert_msg(rc == 0, "migrate failed: %s", err);
-    free(err);
-    return url;
-}
+static char *migrated_db(const char *prefix) { return tl_db_create_migrated(prefix); }
 
 /* Starts `evpipe ingest` on the fixture's topic; returns its pid. */
 static pid_t start_ingest(const fixture_t *fx, const char *db, const char *group,

@@ -43,19 +43,7 @@ static double now_s(void) {
 }
 
 /* A fresh database migrated by the evpipe binary itself. */
-static char *migrated_db(void) {
-    char *url = tl_db_create("pgsettings");
-    size_t n = strlen(tl_evpipe_bin()) + strlen(url) + 64;
-    char *cmd = malloc(n);
-    snprintf(cmd, n, "%s migrate up --database '%s'", tl_evpipe_bin(), url);
-    char *out = NULL, *err = NULL;
-    int rc = tl_run(cmd, &out, &err);
-    ck_assert_msg(rc == 0, "migrate up failed (exit %d): %s\n%s", rc, cmd, err ? err : "");
-    free(cmd);
-    free(out);
-    free(err);
-    return url;
-}
+static char *migrated_db(void) { return tl_db_create_migrated("pgsettings"); }
 
 static void set_row(PGconn *conn, const char *key, const char *json, bool active) {
     const char *params[] = {key, json, active ? "true" : "false"};
