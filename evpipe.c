@@ -14,6 +14,7 @@ static const command_t commands[] = {
     {"demo", cmd_demo, "run the whole pipeline on embedded defaults and show what it stored"},
     {"migrate", cmd_migrate, "apply, roll back, list or verify the schema migrations"},
     {"ingest", cmd_ingest, "consume raw events into sessions, events, page views, conversions"},
+    {"metrics", cmd_metrics, "keep metric snapshots exact for every period, from the stored rows"},
     {"replay", cmd_replay, "publish NDJSON files (plain or gzip) to a topic, for backfills"},
     {"loadgen", cmd_loadgen, "generate realistic synthetic traffic to Kafka or NDJSON"},
     {"classify-ua", cmd_classify_ua, "classify user agents read from stdin, one per line"},
