@@ -1,0 +1,362 @@
+/* test_metric_snapshots.c — `evpipe metrics` against a real PostgreSQL: after ingest
+ * (mock Kafka) and after merges, deletions, moves, reclassifications, a settings
+ * change, kill -9 and two instances, every snapshot equals an independent SQL
+ * aggregate over the stored rows, and the rows are exactly the periods with samples. */
+#include <check.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/kmock.h"
+#include "tests/integration/ingest_oracle.h"
+#include "tests/testlib.h"
+
+/* The expected snapshots, straight from the stored rows: one GROUP BY per metric and
+ * period kind (no intermediate state), with :BOTS replaced by true or false. */
+static const char expected_sql[] =
+    "WITH p(period, unit, len) AS (VALUES ('HOURLY', 'hour', interval '1 hour'), "
+    " ('DAILY', 'day', interval '1 day'), ('WEEKLY', 'week', interval '7 days'), "
+    " ('MONTHLY', 'month', interval '1 month'), ('YEARLY', 'year', interval '1 year')), "
+    "s AS (SELECT * FROM analytics_sessions WHERE NOT (:BOTS AND \"deviceType\" = 'BOT')), "
+    "e AS (SELECT x.*, s.\"deviceType\"::text dt FROM analytics_events x JOIN s ON s.id = x.\"sessionId\"), "
+    "pv AS (SELECT x.*, s.\"deviceType\"::text dt FROM page_views x JOIN s ON s.id = x.\"sessionId\"), "
+    "cv AS (SELECT x.*, s.\"deviceType\"::text dt FROM conversion_events x JOIN s ON s.id = x.\"sessionId\"), "
+    "se AS (SELECT p.period, p.len, date_trunc(p.unit, s.\"startedAt\", 'UTC') ps, s.\"deviceType\"::text dt, "
+    " grouping(s.\"deviceType\") g, count(*) n, avg(s.\"isBounce\"::int) br, avg(s.\"pageViewCount\") pps, "
+    " avg(s.duration) davg, min(s.duration) dmin, max(s.duration) dmax FROM p, s "
+    " GROUP BY p.period, p.len, 3, ROLLUP(s.\"deviceType\")), "
+    "ev AS (SELECT p.period, p.len, date_trunc(p.unit, e.\"occurredAt\", 'UTC') ps, e.dt, grouping(e.dt) g, "
+    " count(*) n, count(DISTINCT e.\"visitorId\") visitors, "
+    " count(*) FILTER (WHERE e.type = 'PRODUCT_VIEW') prod, "
+    " count(*) FILTER (WHERE e.type = 'APPOINTMENT_START') ast, "
+    " count(*) FILTER (WHERE e.type = 'APPOINTMENT_COMPLETE') acp FROM p, e "
+    " GROUP BY p.period, p.len, 3, ROLLUP(e.dt)), "
+    "pg AS (SELECT p.period, p.len, date_trunc(p.unit, pv.\"viewedAt\", 'UTC') ps, pv.dt, grouping(pv.dt) g, "
+    " count(*) n FROM p, pv GROUP BY p.period, p.len, 3, ROLLUP(pv.dt)), "
+    "co AS (SELECT p.period, p.len, date_trunc(p.unit, cv.\"occurredAt\", 'UTC') ps, cv.dt, grouping(cv.dt) g, "
+    " count(*) n FROM p, cv GROUP BY p.period, p.len, 3, ROLLUP(cv.dt)), "
+    "rv AS (SELECT p.period, p.len, date_trunc(p.unit, cv.\"occurredAt\", 'UTC') ps, cv.currency::text cur, "
+    " cv.dt, grouping(cv.dt) g, count(*) n, sum(cv.value) total FROM p, cv "
+    " WHERE cv.currency IS NOT NULL AND cv.value IS NOT NULL "
+    " GROUP BY p.period, p.len, 3, 4, ROLLUP(cv.dt)), "
+    "x(key, dt, g, period, ps, pe, agg, value, n, dims) AS ("
+    " SELECT 'sessions', dt, g, period, ps, ps + len, 'COUNT', n::float8, n, NULL::jsonb FROM se "
+    " UNION ALL SELECT 'bounce_rate', dt, g, period, ps, ps + len, 'AVG', br::float8, n, NULL FROM se "
+    " UNION ALL SELECT 'pages_per_session', dt, g, period, ps, ps + len, 'AVG', pps::float8, n, NULL FROM se "
+    " UNION ALL SELECT 'session_duration.avg', dt, g, period, ps, ps + len, 'AVG', davg::float8, n, NULL FROM se "
+    " UNION ALL SELECT 'session_duration.min', dt, g, period, ps, ps + len, 'MIN', dmin::float8, n, NULL FROM se "
+    " UNION ALL SELECT 'session_duration.max', dt, g, period, ps, ps + len, 'MAX', dmax::float8, n, NULL FROM se "
+    " UNION ALL SELECT 'events', dt, g, period, ps, ps + len, 'COUNT', n, n, NULL FROM ev "
+    " UNION ALL SELECT 'visitors', dt, g, period, ps, ps + len, 'UNIQUE', visitors, n, NULL FROM ev "
+    " UNION ALL SELECT 'product_views', dt, g, period, ps, ps + len, 'COUNT', prod, prod, NULL FROM ev WHERE prod > 0 "
+    " UNION ALL SELECT 'appointments_started', dt, g, period, ps, ps + len, 'COUNT', ast, ast, NULL FROM ev WHERE ast > 0 "
+    " UNION ALL SELECT 'appointments_completed', dt, g, period, ps, ps + len, 'COUNT', acp, acp, NULL FROM ev WHERE acp > 0 "
+    " UNION ALL SELECT 'pageviews', dt, g, period, ps, ps + len, 'COUNT', n, n, NULL FROM pg "
+    " UNION ALL SELECT 'conversions', dt, g, period, ps, ps + len, 'COUNT', n, n, NULL FROM co "
+    " UNION ALL SELECT 'revenue', dt, g, period, ps, ps + len, 'SUM', total::float8, n, "
+    "  jsonb_build_object('currency', cur) FROM rv), "
+    "expected AS (SELECT CASE WHEN key = 'revenue' THEN 'revenue{currency=' || (dims->>'currency') || "
+    "  CASE WHEN g = 1 THEN '}' ELSE ',deviceType=' || dt || '}' END "
+    "  WHEN g = 1 THEN key ELSE key || '{deviceType=' || dt || '}' END key, period, ps, pe, agg, value, n, "
+    "  coalesce(dims, '{}'::jsonb) || CASE WHEN g = 1 THEN '{}'::jsonb ELSE jsonb_build_object('deviceType', dt) END dims "
+    "  FROM x) ";
+
+/* Rows that differ between the expectation and metric_snapshots (0 = equal). */
+static long long snapshot_mismatches(PGconn *conn, bool exclude_bots, bool print) {
+    char sql[16384];
+    const char *tail =
+        "SELECT coalesce(x.key, m.\"metricKey\"), coalesce(x.period, m.period::text), "
+        "coalesce(x.ps, m.\"periodStart\"), x.value, m.value, x.n, m.\"sampleCount\" "
+        "FROM expected x FULL JOIN metric_snapshots m ON m.\"metricKey\" = x.key "
+        "AND m.period::text = x.period AND m.\"periodStart\" = x.ps "
+        "WHERE m.id IS NULL OR x.key IS NULL OR m.\"periodEnd\" <> x.pe OR m.aggregation::text <> x.agg "
+        "OR m.\"sampleCount\" <> x.n OR m.dimensions <> x.dims "
+        "OR abs(m.value - x.value) > 1e-9 * greatest(1, abs(x.value)) ORDER BY 1, 2, 3";
+    const char *bots = exclude_bots ? "true" : "false";
+    const char *at = strstr(expected_sql, ":BOTS");
+    ck_assert(at != NULL);
+    snprintf(sql, sizeof(sql), "%.*s%s%s%s", (int)(at - expected_sql), expected_sql, bots,
+             at + 5, tail);
+    PGresult *res = PQexec(conn, sql);
+    ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
+    long long n = PQntuples(res);
+    for (int i = 0; print && i < n && i < 15; i++)
+        fprintf(stderr, "mismatch: %s %s %s expected %s (%s) got %s (%s)\n",
+                PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
+                PQgetvalue(res, i, 3), PQgetvalue(res, i, 5), PQgetvalue(res, i, 4),
+                PQgetvalue(res, i, 6));
+    PQclear(res);
+    return n;
+}
+
+static void check_snapshots(const char *db, bool exclude_bots) {
+    PGconn *conn = tl_connect(db);
+    long long n = snapshot_mismatches(conn, exclude_bots, true);
+    ck_assert_msg(n == 0, "%lld snapshot rows differ from the SQL over the stored rows", n);
+    /* Every kind of row is there: all periods, devices, currencies, UNIQUE. */
+    ck_assert_int_eq(tl_query_ll(conn, "SELECT count(DISTINCT period) FROM metric_snapshots"), 5);
+    ck_assert_int_gt(tl_query_ll(conn, "SELECT count(*) FROM metric_snapshots WHERE "
+                                       "\"metricKey\" LIKE 'revenue{currency=%,deviceType=%}'"),
+                     0);
+    ck_assert_int_gt(tl_query_ll(conn, "SELECT count(*) FROM metric_snapshots WHERE "
+                                       "\"metricKey\" = 'visitors' AND period = 'YEARLY'"),
+                     1);
+    PQfinish(conn);
+}
+
+static int run_metrics(const char *db, const char *extra) {
+    char cmd[2048], *err = NULL;
+    snprintf(cmd, sizeof(cmd),
+             "%s metrics --database '%s' --until-caught-up --metrics-port -1 --debounce-ms 0 %s",
+             tl_evpipe_bin(), db, extra ? extra : "");
+    int rc = tl_run(cmd, NULL, &err);
+    if (rc != 0) fprintf(stderr, "metrics exited %d: %s\n", rc, err ? err : "");
+    free(err);
+    return rc;
+}
+
+static pid_t spawn(const char *cmdline) {
+    pid_t pid = fork();
+    ck_assert(pid >= 0);
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", cmdline, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+static int wait_exit(pid_t pid, int seconds) {
+    for (int i = 0; i < seconds * 20; i++) {
+        int st = 0;
+        if (waitpid(pid, &st, WNOHANG) == pid)
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        usleep(50000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    ck_abort_msg("process did not finish within %d s", seconds);
+    return -1;
+}
+
+/* A database holding an ingested stream of 5 days across a year boundary (with
+ * disorder, duplicates and malformed messages): ingest through the mock cluster. */
+static char *ingested_db(const char *prefix, const char *loadgen_args) {
+    char errstr[256], path[64] = "/tmp/evpipe_metrics_XXXXXX", cmd[2048], *err = NULL;
+    ev_kmock_t *km = ev_kmock_new(3, errstr, sizeof(errstr));
+    ck_assert_msg(km != NULL, "%s", errstr);
+    ck_assert_int_eq(ev_kmock_topic_create(km, "raw", 6, errstr, sizeof(errstr)), 0);
+    int fd = mkstemp(path);
+    ck_assert(fd >= 0);
+    close(fd);
+    snprintf(cmd, sizeof(cmd), "%s loadgen --output %s %s", tl_evpipe_bin(), path,
+             loadgen_args);
+    ck_assert_int_eq(tl_run(cmd, NULL, NULL), 0);
+    size_t lines = oracle_produce_file(ev_kmock_bootstraps(km), "raw", path);
+    ck_assert_int_gt(lines, 1000);
+    char *db = tl_db_create_migrated(prefix);
+    snprintf(cmd, sizeof(cmd),
+             "%s ingest --brokers %s --database '%s' --topic raw --group g --enriched-topic '' "
+             "--metrics-port -1 --batch-ms 100 --batch-size 500 --until-caught-up",
+             tl_evpipe_bin(), ev_kmock_bootstraps(km), db);
+    int rc = tl_run(cmd, NULL, &err);
+    ck_assert_msg(rc == 0, "ingest failed (%d): %s", rc, err ? err : "");
+    free(err);
+    unlink(path);
+    ev_kmock_destroy(km);
+    PGconn *conn = tl_connect(db);
+    ck_assert_int_gt(tl_query_ll(conn, "SELECT count(*) FROM analytics_events"), 1000);
+    /* The stream covers bots and at least two years (the 2026/2027 boundary). */
+    ck_assert_int_gt(tl_query_ll(conn, "SELECT count(*) FROM analytics_sessions "
+                                       "WHERE \"deviceType\" = 'BOT'"),
+                     0);
+    ck_assert_int_eq(tl_query_ll(conn, "SELECT count(DISTINCT date_trunc('year', "
+                                       "\"occurredAt\", 'UTC')) FROM analytics_events"),
+                     2);
+    PQfinish(conn);
+    return db;
+}
+
+static const char *stream =
+    "--seed 21 --visitors 200 --days 5 --start 2026-12-29T00:00:00Z --disorder 900 "
+    "--dup-ratio 0.03 --bad-ratio 0.02";
+
+static char *dump_snapshots(const char *db) {
+    PGconn *conn = tl_connect(db);
+    char *s = tl_query_text(conn, "SELECT string_agg(concat_ws('|', id, \"metricKey\", period, "
+                                  "\"periodStart\", value, \"sampleCount\", \"computedAt\"), "
+                                  "E'\\n' ORDER BY id) FROM metric_snapshots");
+    PQfinish(conn);
+    return s;
+}
+
+START_TEST(test_metric_snapshots_equal_sql_after_ingest_and_replay_changes_nothing) {
+    char *db = ingested_db("metrics_ingest", stream);
+    ck_assert_int_eq(run_metrics(db, NULL), 0);
+    check_snapshots(db, true);
+    PGconn *conn = tl_connect(db);
+    ck_assert_int_eq(tl_query_ll(conn, "SELECT count(*) FROM dirty_hours WHERE stage = 'metrics'"),
+                     0);
+    /* Re-marking every hour (a replay, a recompute) changes no row, not even computedAt. */
+    char *before = dump_snapshots(db);
+    ck_assert_int_eq(run_metrics(db, "--recompute 2026-12-01..2027-02-01"), 0);
+    char *after = dump_snapshots(db);
+    ck_assert_msg(strcmp(before, after) == 0, "a recomputation changed metric_snapshots");
+    /* Rebuilding from nothing (state and snapshots lost) gives the same numbers. */
+    tl_exec(conn, "TRUNCATE metric_snapshots, metric_rollups, metric_visitors, "
+                  "metric_visitor_counts");
+    ck_assert_int_eq(run_metrics(db, "--recompute 2026-12-01..2027-02-01"), 0);
+    check_snapshots(db, true);
+    PQfinish(conn);
+    free(before);
+    free(after);
+    tl_db_drop(db);
+    free(db);
+}
+END_TEST
+
+START_TEST(test_metric_snapshots_follow_merges_deletions_moves_and_settings) {
+    char *db = ingested_db("metrics_changes", stream);
+    ck_assert_int_eq(run_metrics(db, NULL), 0);
+    check_snapshots(db, true);
+    PGconn *conn = tl_connect(db);
+    /* A merge across the year boundary: the first session of 2027 swallows the last
+     * one of 2026 of another visitor's... of the same visitor when there is one, else
+     * of any visitor: its rows re-pointed, the absorbed session deleted. */
+    tl_exec(conn,
+            "CREATE TEMP TABLE pair AS SELECT a.id keep, b.id gone FROM analytics_sessions a, "
+            "analytics_sessions b WHERE a.\"startedAt\" >= '2027-01-01' AND b.\"startedAt\" < "
+            "'2027-01-01' AND a.\"deviceType\" <> 'BOT' AND b.\"deviceType\" <> 'BOT' "
+            "ORDER BY a.\"startedAt\", b.\"startedAt\" DESC LIMIT 1");
+    tl_exec(conn, "BEGIN");
+    tl_exec(conn, "UPDATE analytics_events SET \"sessionId\" = (SELECT keep FROM pair) "
+                  "WHERE \"sessionId\" = (SELECT gone FROM pair)");
+    tl_exec(conn, "UPDATE page_views SET \"sessionId\" = (SELECT keep FROM pair) "
+                  "WHERE \"sessionId\" = (SELECT gone FROM pair)");
+    tl_exec(conn, "UPDATE conversion_events SET \"sessionId\" = (SELECT keep FROM pair) "
+                  "WHERE \"sessionId\" = (SELECT gone FROM pair)");
+    tl_exec(conn, "UPDATE analytics_sessions k SET \"startedAt\" = g.\"startedAt\", "
+                  "\"eventCount\" = k.\"eventCount\" + g.\"eventCount\" FROM analytics_sessions g "
+                  "WHERE k.id = (SELECT keep FROM pair) AND g.id = (SELECT gone FROM pair)");
+    tl_exec(conn, "DELETE FROM analytics_sessions WHERE id = (SELECT gone FROM pair)");
+    tl_exec(conn, "COMMIT");
+    /* A whole session deleted with its rows (its periods may hold nothing else). */
+    tl_exec(conn, "CREATE TEMP TABLE victim AS SELECT id FROM analytics_sessions "
+                  "WHERE \"deviceType\" <> 'BOT' ORDER BY \"startedAt\" LIMIT 1");
+    tl_exec(conn, "DELETE FROM analytics_events WHERE \"sessionId\" IN (SELECT id FROM victim)");
+    tl_exec(conn, "DELETE FROM page_views WHERE \"sessionId\" IN (SELECT id FROM victim)");
+    tl_exec(conn, "DELETE FROM conversion_events WHERE \"sessionId\" IN (SELECT id FROM victim)");
+    tl_exec(conn, "DELETE FROM analytics_sessions WHERE id IN (SELECT id FROM victim)");
+    /* A session moved a day later with its rows; one reclassified as BOT. */
+    tl_exec(conn, "CREATE TEMP TABLE moved AS SELECT id FROM analytics_sessions "
+                  "WHERE \"deviceType\" = 'MOBILE' ORDER BY \"startedAt\" DESC LIMIT 1");
+    tl_exec(conn, "UPDATE analytics_events SET \"occurredAt\" = \"occurredAt\" + interval '1 day' "
+                  "WHERE \"sessionId\" IN (SELECT id FROM moved)");
+    tl_exec(conn, "UPDATE page_views SET \"viewedAt\" = \"viewedAt\" + interval '1 day' "
+                  "WHERE \"sessionId\" IN (SELECT id FROM moved)");
+    tl_exec(conn, "UPDATE conversion_events SET \"occurredAt\" = \"occurredAt\" + interval '1 day' "
+                  "WHERE \"sessionId\" IN (SELECT id FROM moved)");
+    tl_exec(conn, "UPDATE analytics_sessions SET \"startedAt\" = \"startedAt\" + interval '1 day', "
+                  "\"endedAt\" = \"endedAt\" + interval '1 day' WHERE id IN (SELECT id FROM moved)");
+    tl_exec(conn, "UPDATE analytics_sessions SET \"deviceType\" = 'BOT' WHERE id = (SELECT "
+                  "\"sessionId\" FROM conversion_events WHERE value IS NOT NULL ORDER BY "
+                  "\"occurredAt\" LIMIT 1)");
+    ck_assert_int_gt(snapshot_mismatches(conn, true, false), 0);
+    ck_assert_int_eq(run_metrics(db, NULL), 0);
+    check_snapshots(db, true);
+
+    /* bots.excludeFromMetrics switched off: everything is recomputed with the bots. */
+    tl_exec(conn, "INSERT INTO tracking_configs (id, key, value, \"isActive\", \"updatedAt\") "
+                  "VALUES (gen_random_uuid(), 'bots.excludeFromMetrics', 'false', true, now())");
+    ck_assert_int_eq(run_metrics(db, NULL), 0);
+    check_snapshots(db, false);
+    ck_assert_int_gt(tl_query_ll(conn, "SELECT count(*) FROM metric_snapshots WHERE "
+                                       "dimensions->>'deviceType' = 'BOT'"),
+                     0);
+    tl_exec(conn, "UPDATE tracking_configs SET value = 'true' WHERE key = 'bots.excludeFromMetrics'");
+    ck_assert_int_eq(run_metrics(db, NULL), 0);
+    check_snapshots(db, true);
+    PQfinish(conn);
+    tl_db_drop(db);
+    free(db);
+}
+END_TEST
+
+/* kill -9 at random moments of a long catch-up, then two instances finishing it
+ * together: the tables equal the SQL, and no mark is left. */
+START_TEST(test_metric_snapshots_kill9_and_two_instances) {
+    char *db = ingested_db("metrics_kill", stream);
+    PGconn *conn = tl_connect(db);
+    /* Small batches make many transactions to interrupt. */
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd),
+             "exec %s metrics --database '%s' --metrics-port -1 --debounce-ms 0 --batch-marks 3 "
+             ">>/tmp/evpipe_test_metrics.log 2>&1",
+             tl_evpipe_bin(), db);
+    srand((unsigned)time(NULL));
+    for (int round = 0; round < 4; round++) {
+        pid_t pid = spawn(cmd);
+        usleep(100000 + (useconds_t)(rand() % 300) * 1000);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    ck_assert_int_gt(tl_query_ll(conn, "SELECT count(*) FROM dirty_hours WHERE stage = 'metrics'"),
+                     0);
+    pid_t a = spawn(cmd), b = spawn(cmd);
+    for (int i = 0; i < 1200; i++) {
+        if (tl_query_ll(conn, "SELECT count(*) FROM dirty_hours WHERE stage = 'metrics'") == 0)
+            break;
+        usleep(100000);
+    }
+    kill(a, SIGTERM);
+    kill(b, SIGTERM);
+    ck_assert_int_eq(wait_exit(a, 30), 0);
+    ck_assert_int_eq(wait_exit(b, 30), 0);
+    ck_assert_int_eq(tl_query_ll(conn, "SELECT count(*) FROM dirty_hours WHERE stage = 'metrics'"),
+                     0);
+    check_snapshots(db, true);
+    PQfinish(conn);
+    tl_db_drop(db);
+    free(db);
+}
+END_TEST
+
+START_TEST(test_metric_snapshots_usage_errors) {
+    char cmd[512], *err = NULL;
+    snprintf(cmd, sizeof(cmd), "%s metrics --metrics-port -1", tl_evpipe_bin());
+    unsetenv("DATABASE_URL");
+    ck_assert_int_eq(tl_run(cmd, NULL, &err), 2);
+    ck_assert_msg(err && strstr(err, "--database"), "%s", err);
+    free(err);
+    snprintf(cmd, sizeof(cmd), "%s metrics --database x --recompute 2026-01-01", tl_evpipe_bin());
+    ck_assert_int_eq(tl_run(cmd, NULL, &err), 2);
+    ck_assert_msg(err && strstr(err, "FROM..TO"), "%s", err);
+    free(err);
+    char *db = tl_db_create("metrics_unmigrated");
+    snprintf(cmd, sizeof(cmd), "%s metrics --database '%s' --metrics-port -1 --until-caught-up",
+             tl_evpipe_bin(), db);
+    ck_assert_int_eq(tl_run(cmd, NULL, &err), 2);
+    ck_assert_msg(err && strstr(err, "migrate"), "%s", err);
+    free(err);
+    tl_db_drop(db);
+    free(db);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("metric_snapshots");
+    TCase *tc = tcase_create("metric_snapshots");
+    tcase_set_timeout(tc, 600);
+    if (tl_have_services()) {
+        tcase_add_test(tc, test_metric_snapshots_equal_sql_after_ingest_and_replay_changes_nothing);
+        tcase_add_test(tc, test_metric_snapshots_follow_merges_deletions_moves_and_settings);
+        tcase_add_test(tc, test_metric_snapshots_kill9_and_two_instances);
+        tcase_add_test(tc, test_metric_snapshots_usage_errors);
+    }
+    suite_add_tcase(s, tc);
+    return tl_run_suite(s) == 0 ? 0 : 1;
+}
