@@ -13,62 +13,25 @@
 #include <unistd.h>
 
 #include "common/kmock.h"
+#include "common/util.h"
 #include "tests/integration/ingest_oracle.h"
 #include "tests/testlib.h"
 
-/* The expected snapshots, straight from the stored rows: one GROUP BY per metric and
- * period kind (no intermediate state), with :BOTS replaced by true or false. */
-static const char expected_sql[] =
-    "WITH p(period, unit, len) AS (VALUES ('HOURLY', 'hour', interval '1 hour'), "
-    " ('DAILY', 'day', interval '1 day'), ('WEEKLY', 'week', interval '7 days'), "
-    " ('MONTHLY', 'month', interval '1 month'), ('YEARLY', 'year', interval '1 year')), "
-    "s AS (SELECT * FROM analytics_sessions WHERE NOT (:BOTS AND \"deviceType\" = 'BOT')), "
-    "e AS (SELECT x.*, s.\"deviceType\"::text dt FROM analytics_events x JOIN s ON s.id = x.\"sessionId\"), "
-    "pv AS (SELECT x.*, s.\"deviceType\"::text dt FROM page_views x JOIN s ON s.id = x.\"sessionId\"), "
-    "cv AS (SELECT x.*, s.\"deviceType\"::text dt FROM conversion_events x JOIN s ON s.id = x.\"sessionId\"), "
-    "se AS (SELECT p.period, p.len, date_trunc(p.unit, s.\"startedAt\", 'UTC') ps, s.\"deviceType\"::text dt, "
-    " grouping(s.\"deviceType\") g, count(*) n, avg(s.\"isBounce\"::int) br, avg(s.\"pageViewCount\") pps, "
-    " avg(s.duration) davg, min(s.duration) dmin, max(s.duration) dmax FROM p, s "
-    " GROUP BY p.period, p.len, 3, ROLLUP(s.\"deviceType\")), "
-    "ev AS (SELECT p.period, p.len, date_trunc(p.unit, e.\"occurredAt\", 'UTC') ps, e.dt, grouping(e.dt) g, "
-    " count(*) n, count(DISTINCT e.\"visitorId\") visitors, "
-    " count(*) FILTER (WHERE e.type = 'PRODUCT_VIEW') prod, "
-    " count(*) FILTER (WHERE e.type = 'APPOINTMENT_START') ast, "
-    " count(*) FILTER (WHERE e.type = 'APPOINTMENT_COMPLETE') acp FROM p, e "
-    " GROUP BY p.period, p.len, 3, ROLLUP(e.dt)), "
-    "pg AS (SELECT p.period, p.len, date_trunc(p.unit, pv.\"viewedAt\", 'UTC') ps, pv.dt, grouping(pv.dt) g, "
-    " count(*) n FROM p, pv GROUP BY p.period, p.len, 3, ROLLUP(pv.dt)), "
-    "co AS (SELECT p.period, p.len, date_trunc(p.unit, cv.\"occurredAt\", 'UTC') ps, cv.dt, grouping(cv.dt) g, "
-    " count(*) n FROM p, cv GROUP BY p.period, p.len, 3, ROLLUP(cv.dt)), "
-    "rv AS (SELECT p.period, p.len, date_trunc(p.unit, cv.\"occurredAt\", 'UTC') ps, cv.currency::text cur, "
-    " cv.dt, grouping(cv.dt) g, count(*) n, sum(cv.value) total FROM p, cv "
-    " WHERE cv.currency IS NOT NULL AND cv.value IS NOT NULL "
-    " GROUP BY p.period, p.len, 3, 4, ROLLUP(cv.dt)), "
-    "x(key, dt, g, period, ps, pe, agg, value, n, dims) AS ("
-    " SELECT 'sessions', dt, g, period, ps, ps + len, 'COUNT', n::float8, n, NULL::jsonb FROM se "
-    " UNION ALL SELECT 'bounce_rate', dt, g, period, ps, ps + len, 'AVG', br::float8, n, NULL FROM se "
-    " UNION ALL SELECT 'pages_per_session', dt, g, period, ps, ps + len, 'AVG', pps::float8, n, NULL FROM se "
-    " UNION ALL SELECT 'session_duration.avg', dt, g, period, ps, ps + len, 'AVG', davg::float8, n, NULL FROM se "
-    " UNION ALL SELECT 'session_duration.min', dt, g, period, ps, ps + len, 'MIN', dmin::float8, n, NULL FROM se "
-    " UNION ALL SELECT 'session_duration.max', dt, g, period, ps, ps + len, 'MAX', dmax::float8, n, NULL FROM se "
-    " UNION ALL SELECT 'events', dt, g, period, ps, ps + len, 'COUNT', n, n, NULL FROM ev "
-    " UNION ALL SELECT 'visitors', dt, g, period, ps, ps + len, 'UNIQUE', visitors, n, NULL FROM ev "
-    " UNION ALL SELECT 'product_views', dt, g, period, ps, ps + len, 'COUNT', prod, prod, NULL FROM ev WHERE prod > 0 "
-    " UNION ALL SELECT 'appointments_started', dt, g, period, ps, ps + len, 'COUNT', ast, ast, NULL FROM ev WHERE ast > 0 "
-    " UNION ALL SELECT 'appointments_completed', dt, g, period, ps, ps + len, 'COUNT', acp, acp, NULL FROM ev WHERE acp > 0 "
-    " UNION ALL SELECT 'pageviews', dt, g, period, ps, ps + len, 'COUNT', n, n, NULL FROM pg "
-    " UNION ALL SELECT 'conversions', dt, g, period, ps, ps + len, 'COUNT', n, n, NULL FROM co "
-    " UNION ALL SELECT 'revenue', dt, g, period, ps, ps + len, 'SUM', total::float8, n, "
-    "  jsonb_build_object('currency', cur) FROM rv), "
-    "expected AS (SELECT CASE WHEN key = 'revenue' THEN 'revenue{currency=' || (dims->>'currency') || "
-    "  CASE WHEN g = 1 THEN '}' ELSE ',deviceType=' || dt || '}' END "
-    "  WHEN g = 1 THEN key ELSE key || '{deviceType=' || dt || '}' END key, period, ps, pe, agg, value, n, "
-    "  coalesce(dims, '{}'::jsonb) || CASE WHEN g = 1 THEN '{}'::jsonb ELSE jsonb_build_object('deviceType', dt) END dims "
-    "  FROM x) ";
+/* The expected snapshots, as SQL over the stored rows (metrics_expected.sql, next to
+ * this file; also make bench's full-recomputation baseline). */
+static char *expected_sql(void) {
+    char *text = NULL, errstr[256];
+    size_t len = 0;
+    int rc = ev_read_file("tests/integration/metrics_expected.sql", 1 << 20, &text, &len, errstr,
+                          sizeof(errstr));
+    ck_assert_msg(rc == 0, "%s", errstr);
+    return text;
+}
 
 /* Rows that differ between the expectation and metric_snapshots (0 = equal). */
 static long long snapshot_mismatches(PGconn *conn, bool exclude_bots, bool print) {
-    char sql[16384];
+    char *expected = expected_sql(), *sql = malloc(strlen(expected) + 4096);
+    ck_assert(sql != NULL);
     const char *tail =
         "SELECT coalesce(x.key, m.\"metricKey\"), coalesce(x.period, m.period::text), "
         "coalesce(x.ps, m.\"periodStart\"), x.value, m.value, x.n, m.\"sampleCount\" "
@@ -78,11 +41,14 @@ static long long snapshot_mismatches(PGconn *conn, bool exclude_bots, bool print
         "OR m.\"sampleCount\" <> x.n OR m.dimensions <> x.dims "
         "OR abs(m.value - x.value) > 1e-9 * greatest(1, abs(x.value)) ORDER BY 1, 2, 3";
     const char *bots = exclude_bots ? "true" : "false";
-    const char *at = strstr(expected_sql, ":BOTS");
+    const char *at = strstr(expected, ":BOTS");
     ck_assert(at != NULL);
-    snprintf(sql, sizeof(sql), "%.*s%s%s%s", (int)(at - expected_sql), expected_sql, bots,
-             at + 5, tail);
+    size_t head = (size_t)(at - expected);
+    snprintf(sql, strlen(expected) + 4096, "%.*s%s%s%s", (int)head, expected, bots,
+             expected + head + 5, tail);
+    free(expected);
     PGresult *res = PQexec(conn, sql);
+    free(sql);
     ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
     long long n = PQntuples(res);
     for (int i = 0; print && i < n && i < 15; i++)
