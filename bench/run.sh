@@ -48,6 +48,7 @@ fi
 echo
 echo "== 2. replay to the mock cluster (baseline: kcat producing the same lines)"
 "$BIN" kafka-mock --brokers 3 --topic bench=64 --topic kcat=64 --topic raw=64 \
+    --topic small=16 --topic batch=8 --topic with=32 \
     --bootstrap-file "$work/brokers" >/dev/null 2>"$work/mock.log" &
 mock_pid=$!
 i=0; while [ ! -s "$work/brokers" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
@@ -102,6 +103,9 @@ echo "  psql COPY of the resulting rows    $cr events/s (baseline)"
 echo "  evpipe ingest --until-caught-up    $ir events/s   $(ratio "$ir" "$cr") x baseline   (goals: >= 0.6 x, >= 50000/s)"
 echo "  stored $stored events; peak RSS $((peak / 1024)) MiB"
 grep -E "visitors held" "$work/ingest.log" | tail -n 1 | sed 's/^/  /'
+
+echo
+BIN=$BIN URL=$URL IURL=$IURL B=$B work=$work sh bench/downstream.sh
 
 echo
 echo "== 4. memory with 100000 visitors active at once (default settings)"

@@ -1,0 +1,81 @@
+#!/bin/sh
+# The downstream stages' part of `make bench` (called by bench/run.sh, which sets the
+# variables below): each figure is a ratio to a baseline measured in the same run.
+#   BIN   the evpipe binary          URL   superuser URL of the bench server
+#   IURL  a database holding the ingested stream, its marks not yet absorbed
+#   B     bootstrap servers of the bench's mock cluster     work  a scratch folder
+# BENCH_DOWNSTREAM_EVENTS sizes the ingest-with-stages comparison (default 200000).
+set -eu
+N_WITH=${BENCH_DOWNSTREAM_EVENTS:-200000}
+now_ms() { date +%s%3N; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+per_s() { awk -v n="$1" -v ms="$2" 'BEGIN { if (ms > 0) printf "%.0f", n * 1000 / ms; else print 0 }'; }
+db_url() { echo "$URL" | sed "s|/postgres?|/$1?|"; }
+new_db() {
+    psql -X -q "$URL" -c "CREATE DATABASE $1"
+    "$BIN" migrate up --database "$(db_url "$1")" >/dev/null
+}
+expected_sql() { sed 's/:BOTS/true/' tests/integration/metrics_expected.sql; }
+metrics() { "$BIN" metrics --database "$1" --until-caught-up --metrics-port -1 --debounce-ms 0 \
+    --stats-interval 3600 2>>"$work/metrics.log"; }
+ingest() { # database topic
+    "$BIN" ingest --brokers "$B" --database "$1" --topic "$2" --group bench --until-caught-up \
+        --metrics-port -1 --stats-interval 3600 --enriched-topic '' 2>>"$work/ingest2.log"
+}
+
+stored=$(psql -X -At "$IURL" -c "SELECT count(*) FROM analytics_events")
+echo "== 5. metrics on $stored stored events (baseline: one plain SQL full recomputation)"
+t0=$(now_ms)
+{ echo "CREATE TABLE bench_full_recompute AS"; expected_sql; echo "SELECT * FROM expected;"; } |
+    psql -X -q "$IURL"
+full_ms=$(( $(now_ms) - t0 ))
+t0=$(now_ms)
+metrics "$IURL"
+catchup_ms=$(( $(now_ms) - t0 ))
+rows=$(psql -X -At "$IURL" -c "SELECT count(*) FROM metric_snapshots")
+diff=$(psql -X -At "$IURL" -c "SELECT count(*) FROM bench_full_recompute x FULL JOIN metric_snapshots m
+    ON m.\"metricKey\" = x.key AND m.period::text = x.period AND m.\"periodStart\" = x.ps
+    WHERE m.id IS NULL OR x.key IS NULL OR m.\"sampleCount\" <> x.n
+       OR abs(m.value - x.value) > 1e-9 * greatest(1, abs(x.value))")
+echo "  plain SQL full recomputation       $full_ms ms (baseline)"
+echo "  evpipe metrics catch-up from empty $catchup_ms ms   $(ratio "$catchup_ms" "$full_ms") x baseline   (goal <= 1.5 x)"
+echo "  $rows snapshots; rows differing from the plain SQL: $diff"
+
+echo
+echo "== 6. metrics absorbing one 10000-event batch: 100000 vs $stored events of history"
+new_db hist_small
+SURL=$(db_url hist_small)
+"$BIN" loadgen --seed 5 --visitors 10000 --days 7 --events 100000 --output "$work/small.ndjson" 2>/dev/null
+"$BIN" loadgen --seed 6 --visitors 1000 --days 1 --start 2026-01-12T00:00:00Z --events 10000 \
+    --output "$work/batch.ndjson" 2>/dev/null
+"$BIN" replay --brokers "$B" --topic small "$work/small.ndjson" 2>/dev/null
+"$BIN" replay --brokers "$B" --topic batch "$work/batch.ndjson" 2>/dev/null
+ingest "$SURL" small
+metrics "$SURL"
+for db in "$SURL" "$IURL"; do ingest "$db" batch; done
+t0=$(now_ms); metrics "$SURL"; small_ms=$(( $(now_ms) - t0 ))
+t0=$(now_ms); metrics "$IURL"; big_ms=$(( $(now_ms) - t0 ))
+echo "  with 100000 events of history      $small_ms ms (baseline)"
+echo "  with $stored events of history   $big_ms ms   $(ratio "$big_ms" "$small_ms") x baseline   (goal <= 1.5 x: flat in history)"
+
+echo
+echo "== 7. ingest of $N_WITH events with the downstream stages running (baseline: ingest alone)"
+"$BIN" loadgen --seed 8 --visitors $((N_WITH / 10)) --days 7 --events "$N_WITH" \
+    --output "$work/with.ndjson" 2>/dev/null
+"$BIN" replay --brokers "$B" --topic with "$work/with.ndjson" 2>/dev/null
+new_db alone
+new_db with_stages
+t0=$(now_ms); ingest "$(db_url alone)" with; alone_ms=$(( $(now_ms) - t0 ))
+WURL=$(db_url with_stages)
+"$BIN" metrics --database "$WURL" --metrics-port -1 2>>"$work/metrics.log" &
+spid=$!
+fpid=
+if "$BIN" funnels --help >/dev/null 2>&1; then
+    "$BIN" funnels --database "$WURL" --metrics-port -1 2>>"$work/funnels.log" &
+    fpid=$!
+fi
+t0=$(now_ms); ingest "$WURL" with; with_ms=$(( $(now_ms) - t0 ))
+kill "$spid" $fpid 2>/dev/null; wait "$spid" $fpid 2>/dev/null || true
+ar=$(per_s "$N_WITH" "$alone_ms"); wr=$(per_s "$N_WITH" "$with_ms")
+echo "  ingest alone                       $ar events/s (baseline)"
+echo "  ingest with the stages running     $wr events/s   $(ratio "$wr" "$ar") x baseline   (goal >= 0.8 x)"
