@@ -18,8 +18,11 @@ new_db() {
 expected_sql() { sed 's/:BOTS/true/' tests/integration/metrics_expected.sql; }
 metrics() { "$BIN" metrics --database "$1" --until-caught-up --metrics-port -1 --debounce-ms 0 \
     --stats-interval 3600 2>>"$work/metrics.log"; }
-ingest() { # database topic
-    "$BIN" ingest --brokers "$B" --database "$1" --topic "$2" --group bench --until-caught-up \
+ingest_runs=0
+ingest() { # database topic; a new group each time, so no join waits for an old member
+    ingest_runs=$((ingest_runs + 1))
+    "$BIN" ingest --brokers "$B" --database "$1" --topic "$2" --group "bench-$ingest_runs" \
+        --until-caught-up \
         --metrics-port -1 --stats-interval 3600 --enriched-topic '' 2>>"$work/ingest2.log"
 }
 
