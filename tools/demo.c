@@ -165,6 +165,16 @@ int cmd_demo(int argc, char **argv) {
         rc = 1;
         goto done;
     }
+    const char *metrics[] = {"evpipe",       "metrics",         "--database", database,
+                             "--until-caught-up", "--debounce-ms", "0",
+                             "--metrics-port", "-1",             NULL};
+    EV_INFO("computing metric snapshots: evpipe metrics --until-caught-up");
+    status = run_self(metrics);
+    if (status != 0) {
+        fprintf(stderr, "evpipe demo: metrics failed (exit %d)\n", status);
+        rc = 1;
+        goto done;
+    }
     long long dead = topic_messages(brokers, EV_TOPIC_DLQ);
     long long enriched = topic_messages(brokers, EV_TOPIC_ENRICHED);
 
@@ -189,6 +199,14 @@ int cmd_demo(int argc, char **argv) {
     print_query(conn, "Top entry pages (sessions)",
                 "SELECT coalesce(\"entryPage\", '-'), count(*) FROM analytics_sessions "
                 "GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 5");
+    print_query(conn, "Metric snapshots per day (sessions, visitors, revenue EUR)",
+                "SELECT 'day ' || to_char(s.\"periodStart\" AT TIME ZONE 'UTC', 'YYYY-MM-DD'), "
+                "s.value::bigint, coalesce(v.value::bigint, 0), coalesce(r.value::text, '0') "
+                "FROM metric_snapshots s LEFT JOIN metric_snapshots v ON v.\"metricKey\" = "
+                "'visitors' AND v.period = s.period AND v.\"periodStart\" = s.\"periodStart\" "
+                "LEFT JOIN metric_snapshots r ON r.\"metricKey\" = 'revenue{currency=EUR}' AND "
+                "r.period = s.period AND r.\"periodStart\" = s.\"periodStart\" "
+                "WHERE s.\"metricKey\" = 'sessions' AND s.period = 'DAILY' ORDER BY 1");
     print_query(conn, "Why sessions started",
                 "SELECT \"startReason\"::text, count(*) FROM analytics_sessions GROUP BY 1 "
                 "ORDER BY 2 DESC");

@@ -34,4 +34,11 @@ enriched=$(echo "$out" | awk '$1 == "analytics.events.enriched" { print $2 }')
 # Sessions are consistent with their events.
 bad=$(psql -X -At "$url" -c 'SELECT count(*) FROM analytics_sessions s WHERE "eventCount" <> (SELECT count(*) FROM analytics_events e WHERE e."sessionId" = s.id)')
 [ "$bad" = 0 ] || { echo "$bad sessions whose eventCount disagrees with their events" >&2; fail=1; }
+# The daily metric snapshots shown equal the sessions stored per UTC day (BOTs excluded).
+days=$(echo "$out" | awk '$1 == "day" { n++ } END { print n + 0 }')
+[ "$days" -ge 2 ] || { echo "no daily metric snapshots shown" >&2; fail=1; }
+echo "$out" | awk '$1 == "day" { print $2, $3 }' | while read -r day n; do
+    actual=$(psql -X -At "$url" -c "SELECT count(*) FROM analytics_sessions WHERE \"deviceType\" <> 'BOT' AND (\"startedAt\" AT TIME ZONE 'UTC')::date = '$day'")
+    [ "$n" = "$actual" ] || { echo "summary says $n sessions on $day, database has $actual" >&2; exit 1; }
+done || fail=1
 exit $fail
