@@ -1,6 +1,11 @@
 /* testlib.c — helpers shared by the Check suites (see testlib.h). */
 #include "tests/testlib.h"
 
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,4 +188,40 @@ int tl_run_suite(Suite *suite) {
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed;
+}
+
+/* A port nobody listens on right now. */
+int tl_free_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    ck_assert(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
+    ck_assert(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static size_t collect(char *data, size_t size, size_t n, void *ud) {
+    char **buf = ud;
+    size_t old = *buf ? strlen(*buf) : 0;
+    *buf = realloc(*buf, old + size * n + 1);
+    memcpy(*buf + old, data, size * n);
+    (*buf)[old + size * n] = '\0';
+    return size * n;
+}
+
+/* GET http://127.0.0.1:port/path; returns the status (0 when unreachable). */
+long tl_http_get(int port, const char *path, char **body) {
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+    CURL *c = curl_easy_init();
+    *body = NULL;
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 5L);
+    long status = 0;
+    if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    return status;
 }

@@ -45,4 +45,10 @@ char *tl_unique_name(const char *prefix);
 /* Runs the suite with CK_ENV settings; returns the number of failures. */
 int tl_run_suite(Suite *suite);
 
+/* A loopback TCP port nobody listens on right now. */
+int tl_free_port(void);
+/* GET http://127.0.0.1:port/path; returns the HTTP status (0 when unreachable) and the
+ * body in *body (malloc'd or NULL; caller frees). */
+long tl_http_get(int port, const char *path, char **body);
+
 #endif

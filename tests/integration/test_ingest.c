@@ -384,42 +384,6 @@ START_TEST(test_ingest_survives_postgres_and_broker_outages) {
 END_TEST
 
 
-/* A port nobody listens on right now. */
-static int free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    ck_assert(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
-    ck_assert(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static size_t collect(char *data, size_t size, size_t n, void *ud) {
-    char **buf = ud;
-    size_t old = *buf ? strlen(*buf) : 0;
-    *buf = realloc(*buf, old + size * n + 1);
-    memcpy(*buf + old, data, size * n);
-    (*buf)[old + size * n] = '\0';
-    return size * n;
-}
-
-/* GET http://127.0.0.1:port/path; returns the status (0 when unreachable). */
-static long http_get(int port, const char *path, char **body) {
-    char url[128];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
-    CURL *c = curl_easy_init();
-    *body = NULL;
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 5L);
-    long status = 0;
-    if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
-    return status;
-}
-
 /* The value of one exposition line "name{labels} value", or -1 when absent. */
 static double metric_value(const char *text, const char *series) {
     if (!text) return -1;
@@ -445,7 +409,7 @@ START_TEST(test_ingest_metrics_readiness_and_sigterm) {
     fixture_t fx;
     fixture_setup(&fx, stream_args);
     char *db = migrated_db("ingest_metrics");
-    int port = free_port();
+    int port = tl_free_port();
     char extra[64];
     snprintf(extra, sizeof(extra), "--metrics-port %d --batch-size 400", port);
     /* No --until-caught-up: a long-running consumer, stopped by SIGTERM. */
@@ -465,7 +429,7 @@ START_TEST(test_ingest_metrics_readiness_and_sigterm) {
     long status = 0;
     for (int i = 0; i < 100 && status != 200; i++) {
         free(body);
-        status = http_get(port, "/healthz", &body);
+        status = tl_http_get(port, "/healthz", &body);
         if (status != 200) usleep(100000);
     }
     ck_assert_int_eq(status, 200);
@@ -473,7 +437,7 @@ START_TEST(test_ingest_metrics_readiness_and_sigterm) {
     /* Ready once partitions are assigned; then everything flows through. */
     double consumed = -1, stored = -1;
     for (int i = 0; i < 600; i++) {
-        status = http_get(port, "/metrics", &body);
+        status = tl_http_get(port, "/metrics", &body);
         consumed = metric_value(body, "evpipe_ingest_messages_consumed_total");
         stored = metric_family_sum(body, "evpipe_ingest_rows_written_total{op=\"insert\",table=\"analytics_events\"}");
         if (consumed == (double)fx.produced && stored == (double)fx.oracle.n_valid_unique) break;
@@ -495,7 +459,7 @@ START_TEST(test_ingest_metrics_readiness_and_sigterm) {
     ck_assert_ptr_nonnull(strstr(body, "evpipe_ingest_batch_seconds_bucket{le=\"+Inf\"}"));
     free(body);
     char *ready = NULL;
-    ck_assert_int_eq(http_get(port, "/readyz", &ready), 200);
+    ck_assert_int_eq(tl_http_get(port, "/readyz", &ready), 200);
     free(ready);
     /* SIGTERM: clean exit 0, promptly, nothing lost. */
     int64_t t0 = ev_now_ms();

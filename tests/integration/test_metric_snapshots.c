@@ -5,6 +5,7 @@
 #include <check.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -291,6 +292,94 @@ START_TEST(test_metric_snapshots_kill9_and_two_instances) {
 }
 END_TEST
 
+/* A visitor's session of n events starting at `start` (SQL timestamp literal). */
+static void insert_session(PGconn *conn, const char *id, const char *visitor, const char *start,
+                           int n, const char *device) {
+    char sql[1024];
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO analytics_sessions (id, \"visitorId\", \"startedAt\", \"endedAt\", "
+             "duration, \"eventCount\", \"deviceType\", \"updatedAt\") VALUES ('%s', '%s', "
+             "'%s', '%s'::timestamptz + interval '1 minute' * %d, 60 * %d, %d, '%s', now())",
+             id, visitor, start, start, n - 1, n - 1, n, device);
+    tl_exec(conn, sql);
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO analytics_events (id, \"sessionId\", \"eventId\", type, \"visitorId\", "
+             "\"occurredAt\") SELECT gen_random_uuid(), '%s', '%s-' || i, 'PRODUCT_VIEW', '%s', "
+             "'%s'::timestamptz + interval '1 minute' * i FROM generate_series(0, %d) i",
+             id, id, visitor, start, n - 1);
+    tl_exec(conn, sql);
+}
+
+/* Long-running: ready once connected, waits out a PostgreSQL outage (not ready
+ * meanwhile), absorbs what arrives after it, and stops cleanly on SIGTERM. */
+START_TEST(test_metric_snapshots_outage_readiness_and_sigterm) {
+    char dir[] = "/tmp/evpipe_metrics_outage_XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    chmod(dir, 0755); /* the server runs as the postgres user */
+    char cmd[2048], *url = NULL, *err = NULL, *body = NULL;
+    snprintf(cmd, sizeof(cmd), "sh tests/pg_harness.sh start %s/pg", dir);
+    ck_assert_msg(tl_run(cmd, &url, &err) == 0, "cannot start PostgreSQL: %s", err);
+    free(err);
+    url[strcspn(url, "\n")] = '\0';
+    snprintf(cmd, sizeof(cmd), "%s migrate up --database '%s'", tl_evpipe_bin(), url);
+    ck_assert_int_eq(tl_run(cmd, NULL, NULL), 0);
+    PGconn *conn = tl_connect(url);
+    insert_session(conn, "00000000-0000-0000-0000-0000000000a1", "v1", "2026-03-01 10:50:00+00", 20,
+                   "DESKTOP");
+    PQfinish(conn);
+
+    int port = tl_free_port();
+    snprintf(cmd, sizeof(cmd),
+             "exec %s metrics --database '%s' --metrics-port %d --debounce-ms 0 --poll-ms 50 "
+             ">>/tmp/evpipe_test_metrics.log 2>&1",
+             tl_evpipe_bin(), url, port);
+    pid_t pid = spawn(cmd);
+    long status = 0;
+    for (int i = 0; i < 100 && status != 200; i++, usleep(100000)) {
+        free(body);
+        status = tl_http_get(port, "/readyz", &body);
+    }
+    ck_assert_int_eq(status, 200);
+    snprintf(cmd, sizeof(cmd), "sh tests/pg_harness.sh stop %s/pg", dir);
+    ck_assert_int_eq(tl_run(cmd, NULL, NULL), 0);
+    for (int i = 0; i < 100 && status == 200; i++, usleep(100000)) {
+        free(body);
+        status = tl_http_get(port, "/readyz", &body);
+    }
+    ck_assert_int_eq(status, 503);
+    ck_assert_msg(body && strstr(body, "PostgreSQL"), "%s", body);
+    ck_assert_int_eq(tl_http_get(port, "/healthz", &body), 200);
+    snprintf(cmd, sizeof(cmd), "sh tests/pg_harness.sh resume %s/pg >/dev/null", dir);
+    ck_assert_int_eq(tl_run(cmd, NULL, NULL), 0);
+
+    conn = tl_connect(url);
+    insert_session(conn, "00000000-0000-0000-0000-0000000000a2", "v2", "2026-03-01 11:10:00+00", 5,
+                   "MOBILE");
+    for (int i = 0; i < 300; i++, usleep(100000))
+        if (tl_query_ll(conn, "SELECT count(*) FROM dirty_hours") == 0) break;
+    ck_assert_int_eq(snapshot_mismatches(conn, true, true), 0);
+    ck_assert_int_eq(tl_query_ll(conn, "SELECT value FROM metric_snapshots WHERE \"metricKey\" = "
+                                       "'visitors' AND period = 'DAILY'"),
+                     2);
+    ck_assert_int_eq(tl_query_ll(conn, "SELECT value FROM metric_snapshots WHERE \"metricKey\" = "
+                                       "'events' AND period = 'HOURLY' AND \"periodStart\" = "
+                                       "'2026-03-01 11:00+00'"),
+                     15);
+    free(body);
+    ck_assert_int_eq(tl_http_get(port, "/metrics", &body), 200);
+    ck_assert_msg(strstr(body, "evpipe_metrics_batches_committed_total"), "%s", body);
+    ck_assert_msg(strstr(body, "evpipe_metrics_retries_total{component=\"postgresql\"}"), "%s",
+                  body);
+    free(body);
+    kill(pid, SIGTERM);
+    ck_assert_int_eq(wait_exit(pid, 20), 0);
+    PQfinish(conn);
+    snprintf(cmd, sizeof(cmd), "sh tests/pg_harness.sh stop %s/pg; rm -rf %s", dir, dir);
+    tl_run(cmd, NULL, NULL);
+    free(url);
+}
+END_TEST
+
 START_TEST(test_metric_snapshots_usage_errors) {
     char cmd[512], *err = NULL;
     snprintf(cmd, sizeof(cmd), "%s metrics --metrics-port -1", tl_evpipe_bin());
@@ -321,6 +410,7 @@ int main(void) {
         tcase_add_test(tc, test_metric_snapshots_equal_sql_after_ingest_and_replay_changes_nothing);
         tcase_add_test(tc, test_metric_snapshots_follow_merges_deletions_moves_and_settings);
         tcase_add_test(tc, test_metric_snapshots_kill9_and_two_instances);
+        tcase_add_test(tc, test_metric_snapshots_outage_readiness_and_sigterm);
         tcase_add_test(tc, test_metric_snapshots_usage_errors);
     }
     suite_add_tcase(s, tc);
