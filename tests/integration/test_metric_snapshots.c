@@ -65,7 +65,12 @@ static void check_snapshots(const char *db, bool exclude_bots) {
     PGconn *conn = tl_connect(db);
     long long n = snapshot_mismatches(conn, exclude_bots, true);
     ck_assert_msg(n == 0, "%lld snapshot rows differ from the SQL over the stored rows", n);
-    /* Every kind of row is there: all periods, devices, currencies, UNIQUE. */
+    PQfinish(conn);
+}
+
+/* The generated stream yields every kind of row: all periods, devices, currencies. */
+static void check_snapshot_kinds(const char *db) {
+    PGconn *conn = tl_connect(db);
     ck_assert_int_eq(tl_query_ll(conn, "SELECT count(DISTINCT period) FROM metric_snapshots"), 5);
     ck_assert_int_gt(tl_query_ll(conn, "SELECT count(*) FROM metric_snapshots WHERE "
                                        "\"metricKey\" LIKE 'revenue{currency=%,deviceType=%}'"),
@@ -165,6 +170,7 @@ START_TEST(test_metric_snapshots_equal_sql_after_ingest_and_replay_changes_nothi
     char *db = ingested_db("metrics_ingest", stream);
     ck_assert_int_eq(run_metrics(db, NULL), 0);
     check_snapshots(db, true);
+    check_snapshot_kinds(db);
     PGconn *conn = tl_connect(db);
     ck_assert_int_eq(tl_query_ll(conn, "SELECT count(*) FROM dirty_hours WHERE stage = 'metrics'"),
                      0);
@@ -248,6 +254,79 @@ START_TEST(test_metric_snapshots_follow_merges_deletions_moves_and_settings) {
     ck_assert_int_eq(run_metrics(db, NULL), 0);
     check_snapshots(db, true);
     PQfinish(conn);
+    tl_db_drop(db);
+    free(db);
+}
+END_TEST
+
+static void write_lines(const char *path, const char *const *lines) {
+    FILE *f = fopen(path, "w");
+    ck_assert(f != NULL);
+    for (; *lines; lines++) fprintf(f, "%s\n", *lines);
+    fclose(f);
+}
+
+#define EV(id, visitor, ts) \
+    "{\"eventId\":\"" id "\",\"type\":\"PAGE_VIEW\",\"timestamp\":\"" ts \
+    "\",\"visitorId\":\"" visitor "\",\"url\":\"https://shop.example.com/\"}"
+
+/* Late events through ingest merge sessions across an hour boundary and across the
+ * day/month/year boundary: the snapshots converge to the new truth, and the periods of
+ * the deleted sessions (2027's only session start) lose their rows. */
+START_TEST(test_metric_snapshots_follow_late_merges_through_ingest) {
+    char errstr[256], path[64] = "/tmp/evpipe_late_XXXXXX", cmd[2048], *err = NULL;
+    ev_kmock_t *km = ev_kmock_new(3, errstr, sizeof(errstr));
+    ck_assert_msg(km != NULL, "%s", errstr);
+    ck_assert_int_eq(ev_kmock_topic_create(km, "raw", 3, errstr, sizeof(errstr)), 0);
+    int fd = mkstemp(path);
+    ck_assert(fd >= 0);
+    close(fd);
+    char *db = tl_db_create_migrated("metrics_late");
+    snprintf(cmd, sizeof(cmd),
+             "%s ingest --brokers %s --database '%s' --topic raw --group g --enriched-topic '' "
+             "--metrics-port -1 --batch-ms 100 --until-caught-up",
+             tl_evpipe_bin(), ev_kmock_bootstraps(km), db);
+    const char *first[] = {EV("a1", "year", "2026-12-31T23:20:00.000Z"),
+                           EV("a2", "year", "2027-01-01T00:20:00.000Z"),
+                           EV("b1", "hour", "2026-06-10T10:50:00.000Z"),
+                           EV("b2", "hour", "2026-06-10T11:40:00.000Z"),
+                           EV("c1", "other", "2026-06-10T11:45:00.000Z"), NULL};
+    write_lines(path, first);
+    ck_assert_int_eq(oracle_produce_file(ev_kmock_bootstraps(km), "raw", path), 5);
+    ck_assert_int_eq(tl_run(cmd, NULL, &err), 0);
+    free(err);
+    ck_assert_int_eq(run_metrics(db, NULL), 0);
+    check_snapshots(db, true);
+    PGconn *conn = tl_connect(db);
+    ck_assert_int_eq(tl_query_ll(conn, "SELECT count(*) FROM analytics_sessions"), 5);
+    ck_assert_int_eq(tl_query_ll(conn, "SELECT value FROM metric_snapshots WHERE \"metricKey\" = "
+                                       "'sessions' AND period = 'YEARLY' AND \"periodStart\" = "
+                                       "'2027-01-01+00'"),
+                     1);
+    const char *late[] = {EV("a3", "year", "2026-12-31T23:50:00.000Z"),
+                          EV("b3", "hour", "2026-06-10T11:15:00.000Z"), NULL};
+    write_lines(path, late);
+    ck_assert_int_eq(oracle_produce_file(ev_kmock_bootstraps(km), "raw", path), 2);
+    ck_assert_int_eq(tl_run(cmd, NULL, &err), 0);
+    free(err);
+    ck_assert_int_eq(tl_query_ll(conn, "SELECT count(*) FROM analytics_sessions"), 3);
+    ck_assert_int_eq(run_metrics(db, NULL), 0);
+    check_snapshots(db, true);
+    /* 2027 holds an event but no session start any more; June's 11:00 hour no start. */
+    ck_assert_int_eq(tl_query_ll(conn, "SELECT count(*) FROM metric_snapshots WHERE \"metricKey\" "
+                                       "= 'sessions' AND \"periodStart\" >= '2027-01-01+00'"),
+                     0);
+    ck_assert_int_eq(tl_query_ll(conn, "SELECT count(*) FROM metric_snapshots WHERE \"metricKey\" "
+                                       "= 'visitors' AND period = 'YEARLY' AND \"periodStart\" = "
+                                       "'2027-01-01+00'"),
+                     1);
+    ck_assert_int_eq(tl_query_ll(conn, "SELECT value FROM metric_snapshots WHERE \"metricKey\" = "
+                                       "'sessions' AND period = 'HOURLY' AND \"periodStart\" = "
+                                       "'2026-06-10 11:00+00'"),
+                     1); /* "other" only: "hour" is one session from 10:50 now */
+    PQfinish(conn);
+    unlink(path);
+    ev_kmock_destroy(km);
     tl_db_drop(db);
     free(db);
 }
@@ -409,6 +488,7 @@ int main(void) {
     if (tl_have_services()) {
         tcase_add_test(tc, test_metric_snapshots_equal_sql_after_ingest_and_replay_changes_nothing);
         tcase_add_test(tc, test_metric_snapshots_follow_merges_deletions_moves_and_settings);
+        tcase_add_test(tc, test_metric_snapshots_follow_late_merges_through_ingest);
         tcase_add_test(tc, test_metric_snapshots_kill9_and_two_instances);
         tcase_add_test(tc, test_metric_snapshots_outage_readiness_and_sigterm);
         tcase_add_test(tc, test_metric_snapshots_usage_errors);
