@@ -48,7 +48,13 @@ static const char sql_delete_hourly[] =
     "CASE WHEN a.dt IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('deviceType', a.dt) END"
 #define DEVICE_OR_NULL "CASE WHEN grouping(s.\"deviceType\") = 0 THEN s.\"deviceType\"::text END"
 #define NOT_BOT "NOT ($1::boolean AND s.\"deviceType\" = 'BOT')"
-#define IN_HOUR(col) col " >= c.\"hourStart\" AND " col " < c.\"hourStart\" + interval '1 hour'"
+/* Rows of a claimed hour. The second pair of bounds ($2, $3: the first claimed hour and
+ * the end of the last) is implied by the first, but gives the planner the real size of
+ * the range: without it a join on a range per claimed hour is estimated at a fixed
+ * share of the table, and the plan turns to scanning every stored session. */
+#define IN_HOUR(col)                                                                     \
+    col " >= c.\"hourStart\" AND " col " < c.\"hourStart\" + interval '1 hour' AND " col \
+        " >= $2::timestamptz AND " col " < $3::timestamptz"
 
 static const char sql_hourly_sessions[] =
     ROLLUP_COLUMNS
@@ -149,7 +155,8 @@ static const char sql_visitors_delta[] =
     "SELECT coalesce(n.h, o.\"periodStart\") h, coalesce(n.dt, o.\"deviceType\") dt, "
     "coalesce(n.v, o.\"visitorId\") v, coalesce(n.n, 0) - coalesce(o.events, 0) n "
     "FROM metric_hour_visitors n FULL JOIN (SELECT o.* FROM metric_visitors o "
-    "JOIN claimed_hours c ON o.period = 'HOURLY' AND o.\"periodStart\" = c.\"hourStart\") o "
+    "JOIN claimed_hours c ON o.period = 'HOURLY' AND o.\"periodStart\" = c.\"hourStart\" "
+    "WHERE o.\"periodStart\" >= $2::timestamptz AND o.\"periodStart\" < $3::timestamptz) o "
     "ON o.\"periodStart\" = n.h AND o.\"deviceType\" = n.dt AND o.\"visitorId\" = n.v) d "
     "CROSS JOIN LATERAL (VALUES ('HOURLY'::\"MetricPeriod\", d.h), "
     "('DAILY', date_trunc('day', d.h)), ('WEEKLY', date_trunc('week', d.h)), "
@@ -216,17 +223,35 @@ static const char sql_snapshots_upsert[] =
     "metric_snapshots.\"sampleCount\", metric_snapshots.dimensions) IS DISTINCT FROM "
     "(excluded.aggregation, excluded.value, excluded.\"sampleCount\", excluded.dimensions)";
 
-static int run(PGconn *conn, const char *sql, const char *exclude_bots, char *errstr,
+/* Runs one statement of the batch with its three parameters, typed so that a statement
+ * may use any of them: $1 bots.excludeFromMetrics, $2 the first claimed hour, $3 the
+ * end of the last one. Returns 0, or -1 with errstr. */
+static int run(PGconn *conn, const char *sql, const char *const params[3], char *errstr,
                size_t errstr_size) {
-    const char *params[] = {exclude_bots};
-    int nparams = strstr(sql, "$1") ? 1 : 0;
-    return stage_exec(conn, sql, nparams, params, errstr, errstr_size) < 0 ? -1 : 0;
+    static const Oid types[3] = {16 /* boolean */, 1184 /* timestamptz */, 1184};
+    PGresult *res = PQexecParams(conn, sql, 3, types, params, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(res);
+    int rc = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? 0 : -1;
+    if (rc != 0) snprintf(errstr, errstr_size, "%s", PQresultErrorMessage(res));
+    PQclear(res);
+    return rc;
 }
 
 static int metrics_process(const stage_batch_t *batch, void *ud, char *errstr,
                            size_t errstr_size) {
     (void)ud;
-    const char *bots = batch->exclude_bots ? "true" : "false";
+    char lo[64], hi[64];
+    PGresult *res = PQexec(batch->conn, "SELECT min(\"hourStart\"), max(\"hourStart\") + "
+                                        "interval '1 hour' FROM claimed_hours");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
+        snprintf(errstr, errstr_size, "claimed hours: %s", PQresultErrorMessage(res));
+        PQclear(res);
+        return -1;
+    }
+    snprintf(lo, sizeof(lo), "%s", PQgetvalue(res, 0, 0));
+    snprintf(hi, sizeof(hi), "%s", PQgetvalue(res, 0, 1));
+    PQclear(res);
+    const char *bots[3] = {batch->exclude_bots ? "true" : "false", lo, hi};
     const char *const hourly[] = {sql_affected,         sql_delete_hourly,
                                   sql_hourly_sessions,  sql_hourly_events,
                                   sql_hourly_pageviews, sql_hourly_conversions,
@@ -242,11 +267,21 @@ static int metrics_process(const stage_batch_t *batch, void *ud, char *errstr,
                  levels[i].level);
         if (run(batch->conn, sql, bots, errstr, errstr_size) != 0) return -1;
     }
-    const char *const rest[] = {sql_visitors_new,   sql_visitors_delta,
-                                sql_visitors_old,   sql_visitor_counts,
-                                sql_visitor_counts_empty, sql_visitors_gone,
-                                sql_visitors_upsert, sql_snapshots_new,
-                                sql_snapshots_gone, sql_snapshots_upsert};
+    /* The temporary tables are analyzed so that the statements joining them with the
+     * big tables look rows up by key instead of scanning. */
+    const char *const rest[] = {sql_visitors_new,
+                                "ANALYZE metric_hour_visitors",
+                                sql_visitors_delta,
+                                "ANALYZE metric_visitor_delta",
+                                sql_visitors_old,
+                                sql_visitor_counts,
+                                sql_visitor_counts_empty,
+                                sql_visitors_gone,
+                                sql_visitors_upsert,
+                                sql_snapshots_new,
+                                "ANALYZE metric_new",
+                                sql_snapshots_gone,
+                                sql_snapshots_upsert};
     for (size_t i = 0; i < sizeof(rest) / sizeof(rest[0]); i++)
         if (run(batch->conn, rest[i], bots, errstr, errstr_size) != 0) return -1;
     return 0;
