@@ -193,8 +193,25 @@ static long long stage_run_batch(stage_run_t *run, long long batch_marks, long l
     char limit[24], debounce[24];
     snprintf(limit, sizeof(limit), "%lld", batch_marks);
     snprintf(debounce, sizeof(debounce), "%lld", debounce_ms);
-    const char *params[] = {run->def->name, limit, debounce};
+    const char *params[] = {run->def->name, limit};
     long long hours = -1, marks;
+    /* Debounce: start only once the oldest waiting mark is debounce_ms old, then take
+     * every mark there is, so hours that a stream of ingest batches keeps touching are
+     * recomputed about once per debounce_ms, not once per batch. */
+    PGresult *res = PQexecParams(run->conn,
+                                 "SELECT \"createdAt\" <= now() - $2::bigint * interval "
+                                 "'1 millisecond' FROM dirty_hours WHERE stage = $1 "
+                                 "ORDER BY id LIMIT 1",
+                                 2, NULL, (const char *const[]){run->def->name, debounce}, NULL,
+                                 NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        copy_pg_error(PQresultErrorMessage(res), errstr, errstr_size);
+        PQclear(res);
+        return -1;
+    }
+    bool due = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    if (!due) return 0;
     if (stage_exec(run->conn, "BEGIN", 0, NULL, errstr, errstr_size) < 0) return -1;
     if (stage_exec(run->conn,
                    "CREATE TEMPORARY TABLE claimed_hours (\"hourStart\" timestamptz PRIMARY KEY) "
@@ -204,11 +221,10 @@ static long long stage_run_batch(stage_run_t *run, long long batch_marks, long l
     /* Claim by deleting: the marks come back if this transaction does not commit. */
     marks = stage_exec(run->conn,
                        "WITH claimed AS (DELETE FROM dirty_hours WHERE id IN ("
-                       "SELECT id FROM dirty_hours WHERE stage = $1 AND \"createdAt\" <= "
-                       "now() - $3::bigint * interval '1 millisecond' ORDER BY id LIMIT $2 "
+                       "SELECT id FROM dirty_hours WHERE stage = $1 ORDER BY id LIMIT $2 "
                        "FOR UPDATE SKIP LOCKED) RETURNING \"hourStart\") "
                        "INSERT INTO claimed_hours SELECT DISTINCT \"hourStart\" FROM claimed",
-                       3, params, errstr, errstr_size);
+                       2, params, errstr, errstr_size);
     if (marks < 0) goto fail;
     if (marks == 0) {
         if (stage_exec(run->conn, "ROLLBACK", 0, NULL, errstr, errstr_size) < 0) return -1;
@@ -293,7 +309,7 @@ int stage_main(const stage_def_t *def, int argc, char **argv) {
     char port_def[16], group_def[64];
     snprintf(port_def, sizeof(port_def), "%d", def->default_metrics_port);
     snprintf(group_def, sizeof(group_def), "evpipe-%s", def->name);
-    long long metrics_port = def->default_metrics_port, batch_marks = 20000, debounce_ms = 200,
+    long long metrics_port = def->default_metrics_port, batch_marks = 20000, debounce_ms = 1000,
               poll_ms = 250, config_poll = 10, stats_every = 10;
     bool until_caught_up = false;
     ev_kv_list_t props = {0};
@@ -317,8 +333,8 @@ int stage_main(const stage_def_t *def, int argc, char **argv) {
          0},
         {"batch-marks", 0, EV_OPT_INT, "20000", NULL, "N", "marks absorbed per transaction",
          &batch_marks, 1, 10000000},
-        {"debounce-ms", 0, EV_OPT_INT, "200", NULL, "MS",
-         "leave marks this long before absorbing them (folds bursts of changes)", &debounce_ms,
+        {"debounce-ms", 0, EV_OPT_INT, "1000", NULL, "MS",
+         "start a batch once the oldest mark is this old (folds bursts of changes)", &debounce_ms,
          0, 3600000},
         {"poll-ms", 0, EV_OPT_INT, "250", NULL, "MS", "wait between looks when idle", &poll_ms,
          10, 60000},

@@ -4,8 +4,9 @@
  * marks its UTC hours in dirty_hours for each stage, in the writer's own transaction
  * (migration 0003, docs/downstream-changes.md). The loop, per batch, in ONE
  * transaction:
- *   1. deletes up to --batch-marks of the stage's marks older than --debounce-ms
- *      (FOR UPDATE SKIP LOCKED: instances never claim the same mark) and keeps
+ *   1. once the oldest waiting mark is --debounce-ms old, deletes up to --batch-marks
+ *      of the stage's marks (FOR UPDATE SKIP LOCKED: instances never claim the same
+ *      mark) and keeps
  *      their distinct hours in the temporary table claimed_hours("hourStart");
  *   2. takes the stage's transaction-level advisory lock, so two instances never
  *      compute the same period at once (the second waits, then its statements see
