@@ -13,6 +13,7 @@
 #include "common/commands.h"
 #include "common/kmock.h"
 #include "common/log.h"
+#include "tools/demo_html.h"
 #include "tools/migrate.h"
 
 /* Runs this binary with args (NULL-terminated); returns its exit status. */
@@ -74,7 +75,7 @@ static void print_query(PGconn *conn, const char *title, const char *sql) {
 }
 
 int cmd_demo(int argc, char **argv) {
-    const char *database = NULL;
+    const char *database = NULL, *html_path = "demo-overview.html";
     long long visitors = 300, days = 3, seed = 42, disorder = 120;
     double bad_ratio = 0.01, dup_ratio = 0.01;
     const ev_opt_t opts[] = {
@@ -90,6 +91,8 @@ int cmd_demo(int argc, char **argv) {
          &bad_ratio, 0, 0},
         {"dup-ratio", 0, EV_OPT_DOUBLE, "0.01", NULL, "R", "share of duplicated messages",
          &dup_ratio, 0, 0},
+        {"html", 0, EV_OPT_STR, "demo-overview.html", "EVPIPE_DEMO_HTML", "PATH",
+         "where to write the self-contained HTML overview", &html_path, 0, 0},
         EV_OPT_END};
     const ev_cli_t cli = {
         "evpipe demo", "[OPTIONS]",
@@ -210,7 +213,14 @@ int cmd_demo(int argc, char **argv) {
     print_query(conn, "Why sessions started",
                 "SELECT \"startReason\"::text, count(*) FROM analytics_sessions GROUP BY 1 "
                 "ORDER BY 2 DESC");
-    printf("\n");
+    if (demo_write_html(conn, html_path, errstr, sizeof(errstr)) != 0) {
+        fprintf(stderr, "evpipe demo: overview: %s\n", errstr);
+        rc = 1;
+        goto done;
+    }
+    char resolved[4096];
+    printf("\nOverview (open in a browser; works offline): %s\n\n",
+           realpath(html_path, resolved) ? resolved : html_path);
 done:
     free(brokers);
     ev_kmock_destroy(km);

@@ -7,7 +7,8 @@ db=evpipe_e2e_demo_$$
 psql -X -q "$EVPIPE_TEST_DATABASE_URL" -c "CREATE DATABASE $db"
 url=$(echo "$EVPIPE_TEST_DATABASE_URL" | sed "s|/postgres?|/$db?|")
 trap 'psql -X -q "$EVPIPE_TEST_DATABASE_URL" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)"' EXIT
-out=$("$bin" demo --database "$url" --visitors 60 --days 2 --bad-ratio 0.02 2>"${WORK:-/tmp}/demo.err") || {
+html=${WORK:-/tmp}/demo-overview.html
+out=$("$bin" demo --database "$url" --visitors 60 --days 2 --bad-ratio 0.02 --html "$html" 2>"${WORK:-/tmp}/demo.err") || {
     cat "${WORK:-/tmp}/demo.err" >&2
     echo "demo failed" >&2
     exit 1
@@ -41,4 +42,35 @@ echo "$out" | awk '$1 == "day" { print $2, $3 }' | while read -r day n; do
     actual=$(psql -X -At "$url" -c "SELECT count(*) FROM analytics_sessions WHERE \"deviceType\" <> 'BOT' AND (\"startedAt\" AT TIME ZONE 'UTC')::date = '$day'")
     [ "$n" = "$actual" ] || { echo "summary says $n sessions on $day, database has $actual" >&2; exit 1; }
 done || fail=1
+# The overview's bars carry the numbers of the database they were drawn from.
+echo "$out" | grep -q "Overview (open in a browser; works offline): .*demo-overview.html" ||
+    { echo "the summary does not name the overview" >&2; fail=1; }
+bars() { grep -o "data-metric=\"$1\"[^>]*data-value=\"[^\"]*\"" "$html" | sed 's/.*data-value="\([^"]*\)"/\1/' | awk '{ s += $1 } END { printf "%.2f", s }'; }
+want=$(psql -X -At "$url" -c "SELECT to_char(count(*), 'FM999999990.00') FROM analytics_sessions WHERE \"deviceType\" <> 'BOT'")
+[ "$(bars sessions)" = "$want" ] || { echo "overview sessions $(bars sessions) != $want" >&2; fail=1; }
+want=$(psql -X -At "$url" -c "SELECT to_char(coalesce(sum(c.value), 0), 'FM999999990.00') FROM conversion_events c JOIN analytics_sessions s ON s.id = c.\"sessionId\" WHERE s.\"deviceType\" <> 'BOT' AND c.currency IS NOT NULL")
+[ "$(bars revenue)" = "$want" ] || { echo "overview revenue $(bars revenue) != $want" >&2; fail=1; }
+want=$(psql -X -At "$url" -c "SELECT to_char(sum(n), 'FM999999990.00') FROM (SELECT count(*) n FROM page_views GROUP BY path ORDER BY 1 DESC LIMIT 10) t")
+[ "$(bars pageviews)" = "$want" ] || { echo "overview top pages $(bars pageviews) != $want" >&2; fail=1; }
+if grep -Eq '<script|src="http|href="http|@import|url\(' "$html"; then
+    echo "the overview loads something from elsewhere" >&2; fail=1
+fi
+# It renders in a real browser: a screenshot, the charts in the DOM, no console error.
+chrome=$(command -v chromium || true)
+if [ -n "$chrome" ]; then
+    prof=$(mktemp -d /tmp/evpipe-chromium.XXXXXX)
+    flags="--headless --no-sandbox --disable-gpu --disable-background-networking --user-data-dir=$prof"
+    timeout 120 "$chrome" $flags --window-size=900,1400 --screenshot="$prof/shot.png" \
+        --enable-logging=stderr --v=0 "file://$html" >/dev/null 2>"$prof/log" || true
+    size=$(stat -c %s "$prof/shot.png" 2>/dev/null || echo 0)
+    [ "$size" -gt 10000 ] || { echo "no screenshot of the overview (size $size)" >&2; fail=1; }
+    if grep -E 'CONSOLE|Uncaught' "$prof/log" >&2; then echo "console errors in the overview" >&2; fail=1; fi
+    timeout 120 "$chrome" $flags --dump-dom "file://$html" 2>/dev/null >"$prof/dom.html" || true
+    charts=$(grep -o '<svg class="chart"' "$prof/dom.html" | wc -l)
+    [ "$charts" -ge 3 ] || { echo "the rendered overview has $charts charts" >&2; fail=1; }
+    rm -rf "$prof"
+else
+    echo "chromium is not installed (make deps installs it): rendering not checked" >&2
+    fail=1
+fi
 exit $fail
