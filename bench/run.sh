@@ -48,7 +48,7 @@ fi
 echo
 echo "== 2. replay to the mock cluster (baseline: kcat producing the same lines)"
 "$BIN" kafka-mock --brokers 3 --topic bench=64 --topic kcat=64 --topic raw=64 \
-    --topic small=16 --topic batch=8 --topic with=32 \
+    --topic small=16 --topic batch1=8 --topic batch2=8 --topic batch3=8 --topic with=32 \
     --bootstrap-file "$work/brokers" >/dev/null 2>"$work/mock.log" &
 mock_pid=$!
 i=0; while [ ! -s "$work/brokers" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
