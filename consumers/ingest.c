@@ -360,8 +360,8 @@ int cmd_ingest(int argc, char **argv) {
         {"group", 'g', EV_OPT_STR, "evpipe-ingest", NULL, "ID", "consumer group id", &in->group,
          0, 0},
         {"group-instance-id", 0, EV_OPT_STR, NULL, "EVPIPE_GROUP_INSTANCE_ID", "ID",
-         "static group membership: this instance's stable id, unique in the group (default: "
-         "the host name plus --group; \"\" = dynamic membership)",
+         "static group membership: this instance's stable id, unique in the group; unset: "
+         "<host name>-<group>; \"\": dynamic membership",
          &in->group_instance_id, 0, 0},
         {"dlq-topic", 0, EV_OPT_STR, EV_TOPIC_DLQ, NULL, "NAME", "dead-letter topic",
          &in->dlq_topic, 0, 0},
