@@ -65,7 +65,7 @@ def options(binary, cmd):
 
 
 def cell(s):
-    return s.replace("|", "\\|")
+    return s.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def table(binary):
