@@ -1,12 +1,11 @@
-# evpipe image: built on Debian 12 with the distribution's libraries.
+# evpipe image: one binary for every stage, built on Debian 12 by the same steps CI runs
+# (.ci/run: tools/deps.sh, then make), so the image cannot drift from what is tested.
 FROM debian:12 AS build
-RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        gcc make pkg-config librdkafka-dev libpq-dev libyajl-dev libcurl4-openssl-dev \
-        libyaml-dev libpcre2-dev libxlsxwriter-dev libmicrohttpd-dev zlib1g-dev libssl-dev \
-    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
+COPY tools/deps.sh tools/deps.sh
+RUN sh tools/deps.sh && rm -rf /var/lib/apt/lists/*
 COPY . .
-RUN make -j"$(nproc)" build/evpipe
+RUN make -j"$(nproc)" all
 
 FROM debian:12-slim
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \

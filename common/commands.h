@@ -12,5 +12,7 @@ int cmd_loadgen(int argc, char **argv);
 int cmd_classify_ua(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_metrics(int argc, char **argv);
+int cmd_dlq(int argc, char **argv);
+int cmd_status(int argc, char **argv);
 
 #endif

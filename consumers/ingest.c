@@ -277,12 +277,22 @@ static rd_kafka_t *make_consumer(ingest_t *in, const ev_kv_list_t *props, char *
          * small runs dry between two fetches; wake_fetchers keeps that from costing a
          * second each time. */
         {"queued.max.messages.kbytes", "4096"}, {"fetch.max.bytes", "4194304"},
+        /* A member that died (kill -9, a lost machine) holds its partitions until the
+         * coordinator gives up on it: 6 s (the brokers' smallest allowed) instead of
+         * librdkafka's 45 s. The heartbeat thread runs apart from batch work, so only a
+         * process frozen that long is evicted. */
+        {"session.timeout.ms", "6000"}, {"heartbeat.interval.ms", "1500"},
     };
     for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
         if (rd_kafka_conf_set(conf, defaults[i][0], defaults[i][1], errstr, errstr_size))
             goto fail;
     if (rd_kafka_conf_set(conf, "bootstrap.servers", in->brokers, errstr, errstr_size) ||
         rd_kafka_conf_set(conf, "group.id", in->group, errstr, errstr_size))
+        goto fail;
+    /* Static membership: a restarted member with the same id takes its partitions back
+     * at once, without a rebalance (KIP-345). */
+    if (in->group_instance_id[0] &&
+        rd_kafka_conf_set(conf, "group.instance.id", in->group_instance_id, errstr, errstr_size))
         goto fail;
     for (int i = 0; i < props->n; i++)
         if (rd_kafka_conf_set(conf, props->key[i], props->val[i], errstr, errstr_size))
@@ -349,6 +359,10 @@ int cmd_ingest(int argc, char **argv) {
          0, 0},
         {"group", 'g', EV_OPT_STR, "evpipe-ingest", NULL, "ID", "consumer group id", &in->group,
          0, 0},
+        {"group-instance-id", 0, EV_OPT_STR, NULL, "EVPIPE_GROUP_INSTANCE_ID", "ID",
+         "static group membership: this instance's stable id, unique in the group; unset: "
+         "<host name>-<group>; \"\": dynamic membership",
+         &in->group_instance_id, 0, 0},
         {"dlq-topic", 0, EV_OPT_STR, EV_TOPIC_DLQ, NULL, "NAME", "dead-letter topic",
          &in->dlq_topic, 0, 0},
         {"enriched-topic", 0, EV_OPT_STR, EV_TOPIC_ENRICHED, NULL, "NAME",
@@ -428,6 +442,16 @@ int cmd_ingest(int argc, char **argv) {
         goto usage;
     }
     ev_log_init("ingest", level, strcmp(log_format, "json") == 0);
+    char instance_id[320];
+    if (!in->group_instance_id) {
+        /* Stable across restarts on one host (a container's name in compose), distinct per
+         * group; two instances of one group on one host must each be given their own. */
+        char host[256];
+        if (gethostname(host, sizeof(host)) != 0) snprintf(host, sizeof(host), "localhost");
+        host[sizeof(host) - 1] = '\0';
+        snprintf(instance_id, sizeof(instance_id), "%s-%s", host, in->group);
+        in->group_instance_id = instance_id;
+    }
 
     /* Settings: flags/environment pin a key; tracking_configs fills the rest. */
     tf_settings_default(&in->settings);
@@ -611,6 +635,19 @@ int cmd_ingest(int argc, char **argv) {
             last_wake_ms = ev_now_ms();
         }
         if (rkm) {
+            if (rkm->err == RD_KAFKA_RESP_ERR__FATAL) {
+                char why[256];
+                rd_kafka_resp_err_t ferr = rd_kafka_fatal_error(in->consumer, why, sizeof(why));
+                if (ferr == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID)
+                    EV_ERROR("another member of group %s uses group.instance.id %s: give each "
+                             "instance its own --group-instance-id (%s)",
+                             in->group, in->group_instance_id, why);
+                else
+                    EV_ERROR("consumer: fatal: %s", why);
+                rd_kafka_message_destroy(rkm);
+                exit_code = 1;
+                break;
+            }
             if (rkm->err) {
                 if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                     EV_WARN("consumer: %s", rd_kafka_message_errstr(rkm));

@@ -88,6 +88,8 @@ typedef struct ingest_partition_s {
 typedef struct ingest_s {
     /* settings */
     const char *brokers, *database, *topic, *group, *dlq_topic, *enriched_topic;
+    /* group.instance.id (static membership), "" for none; see ingest_instance_id. */
+    const char *group_instance_id;
     long long batch_size, batch_ms;
     bool until_caught_up;
     tf_settings_t settings;      /* in effect now */

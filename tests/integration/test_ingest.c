@@ -323,13 +323,17 @@ START_TEST(test_ingest_kill9_and_rebalance_equal_uninterrupted_run) {
 
     /* Two consumers in one group, the second joining midway (rebalance). */
     char *group_db = migrated_db("ingest_group");
-    pid_t a = start_ingest(&fx, group_db, "pair", "--until-caught-up --batch-size 50");
+    /* Two instances on one host: each its own group.instance.id (the default, host name
+     * and group, would be the same for both). */
+    pid_t a = start_ingest(&fx, group_db, "pair",
+                           "--until-caught-up --batch-size 50 --group-instance-id pair-a");
     usleep(4500000);
-    pid_t b = start_ingest(&fx, group_db, "pair", "--until-caught-up --batch-size 50");
+    pid_t b = start_ingest(&fx, group_db, "pair",
+                           "--until-caught-up --batch-size 50 --group-instance-id pair-b");
     ck_assert_int_eq(wait_exit(a, 240), 0);
     ck_assert_int_eq(wait_exit(b, 240), 0);
     /* Whatever either left (a member may leave before the other is done). */
-    pid = start_ingest(&fx, group_db, "pair", "--until-caught-up");
+    pid = start_ingest(&fx, group_db, "pair", "--until-caught-up --group-instance-id pair-a");
     ck_assert_int_eq(wait_exit(pid, 120), 0);
     char *paired = oracle_dump_tables(group_db);
     ck_assert_msg(strcmp(reference, paired) == 0,
