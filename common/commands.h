@@ -14,5 +14,6 @@ int cmd_demo(int argc, char **argv);
 int cmd_metrics(int argc, char **argv);
 int cmd_dlq(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_funnels(int argc, char **argv);
 
 #endif

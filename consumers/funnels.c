@@ -1,0 +1,692 @@
+/* funnels.c — `evpipe funnels`: funnel_results of every ACTIVE funnel per DAILY,
+ * WEEKLY and MONTHLY period of entry, kept exact from the dirty hours of the stored
+ * rows (consumers/stage.h runs the loop; transforms/funnel.h holds the logic).
+ *
+ * State (migration 0005, docs/funnels.md): funnel_entry_days holds, per funnel,
+ * visitor and UTC day of a chain's first step, the furthest chain of that day. A batch
+ * of claimed hours recomputes the days whose entries an event of those hours can
+ * affect (an event at t affects the entries of [t - window, t]) from the raw rows of
+ * [day, day + 1 day + window), then folds the affected DAILY, WEEKLY and MONTHLY
+ * periods from funnel_entry_days. A new, changed or re-activated definition is
+ * computed over its whole history by tick(), between batches. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/commands.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "consumers/stage.h"
+#include "transforms/funnel.h"
+
+#define FUNNELS_FETCH_ROWS "20000"
+#define DAY_MS 86400000LL
+
+/* Both process() and the whole-history computation of tick() take this lock first,
+ * so a definition is never computed twice at once and a batch that skipped a funnel
+ * whose state was stale is always followed by a whole-history pass that sees its rows. */
+#define FUNNELS_LOCK_SQL "SELECT pg_advisory_xact_lock(hashtext('evpipe'), hashtext('funnels.compute'))"
+
+typedef struct funnels_ctx_s {
+    ev_metric_t *m_full, *m_invalid, *m_days, *m_periods;
+} funnels_ctx_t;
+
+static void pg_err(PGresult *res, char *errstr, size_t errstr_size) {
+    const char *msg = PQresultErrorMessage(res);
+    snprintf(errstr, errstr_size, "%s", msg && *msg ? msg : "unknown PostgreSQL error");
+    size_t n = strlen(errstr);
+    while (n && (errstr[n - 1] == '\n' || errstr[n - 1] == ' ')) errstr[--n] = '\0';
+}
+
+static void ms_to_day(int64_t ms, char out[16]) {
+    time_t t = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 16, "%Y-%m-%d", &tm);
+}
+
+static int64_t day_floor(int64_t ms) { return ms >= 0 ? ms / DAY_MS * DAY_MS : -((-ms + DAY_MS - 1) / DAY_MS) * DAY_MS; }
+
+/* A growable byte buffer (the COPY rows of funnel_entry_days). */
+typedef struct buf_s {
+    char *data;
+    size_t len, cap;
+} buf_t;
+
+static int buf_add(buf_t *b, const char *s, size_t n) {
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 65536;
+        while (cap < b->len + n + 1) cap *= 2;
+        char *d = realloc(b->data, cap);
+        if (!d) return -1;
+        b->data = d;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    return 0;
+}
+
+/* COPY text escaping of one field. */
+static int buf_add_field(buf_t *b, const char *s) {
+    for (const char *p = s; *p; p++) {
+        const char *esc = NULL;
+        if (*p == '\\') esc = "\\\\";
+        else if (*p == '\t') esc = "\\t";
+        else if (*p == '\n') esc = "\\n";
+        else if (*p == '\r') esc = "\\r";
+        if (esc ? buf_add(b, esc, 2) : buf_add(b, p, 1)) return -1;
+    }
+    return 0;
+}
+
+/* One day's chain of the visitor being read. */
+typedef struct day_chain_s {
+    int64_t day_ms;
+    tf_funnel_chain_t chain;
+} day_chain_t;
+
+/* What a recomputation of days [from_ms, to_ms) accumulates while reading rows. */
+typedef struct scan_s {
+    const tf_funnel_t *funnel;
+    const char *funnel_id;
+    int64_t from_ms, to_ms;
+    tf_funnel_point_t *points;
+    size_t n_points, cap_points;
+    day_chain_t *days;
+    size_t n_days, cap_days;
+    char *visitor; /* the visitor being read, owned; NULL before the first row */
+    buf_t rows;
+    long long n_rows;
+} scan_t;
+
+/* Folds the current unit's points into the visitor's day chains. */
+static int scan_flush_unit(scan_t *sc) {
+    const tf_funnel_point_t *p = sc->points;
+    size_t n = sc->n_points;
+    for (size_t i = 0; i < n; i++) {
+        if (!(p[i].steps & 1u) || p[i].at_ms < sc->from_ms || p[i].at_ms >= sc->to_ms) continue;
+        int64_t day = day_floor(p[i].at_ms);
+        tf_funnel_chain_t chain;
+        if (tf_funnel_best_chain(sc->funnel, p, n, day, day + DAY_MS, &chain) != 0) return -1;
+        size_t k = 0;
+        while (k < sc->n_days && sc->days[k].day_ms != day) k++;
+        if (k == sc->n_days) {
+            if (sc->n_days == sc->cap_days) {
+                size_t cap = sc->cap_days ? sc->cap_days * 2 : 16;
+                day_chain_t *d = realloc(sc->days, cap * sizeof(*d));
+                if (!d) return -1;
+                sc->days = d;
+                sc->cap_days = cap;
+            }
+            sc->days[sc->n_days++] = (day_chain_t){day, chain};
+        } else if (chain.level > sc->days[k].chain.level ||
+                   (chain.level == sc->days[k].chain.level &&
+                    chain.at_ms[0] < sc->days[k].chain.at_ms[0])) {
+            sc->days[k].chain = chain;
+        }
+        /* Skip the rest of this day's points: best_chain considered them all. */
+        while (i + 1 < n && day_floor(p[i + 1].at_ms) == day) i++;
+    }
+    sc->n_points = 0;
+    return 0;
+}
+
+/* Writes the visitor's day chains as COPY rows and forgets them. */
+static int scan_flush_visitor(scan_t *sc) {
+    for (size_t k = 0; k < sc->n_days; k++) {
+        const tf_funnel_chain_t *c = &sc->days[k].chain;
+        char day[16], first[32], num[48];
+        ms_to_day(sc->days[k].day_ms, day);
+        ev_format_rfc3339_ms(c->at_ms[0], first);
+        int len = snprintf(num, sizeof(num), "\t%d\t{", c->level);
+        if (buf_add(&sc->rows, sc->funnel_id, strlen(sc->funnel_id)) || buf_add(&sc->rows, "\t", 1) ||
+            buf_add(&sc->rows, day, strlen(day)) || buf_add(&sc->rows, "\t", 1) ||
+            buf_add_field(&sc->rows, sc->visitor) || buf_add(&sc->rows, "\t", 1) ||
+            buf_add(&sc->rows, first, strlen(first)) || buf_add(&sc->rows, num, (size_t)len))
+            return -1;
+        for (int s = 1; s < c->level; s++) {
+            len = snprintf(num, sizeof(num), "%s%lld.%03lld", s > 1 ? "," : "",
+                           (long long)((c->at_ms[s] - c->at_ms[s - 1]) / 1000),
+                           (long long)((c->at_ms[s] - c->at_ms[s - 1]) % 1000));
+            if (buf_add(&sc->rows, num, (size_t)len)) return -1;
+        }
+        if (buf_add(&sc->rows, "}\n", 2)) return -1;
+        sc->n_rows++;
+    }
+    sc->n_days = 0;
+    return 0;
+}
+
+/* Sends the buffered rows with one COPY. Returns 0 or -1 with errstr. */
+static int scan_copy_rows(PGconn *conn, scan_t *sc, char *errstr, size_t errstr_size) {
+    if (!sc->rows.len) return 0;
+    PGresult *res = PQexec(conn, "COPY funnel_entry_days (\"funnelId\", day, \"visitorId\", "
+                                 "\"firstAt\", level, \"stepSeconds\") FROM STDIN");
+    if (PQresultStatus(res) != PGRES_COPY_IN) {
+        pg_err(res, errstr, errstr_size);
+        PQclear(res);
+        return -1;
+    }
+    PQclear(res);
+    int ok = PQputCopyData(conn, sc->rows.data, (int)sc->rows.len) == 1;
+    if (PQputCopyEnd(conn, ok ? NULL : "send failed") != 1) ok = 0;
+    int rc = 0;
+    while ((res = PQgetResult(conn)) != NULL) {
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            pg_err(res, errstr, errstr_size);
+            rc = -1;
+        }
+        PQclear(res);
+    }
+    if (!ok && rc == 0) {
+        snprintf(errstr, errstr_size, "COPY funnel_entry_days: %s", PQerrorMessage(conn));
+        rc = -1;
+    }
+    sc->rows.len = 0;
+    return rc;
+}
+
+/* Adds one fetched row (visitorId, sessionId, at_ms, type, name, path, properties). */
+static int scan_row(scan_t *sc, PGresult *res, int r, char *prev_session, size_t prev_size) {
+    const char *visitor = PQgetvalue(res, r, 0), *session = PQgetvalue(res, r, 1);
+    bool new_visitor = !sc->visitor || strcmp(visitor, sc->visitor) != 0;
+    bool new_unit = new_visitor ||
+                    (tf_funnel_session_scope(sc->funnel) && strcmp(session, prev_session) != 0);
+    if (new_unit && scan_flush_unit(sc) != 0) return -1;
+    if (new_visitor) {
+        if (scan_flush_visitor(sc) != 0) return -1;
+        free(sc->visitor);
+        if (!(sc->visitor = strdup(visitor))) return -1;
+    }
+    snprintf(prev_session, prev_size, "%s", session);
+    const char *type_s = PQgetvalue(res, r, 3);
+    tf_funnel_event_t ev = {0};
+    if (tf_event_type_parse(type_s, strlen(type_s), &ev.type) != 0) return 0;
+    ev.name = PQgetisnull(res, r, 4) ? NULL : PQgetvalue(res, r, 4);
+    ev.path = PQgetisnull(res, r, 5) ? NULL : PQgetvalue(res, r, 5);
+    ev.properties_json = PQgetisnull(res, r, 6) ? NULL : PQgetvalue(res, r, 6);
+    uint32_t steps = tf_funnel_match(sc->funnel, &ev);
+    if (!steps) return 0;
+    if (sc->n_points == sc->cap_points) {
+        size_t cap = sc->cap_points ? sc->cap_points * 2 : 256;
+        tf_funnel_point_t *p = realloc(sc->points, cap * sizeof(*p));
+        if (!p) return -1;
+        sc->points = p;
+        sc->cap_points = cap;
+    }
+    sc->points[sc->n_points++] = (tf_funnel_point_t){strtoll(PQgetvalue(res, r, 2), NULL, 10), steps};
+    return 0;
+}
+
+/* Recomputes funnel_entry_days of the funnel for the UTC days [from_ms, to_ms) from the
+ * stored events of [from, to + window). Inside the caller's transaction. Returns the
+ * number of rows written, or -1 with errstr. */
+static long long compute_days(PGconn *conn, const tf_funnel_t *funnel, const char *funnel_id,
+                              int64_t from_ms, int64_t to_ms, bool exclude_bots, char *errstr,
+                              size_t errstr_size) {
+    char from[32], to[32], window[32], types[512] = "{";
+    ev_format_rfc3339_ms(from_ms, from);
+    ev_format_rfc3339_ms(to_ms, to);
+    snprintf(window, sizeof(window), "%lld", (long long)tf_funnel_window_ms(funnel));
+    uint32_t mask = tf_funnel_type_mask(funnel);
+    for (int t = 0; t < TF_EVENT_TYPE_COUNT; t++) {
+        if (!(mask & (1u << t))) continue;
+        size_t len = strlen(types);
+        snprintf(types + len, sizeof(types) - len, "%s%s", len > 1 ? "," : "",
+                 tf_event_type_name((tf_event_type_t)t));
+    }
+    size_t tl = strlen(types);
+    snprintf(types + tl, sizeof(types) - tl, "}");
+    const char *del_params[] = {funnel_id, from, to};
+    if (stage_exec(conn, "DELETE FROM funnel_entry_days WHERE \"funnelId\" = $1 AND day >= "
+                         "($2::timestamptz AT TIME ZONE 'UTC')::date AND day < "
+                         "($3::timestamptz AT TIME ZONE 'UTC')::date",
+                   3, del_params, errstr, errstr_size) < 0)
+        return -1;
+    const char *params[] = {from, to, window, types, exclude_bots ? "true" : "false"};
+    char sql[1024];
+    snprintf(sql, sizeof(sql),
+             "DECLARE funnel_events NO SCROLL CURSOR FOR "
+             "SELECT e.\"visitorId\", e.\"sessionId\"::text, "
+             "(extract(epoch FROM e.\"occurredAt\") * 1000)::bigint, e.type::text, e.name, "
+             "e.path, e.properties::text FROM analytics_events e "
+             "JOIN analytics_sessions s ON s.id = e.\"sessionId\" "
+             "WHERE e.type = ANY($4::\"EventType\"[]) AND e.\"occurredAt\" >= $1::timestamptz "
+             "AND e.\"occurredAt\" < $2::timestamptz + $3::bigint * interval '1 millisecond' "
+             "AND (NOT $5::boolean OR s.\"deviceType\" <> 'BOT') "
+             "ORDER BY e.\"visitorId\", %s e.\"occurredAt\"",
+             tf_funnel_session_scope(funnel) ? "e.\"sessionId\"," : "");
+    if (stage_exec(conn, sql, 5, params, errstr, errstr_size) < 0) return -1;
+    scan_t sc = {.funnel = funnel, .funnel_id = funnel_id, .from_ms = from_ms, .to_ms = to_ms};
+    char prev_session[64] = "";
+    long long rc = -1;
+    for (;;) {
+        PGresult *res = PQexec(conn, "FETCH " FUNNELS_FETCH_ROWS " FROM funnel_events");
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            pg_err(res, errstr, errstr_size);
+            PQclear(res);
+            goto out;
+        }
+        int n = PQntuples(res);
+        for (int r = 0; r < n; r++) {
+            if (scan_row(&sc, res, r, prev_session, sizeof(prev_session)) != 0) {
+                PQclear(res);
+                snprintf(errstr, errstr_size, "out of memory");
+                goto out;
+            }
+        }
+        PQclear(res);
+        if (n == 0) break;
+        if (sc.rows.len > (4u << 20) && scan_copy_rows(conn, &sc, errstr, errstr_size) != 0)
+            goto out;
+    }
+    if (scan_flush_unit(&sc) != 0 || scan_flush_visitor(&sc) != 0) {
+        snprintf(errstr, errstr_size, "out of memory");
+        goto out;
+    }
+    if (stage_exec(conn, "CLOSE funnel_events", 0, NULL, errstr, errstr_size) < 0) goto out;
+    if (scan_copy_rows(conn, &sc, errstr, errstr_size) != 0) goto out;
+    rc = sc.n_rows;
+out:
+    free(sc.points);
+    free(sc.days);
+    free(sc.visitor);
+    free(sc.rows.data);
+    return rc;
+}
+
+/* Parses "1,2,3" (counts) and "x,y," (medians, empty = none) of one period row into
+ * stats. */
+static void parse_stats(const char *counts, const char *medians, size_t n_steps,
+                        tf_funnel_step_stat_t *stats) {
+    memset(stats, 0, n_steps * sizeof(*stats));
+    const char *c = counts, *m = medians;
+    for (size_t i = 0; i < n_steps && c && *c; i++) {
+        char *end;
+        stats[i].count = strtoll(c, &end, 10);
+        c = *end == ',' ? end + 1 : NULL;
+        if (m) {
+            if (*m && *m != ',') {
+                stats[i].median_seconds = strtod(m, &end);
+                stats[i].has_median = i > 0;
+                m = *end == ',' ? end + 1 : NULL;
+            } else {
+                m = *m == ',' ? m + 1 : NULL;
+            }
+        }
+    }
+}
+
+/* Rewrites the DAILY, WEEKLY and MONTHLY results of the funnel for the periods that
+ * hold one of the days (a PostgreSQL date[] literal) from funnel_entry_days: an upsert
+ * that leaves an unchanged row alone (same id and computedAt), a delete for a period
+ * without entrants. Returns the number of periods written, or -1 with errstr. */
+static long long write_periods(PGconn *conn, const tf_funnel_t *funnel, const char *funnel_id,
+                               const char *days, char *errstr, size_t errstr_size) {
+    const char *params[] = {funnel_id, days};
+    PGresult *res = PQexecParams(
+        conn,
+        "WITH days AS (SELECT DISTINCT unnest($2::date[])::timestamptz AS d), "
+        "periods AS (SELECT 'DAILY'::\"MetricPeriod\" AS period, d AS ps, d + interval '1 day' AS pe "
+        "FROM days UNION SELECT 'WEEKLY', date_trunc('week', d), date_trunc('week', d) + "
+        "interval '1 week' FROM days UNION SELECT 'MONTHLY', date_trunc('month', d), "
+        "date_trunc('month', d) + interval '1 month' FROM days), "
+        "best AS (SELECT DISTINCT ON (p.period, p.ps, e.\"visitorId\") p.period, p.ps, e.level, "
+        "e.\"stepSeconds\" FROM periods p JOIN funnel_entry_days e ON e.\"funnelId\" = $1 "
+        "AND e.day >= p.ps::date AND e.day < p.pe::date "
+        "ORDER BY p.period, p.ps, e.\"visitorId\", e.level DESC, e.\"firstAt\"), "
+        "steps AS (SELECT b.period, b.ps, k, count(*) AS cnt, percentile_cont(0.5) WITHIN "
+        "GROUP (ORDER BY b.\"stepSeconds\"[k - 1]) FILTER (WHERE k > 1) AS med "
+        "FROM best b, generate_series(1, b.level) k GROUP BY b.period, b.ps, k) "
+        "SELECT p.period::text, to_char(p.ps AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+        "to_char(p.pe AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+        "string_agg(s.cnt::text, ',' ORDER BY s.k), "
+        "string_agg(coalesce(s.med::text, ''), ',' ORDER BY s.k) "
+        "FROM periods p LEFT JOIN steps s ON s.period = p.period AND s.ps = p.ps "
+        "GROUP BY p.period, p.ps, p.pe ORDER BY 1, 2",
+        2, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        pg_err(res, errstr, errstr_size);
+        PQclear(res);
+        return -1;
+    }
+    size_t n_steps = tf_funnel_step_count(funnel);
+    tf_funnel_step_stat_t stats[TF_FUNNEL_MAX_STEPS];
+    long long written = 0;
+    for (int r = 0; r < PQntuples(res); r++) {
+        const char *period = PQgetvalue(res, r, 0), *ps = PQgetvalue(res, r, 1),
+                   *pe = PQgetvalue(res, r, 2);
+        if (PQgetisnull(res, r, 3)) {
+            const char *dp[] = {funnel_id, period, ps};
+            if (stage_exec(conn, "DELETE FROM funnel_results WHERE \"funnelId\" = $1 AND "
+                                 "period = $2::\"MetricPeriod\" AND \"periodStart\" = $3",
+                           3, dp, errstr, errstr_size) < 0)
+                goto fail;
+            continue;
+        }
+        parse_stats(PQgetvalue(res, r, 3), PQgetvalue(res, r, 4), n_steps, stats);
+        char *json = NULL, entrants[24], conversions[24], rate[40];
+        if (tf_funnel_step_results_json(funnel, stats, &json, errstr, errstr_size) != 0)
+            goto fail;
+        snprintf(entrants, sizeof(entrants), "%lld", stats[0].count);
+        snprintf(conversions, sizeof(conversions), "%lld", stats[n_steps - 1].count);
+        snprintf(rate, sizeof(rate), "%.17g",
+                 tf_funnel_rate(stats[n_steps - 1].count, stats[0].count));
+        const char *up[] = {funnel_id, period, ps, pe, entrants, conversions, rate, json};
+        long long n = stage_exec(
+            conn,
+            "INSERT INTO funnel_results (\"funnelId\", period, \"periodStart\", \"periodEnd\", "
+            "entrants, conversions, \"conversionRate\", \"stepResults\") VALUES ($1, "
+            "$2::\"MetricPeriod\", $3, $4, $5, $6, $7, $8::jsonb) "
+            "ON CONFLICT (\"funnelId\", period, \"periodStart\", \"periodEnd\") DO UPDATE SET "
+            "entrants = EXCLUDED.entrants, conversions = EXCLUDED.conversions, "
+            "\"conversionRate\" = EXCLUDED.\"conversionRate\", "
+            "\"stepResults\" = EXCLUDED.\"stepResults\", \"computedAt\" = now() "
+            "WHERE (funnel_results.entrants, funnel_results.conversions, "
+            "funnel_results.\"conversionRate\", funnel_results.\"stepResults\") IS DISTINCT FROM "
+            "(EXCLUDED.entrants, EXCLUDED.conversions, EXCLUDED.\"conversionRate\", "
+            "EXCLUDED.\"stepResults\")",
+            8, up, errstr, errstr_size);
+        free(json);
+        if (n < 0) goto fail;
+        written++;
+    }
+    PQclear(res);
+    return written;
+fail:
+    PQclear(res);
+    return -1;
+}
+
+/* Days as "{d1,d2,...}" from runs of epoch-ms days. */
+static char *days_literal(const int64_t *days, size_t n) {
+    size_t cap = 3 + n * 11;
+    char *s = malloc(cap);
+    if (!s) return NULL;
+    size_t len = 0;
+    s[len++] = '{';
+    for (size_t i = 0; i < n; i++) {
+        char d[16];
+        ms_to_day(days[i], d);
+        len += (size_t)snprintf(s + len, cap - len, "%s%s", i ? "," : "", d);
+    }
+    snprintf(s + len, cap - len, "}");
+    return s;
+}
+
+/* Recomputes the given days (sorted epoch-ms UTC midnights) of one funnel, run by run,
+ * then their periods. Returns 0 or -1 with errstr. */
+static int recompute_days(PGconn *conn, const tf_funnel_t *funnel, const char *funnel_id,
+                          const int64_t *days, size_t n, bool exclude_bots,
+                          funnels_ctx_t *ctx, char *errstr, size_t errstr_size) {
+    for (size_t i = 0; i < n;) {
+        size_t j = i + 1;
+        while (j < n && days[j] == days[j - 1] + DAY_MS) j++;
+        if (compute_days(conn, funnel, funnel_id, days[i], days[j - 1] + DAY_MS, exclude_bots,
+                         errstr, errstr_size) < 0)
+            return -1;
+        i = j;
+    }
+    char *lit = days_literal(days, n);
+    if (!lit) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return -1;
+    }
+    long long w = write_periods(conn, funnel, funnel_id, lit, errstr, errstr_size);
+    free(lit);
+    if (w < 0) return -1;
+    if (ctx) {
+        ev_metric_add(ctx->m_days, (double)n);
+        ev_metric_add(ctx->m_periods, (double)w);
+    }
+    return 0;
+}
+
+/* Reads a one-column result of epoch-ms days into a malloc'd array. */
+static int query_days(PGconn *conn, const char *sql, int nparams, const char *const *params,
+                      int64_t **days, size_t *n, char *errstr, size_t errstr_size) {
+    PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        pg_err(res, errstr, errstr_size);
+        PQclear(res);
+        return -1;
+    }
+    int rows = PQntuples(res);
+    int64_t *d = malloc(((size_t)rows + 1) * sizeof(*d));
+    if (!d) {
+        PQclear(res);
+        snprintf(errstr, errstr_size, "out of memory");
+        return -1;
+    }
+    for (int r = 0; r < rows; r++) d[r] = strtoll(PQgetvalue(res, r, 0), NULL, 10);
+    PQclear(res);
+    *days = d;
+    *n = (size_t)rows;
+    return 0;
+}
+
+static int funnels_process(const stage_batch_t *batch, void *ud, char *errstr,
+                           size_t errstr_size) {
+    funnels_ctx_t *ctx = ud;
+    PGconn *conn = batch->conn;
+    if (stage_exec(conn, FUNNELS_LOCK_SQL, 0, NULL, errstr, errstr_size) < 0) return -1;
+    /* Only funnels whose stored results are current: the others get their whole
+     * history computed by tick(). */
+    PGresult *res = PQexec(
+        conn, "SELECT f.id, f.steps::text, f.\"conversionWindowSeconds\", f.scope FROM funnels f "
+              "JOIN funnel_stage_state s ON s.\"funnelId\" = f.id WHERE f.status = 'ACTIVE' AND "
+              "s.status = 'ACTIVE' AND s.valid AND s.\"definitionUpdatedAt\" = f.\"updatedAt\" "
+              "ORDER BY f.id");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        pg_err(res, errstr, errstr_size);
+        PQclear(res);
+        return -1;
+    }
+    int rc = 0;
+    for (int r = 0; r < PQntuples(res) && rc == 0; r++) {
+        const char *id = PQgetvalue(res, r, 0);
+        tf_funnel_t *funnel = NULL;
+        char perr[256];
+        if (tf_funnel_parse(PQgetvalue(res, r, 1), strtoll(PQgetvalue(res, r, 2), NULL, 10),
+                            PQgetvalue(res, r, 3), &funnel, perr, sizeof(perr)) != 0)
+            continue; /* cannot happen: valid means it parsed; tick() re-checks */
+        char window[32];
+        snprintf(window, sizeof(window), "%lld", (long long)tf_funnel_window_ms(funnel));
+        const char *params[] = {window};
+        int64_t *days = NULL;
+        size_t n = 0;
+        rc = query_days(conn,
+                        "SELECT DISTINCT (extract(epoch FROM d) * 1000)::bigint FROM claimed_hours c, "
+                        "generate_series(date_trunc('day', c.\"hourStart\" - $1::bigint * "
+                        "interval '1 millisecond'), date_trunc('day', c.\"hourStart\" + interval "
+                        "'1 hour' - interval '1 millisecond'), interval '1 day') d ORDER BY 1",
+                        1, params, &days, &n, errstr, errstr_size);
+        if (rc == 0)
+            rc = recompute_days(conn, funnel, id, days, n, batch->exclude_bots, ctx, errstr,
+                                errstr_size);
+        free(days);
+        tf_funnel_destroy(funnel);
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* Records a malformed definition: one log line and one audit_logs row per updatedAt. */
+static int record_invalid(PGconn *conn, const char *id, const char *name, const char *updated,
+                          const char *error, bool already_audited, funnels_ctx_t *ctx,
+                          char *errstr, size_t errstr_size) {
+    const char *params[] = {id, updated, error};
+    if (stage_exec(conn, "BEGIN", 0, NULL, errstr, errstr_size) < 0) return -1;
+    if (!already_audited &&
+        stage_exec(conn,
+                   "INSERT INTO audit_logs (action, \"entityType\", \"entityId\", \"actorType\", "
+                   "\"actorId\", changes) VALUES ('funnel.invalid', 'funnel', $1, 'system', "
+                   "'evpipe-funnels', jsonb_build_object('error', $3::text, 'updatedAt', "
+                   "$2::timestamptz))",
+                   3, params, errstr, errstr_size) < 0)
+        goto fail;
+    if (stage_exec(conn,
+                   "INSERT INTO funnel_stage_state (\"funnelId\", \"definitionUpdatedAt\", status, "
+                   "valid, error) VALUES ($1, $2, 'ACTIVE', false, $3) ON CONFLICT (\"funnelId\") "
+                   "DO UPDATE SET \"definitionUpdatedAt\" = EXCLUDED.\"definitionUpdatedAt\", "
+                   "status = 'ACTIVE', valid = false, error = EXCLUDED.error, \"computedAt\" = now()",
+                   3, params, errstr, errstr_size) < 0)
+        goto fail;
+    if (stage_exec(conn, "COMMIT", 0, NULL, errstr, errstr_size) < 0) goto fail;
+    if (!already_audited) {
+        EV_WARN("funnel %s ('%s'): malformed definition, skipped until it is changed: %s", id,
+                name, error);
+        if (ctx) ev_metric_add(ctx->m_invalid, 1);
+    }
+    return 0;
+fail:;
+    char ignored[64];
+    stage_exec(conn, "ROLLBACK", 0, NULL, ignored, sizeof(ignored));
+    return -1;
+}
+
+/* Computes a funnel over its whole history in one transaction. */
+static int compute_whole(PGconn *conn, const tf_funnel_t *funnel, const char *id,
+                         const char *updated, bool exclude_bots, funnels_ctx_t *ctx,
+                         char *errstr, size_t errstr_size) {
+    int64_t *days = NULL;
+    size_t n = 0;
+    const char *params[] = {id, updated};
+    if (stage_exec(conn, "BEGIN", 0, NULL, errstr, errstr_size) < 0) return -1;
+    if (stage_exec(conn, "SET LOCAL TimeZone = 'UTC'", 0, NULL, errstr, errstr_size) < 0 ||
+        stage_exec(conn, FUNNELS_LOCK_SQL, 0, NULL, errstr, errstr_size) < 0)
+        goto fail;
+    /* Another instance may have done it while this one waited for the lock. */
+    long long done = stage_exec(conn,
+                                "SELECT 1 FROM funnel_stage_state WHERE \"funnelId\" = $1 AND valid "
+                                "AND status = 'ACTIVE' AND \"definitionUpdatedAt\" = $2",
+                                2, params, errstr, errstr_size);
+    if (done < 0) goto fail;
+    if (done == 0) {
+        const char *tp[] = {tf_event_type_name(tf_funnel_step_type(funnel, 0))};
+        if (query_days(conn,
+                       "SELECT (extract(epoch FROM d) * 1000)::bigint FROM (SELECT "
+                       "date_trunc('day', min(\"occurredAt\")) lo, max(\"occurredAt\") hi FROM "
+                       "analytics_events WHERE type = $1::\"EventType\") b, generate_series(b.lo, "
+                       "b.hi, interval '1 day') d WHERE b.lo IS NOT NULL ORDER BY 1",
+                       1, tp, &days, &n, errstr, errstr_size) != 0)
+            goto fail;
+        if (stage_exec(conn, "DELETE FROM funnel_entry_days WHERE \"funnelId\" = $1", 1, params,
+                       errstr, errstr_size) < 0)
+            goto fail;
+        if (n && recompute_days(conn, funnel, id, days, n, exclude_bots, ctx, errstr,
+                                errstr_size) != 0)
+            goto fail;
+        if (stage_exec(conn,
+                       "DELETE FROM funnel_results r WHERE r.\"funnelId\" = $1 AND NOT EXISTS ("
+                       "SELECT 1 FROM funnel_entry_days e WHERE e.\"funnelId\" = $1 AND e.day >= "
+                       "r.\"periodStart\"::date AND e.day < r.\"periodEnd\"::date)",
+                       1, params, errstr, errstr_size) < 0)
+            goto fail;
+        if (stage_exec(conn,
+                       "INSERT INTO funnel_stage_state (\"funnelId\", \"definitionUpdatedAt\", "
+                       "status, valid) VALUES ($1, $2, 'ACTIVE', true) ON CONFLICT (\"funnelId\") "
+                       "DO UPDATE SET \"definitionUpdatedAt\" = EXCLUDED.\"definitionUpdatedAt\", "
+                       "status = 'ACTIVE', valid = true, error = NULL, \"computedAt\" = now()",
+                       2, params, errstr, errstr_size) < 0)
+            goto fail;
+    }
+    if (stage_exec(conn, "COMMIT", 0, NULL, errstr, errstr_size) < 0) goto fail;
+    if (done == 0) {
+        EV_INFO("funnel %s computed over its whole history (%zu days)", id, n);
+        if (ctx) ev_metric_add(ctx->m_full, 1);
+    }
+    free(days);
+    return 0;
+fail:;
+    char ignored[64];
+    stage_exec(conn, "ROLLBACK", 0, NULL, ignored, sizeof(ignored));
+    free(days);
+    return -1;
+}
+
+/* Between batches: new, changed and re-activated definitions; status changes of the
+ * others are recorded so that a later re-activation is noticed. */
+static int funnels_tick(PGconn *conn, bool exclude_bots, void *ud, char *errstr,
+                        size_t errstr_size) {
+    funnels_ctx_t *ctx = ud;
+    PGresult *res = PQexec(
+        conn,
+        "SELECT f.id, f.name, f.steps::text, f.\"conversionWindowSeconds\", f.scope, "
+        "f.status::text, f.\"updatedAt\"::text, (s.error IS NOT NULL AND NOT s.valid AND "
+        "s.\"definitionUpdatedAt\" = f.\"updatedAt\") FROM funnels f LEFT JOIN "
+        "funnel_stage_state s ON s.\"funnelId\" = f.id WHERE s.\"funnelId\" IS NULL OR "
+        "s.status <> f.status OR (f.status = 'ACTIVE' AND s.\"definitionUpdatedAt\" <> "
+        "f.\"updatedAt\") ORDER BY f.\"createdAt\", f.id");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        pg_err(res, errstr, errstr_size);
+        PQclear(res);
+        return -1;
+    }
+    int rc = 0;
+    for (int r = 0; r < PQntuples(res) && rc == 0; r++) {
+        const char *id = PQgetvalue(res, r, 0), *status = PQgetvalue(res, r, 5),
+                   *updated = PQgetvalue(res, r, 6);
+        if (strcmp(status, "ACTIVE") != 0) {
+            const char *params[] = {id, updated, status};
+            rc = stage_exec(conn,
+                            "INSERT INTO funnel_stage_state (\"funnelId\", \"definitionUpdatedAt\", "
+                            "status, valid) VALUES ($1, $2, $3::\"FunnelStatus\", false) ON CONFLICT "
+                            "(\"funnelId\") DO UPDATE SET status = EXCLUDED.status",
+                            3, params, errstr, errstr_size) < 0 ? -1 : 0;
+            continue;
+        }
+        tf_funnel_t *funnel = NULL;
+        char perr[512];
+        if (tf_funnel_parse(PQgetvalue(res, r, 2), strtoll(PQgetvalue(res, r, 3), NULL, 10),
+                            PQgetvalue(res, r, 4), &funnel, perr, sizeof(perr)) != 0) {
+            rc = record_invalid(conn, id, PQgetvalue(res, r, 1), updated, perr,
+                                strcmp(PQgetvalue(res, r, 7), "t") == 0, ctx, errstr,
+                                errstr_size);
+            continue;
+        }
+        rc = compute_whole(conn, funnel, id, updated, exclude_bots, ctx, errstr, errstr_size);
+        tf_funnel_destroy(funnel);
+    }
+    PQclear(res);
+    return rc;
+}
+
+static void funnels_init_metrics(ev_metrics_t *metrics, void *ud) {
+    funnels_ctx_t *ctx = ud;
+    ctx->m_full = ev_metrics_counter(metrics, "funnels_full_computations_total",
+                                     "Funnels computed over their whole history", NULL);
+    ctx->m_invalid = ev_metrics_counter(metrics, "funnels_invalid_total",
+                                        "Malformed funnel definitions found (audited)", NULL);
+    ctx->m_days = ev_metrics_counter(metrics, "funnel_days_recomputed_total",
+                                     "Entry days recomputed from stored events", NULL);
+    ctx->m_periods = ev_metrics_counter(metrics, "funnel_periods_written_total",
+                                        "funnel_results periods rewritten", NULL);
+}
+
+static const char funnels_summary[] =
+    "Keeps funnel_results exact for every ACTIVE funnel, per DAILY, WEEKLY (ISO) and "
+    "MONTHLY period of entry in UTC, from the changes the writers mark in dirty_hours. A "
+    "new, changed or re-activated funnel is computed over its whole history; a malformed "
+    "one is logged, audited and skipped. See docs/funnels.md.";
+static const char funnels_epilog[] =
+    "Examples:\n"
+    "  evpipe funnels --database postgres://localhost/analytics\n"
+    "  evpipe funnels --until-caught-up --metrics-port -1\n"
+    "  evpipe funnels --recompute 2026-01-01..2026-02-01 --until-caught-up\n";
+
+int cmd_funnels(int argc, char **argv) {
+    static funnels_ctx_t ctx;
+    const stage_def_t def = {.name = "funnels",
+                             .command = "evpipe funnels",
+                             .summary = funnels_summary,
+                             .epilog = funnels_epilog,
+                             .default_metrics_port = 9103,
+                             .process = funnels_process,
+                             .tick = funnels_tick,
+                             .init_metrics = funnels_init_metrics,
+                             .ud = &ctx};
+    return stage_main(&def, argc, argv);
+}
