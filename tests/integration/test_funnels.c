@@ -117,11 +117,76 @@ START_TEST(test_funnels_daily_counts_equal_brute_force) {
 }
 END_TEST
 
+static void add_event(PGconn *conn, int v, const char *id, const char *type, const char *at) {
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO analytics_sessions (id, \"visitorId\", \"startedAt\", \"endedAt\") "
+             "VALUES ('00000000-0000-0000-0000-%012d', 'w%d', '%s', '%s') ON CONFLICT DO NOTHING",
+             v, v, at, at);
+    tl_exec(conn, sql);
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO analytics_events (\"sessionId\", \"eventId\", type, \"visitorId\", "
+             "\"occurredAt\") VALUES ('00000000-0000-0000-0000-%012d', '%s', '%s', 'w%d', '%s')",
+             v, id, type, v, at);
+    tl_exec(conn, sql);
+}
+
+static void assert_counts(PGconn *conn, const char *period, const char *start, const char *want) {
+    char q[512];
+    snprintf(q, sizeof(q),
+             "SELECT string_agg(s->>'count', ',' ORDER BY (s->>'step')::int) FROM funnel_results "
+             "r, jsonb_array_elements(r.\"stepResults\") s WHERE period = '%s' AND "
+             "\"periodStart\" = '%s'", period, start);
+    char *got = tl_query_text(conn, q);
+    ck_assert_msg(got && strcmp(got, want) == 0, "%s %s: got %s, want %s", period, start,
+                  got ? got : "(none)", want);
+    free(got);
+}
+
+START_TEST(test_funnels_late_events_and_changed_definition) {
+    char *url = tl_db_create_migrated("funnels_late");
+    PGconn *conn = tl_connect(url);
+    tl_exec(conn, "INSERT INTO funnels (name, steps, \"conversionWindowSeconds\") VALUES ('f', "
+                  "'[{\"type\":\"PAGE_VIEW\"},{\"type\":\"PURCHASE\"}]', 20)");
+    add_event(conn, 1, "a1", "PAGE_VIEW", "2026-11-10T10:00:00Z");
+    add_event(conn, 2, "b1", "PAGE_VIEW", "2026-11-20T10:00:00Z");
+    run_stage(url);
+    assert_counts(conn, "DAILY", "2026-11-10", "1,0");
+    assert_counts(conn, "MONTHLY", "2026-11-01", "2,0");
+    char *other = tl_query_text(conn, "SELECT id::text || \"computedAt\"::text FROM funnel_results "
+                                      "WHERE period = 'DAILY' AND \"periodStart\" = '2026-11-20'");
+    add_event(conn, 1, "a2", "PURCHASE", "2026-11-10T10:00:20Z"); /* = window */
+    run_stage(url);
+    assert_counts(conn, "DAILY", "2026-11-10", "1,1");
+    assert_counts(conn, "WEEKLY", "2026-11-09", "1,1");
+    assert_counts(conn, "MONTHLY", "2026-11-01", "2,1");
+    char *again = tl_query_text(conn, "SELECT id::text || \"computedAt\"::text FROM funnel_results "
+                                      "WHERE period = 'DAILY' AND \"periodStart\" = '2026-11-20'");
+    ck_assert_str_eq(other, again); /* a period the late event cannot affect is left alone */
+    add_event(conn, 3, "c1", "PAGE_VIEW", "2026-11-10T10:00:00Z");
+    add_event(conn, 3, "c2", "PURCHASE", "2026-11-10T10:00:20.001Z"); /* window + 1 ms */
+    run_stage(url);
+    assert_counts(conn, "DAILY", "2026-11-10", "2,1");
+    tl_exec(conn, "UPDATE funnels SET \"conversionWindowSeconds\" = 30, \"updatedAt\" = now()");
+    run_stage(url);
+    assert_counts(conn, "DAILY", "2026-11-10", "2,2");
+    assert_counts(conn, "MONTHLY", "2026-11-01", "3,2");
+    free(other);
+    free(again);
+    PQfinish(conn);
+    tl_db_drop(url);
+    free(url);
+}
+END_TEST
+
 static Suite *funnels_suite(void) {
     Suite *s = suite_create("funnels");
     TCase *tc = tcase_create("stage");
     tcase_set_timeout(tc, 120);
-    if (tl_database_url()) tcase_add_test(tc, test_funnels_daily_counts_equal_brute_force);
+    if (tl_database_url()) {
+        tcase_add_test(tc, test_funnels_daily_counts_equal_brute_force);
+        tcase_add_test(tc, test_funnels_late_events_and_changed_definition);
+    }
     suite_add_tcase(s, tc);
     return s;
 }
