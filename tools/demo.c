@@ -178,6 +178,33 @@ int cmd_demo(int argc, char **argv) {
         rc = 1;
         goto done;
     }
+    /* Two funnels of the shop, defined once per database. */
+    PGresult *fres = PQexec(
+        conn, "INSERT INTO funnels (name, description, steps, \"conversionWindowSeconds\", "
+              "\"createdBy\") SELECT v.name, v.description, v.steps::jsonb, 86400, 'evpipe demo' "
+              "FROM (VALUES ('Browse to purchase', 'product view, add to cart, purchase', "
+              "'[{\"type\":\"PRODUCT_VIEW\"},{\"type\":\"ADD_TO_CART\"},{\"type\":\"PURCHASE\"}]'), "
+              "('Appointment booking', 'appointment started, completed', "
+              "'[{\"type\":\"APPOINTMENT_START\"},{\"type\":\"APPOINTMENT_COMPLETE\"}]')) "
+              "v(name, description, steps) WHERE NOT EXISTS (SELECT 1 FROM funnels f WHERE "
+              "f.name = v.name)");
+    if (PQresultStatus(fres) != PGRES_COMMAND_OK) {
+        fprintf(stderr, "evpipe demo: funnels: %s", PQresultErrorMessage(fres));
+        PQclear(fres);
+        rc = 1;
+        goto done;
+    }
+    PQclear(fres);
+    const char *funnels[] = {"evpipe",       "funnels",         "--database", database,
+                             "--until-caught-up", "--debounce-ms", "0",
+                             "--metrics-port", "-1",             NULL};
+    EV_INFO("computing funnel results: evpipe funnels --until-caught-up");
+    status = run_self(funnels);
+    if (status != 0) {
+        fprintf(stderr, "evpipe demo: funnels failed (exit %d)\n", status);
+        rc = 1;
+        goto done;
+    }
     long long dead = topic_messages(brokers, EV_TOPIC_DLQ);
     long long enriched = topic_messages(brokers, EV_TOPIC_ENRICHED);
 
@@ -210,6 +237,13 @@ int cmd_demo(int argc, char **argv) {
                 "LEFT JOIN metric_snapshots r ON r.\"metricKey\" = 'revenue{currency=EUR}' AND "
                 "r.period = s.period AND r.\"periodStart\" = s.\"periodStart\" "
                 "WHERE s.\"metricKey\" = 'sessions' AND s.period = 'DAILY' ORDER BY 1");
+    print_query(conn, "Funnels, whole range (visitors reaching each step, drop-off)",
+                "SELECT 'funnel ' || f.name || ': ' || (st->>'step') || '. ' || (st->>'type'), "
+                "sum((st->>'count')::bigint), sum((st->>'dropOff')::bigint) "
+                "FROM funnels f JOIN funnel_results r ON r.\"funnelId\" = f.id AND r.period = "
+                "'MONTHLY', jsonb_array_elements(r.\"stepResults\") st "
+                "GROUP BY f.name, (st->>'step')::int, st->>'step', st->>'type' "
+                "ORDER BY f.name, (st->>'step')::int");
     print_query(conn, "Why sessions started",
                 "SELECT \"startReason\"::text, count(*) FROM analytics_sessions GROUP BY 1 "
                 "ORDER BY 2 DESC");

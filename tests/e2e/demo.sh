@@ -42,6 +42,17 @@ echo "$out" | awk '$1 == "day" { print $2, $3 }' | while read -r day n; do
     actual=$(psql -X -At "$url" -c "SELECT count(*) FROM analytics_sessions WHERE \"deviceType\" <> 'BOT' AND (\"startedAt\" AT TIME ZONE 'UTC')::date = '$day'")
     [ "$n" = "$actual" ] || { echo "summary says $n sessions on $day, database has $actual" >&2; exit 1; }
 done || fail=1
+# Both funnels are shown step by step, each step reached by at most the previous one's
+# visitors; the entrants of the browse funnel are visitors who viewed a product.
+steps=$(echo "$out" | grep -c "^  funnel ")
+[ "$steps" = 5 ] || { echo "expected 5 funnel steps in the summary, got $steps" >&2; fail=1; }
+echo "$out" | awk '/^  funnel / { n = $(NF - 1); if (prev != "" && $0 !~ / 1\. / && n > prev) bad = 1; prev = n } END { exit bad }' ||
+    { echo "a funnel step has more visitors than the step before" >&2; fail=1; }
+entrants=$(echo "$out" | awk '/funnel Browse to purchase: 1\. PRODUCT_VIEW/ { print $(NF - 1) }')
+viewers=$(psql -X -At "$url" -c "SELECT count(DISTINCT e.\"visitorId\") FROM analytics_events e JOIN analytics_sessions s ON s.id = e.\"sessionId\" WHERE e.type = 'PRODUCT_VIEW' AND s.\"deviceType\" <> 'BOT'")
+[ -n "$entrants" ] && [ "$entrants" -gt 0 ] && [ "$entrants" -le "$viewers" ] ||
+    { echo "browse funnel entrants $entrants vs $viewers product viewers" >&2; fail=1; }
+[ "$(grep -c 'data-metric="funnel-step"' "$html")" = 5 ] || { echo "the overview lacks the funnel bars" >&2; fail=1; }
 # The overview's bars carry the numbers of the database they were drawn from.
 echo "$out" | grep -q "Overview (open in a browser; works offline): .*demo-overview.html" ||
     { echo "the summary does not name the overview" >&2; fail=1; }
