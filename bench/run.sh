@@ -73,8 +73,8 @@ URL=$(sh tests/pg_harness.sh start "$work/pg")
 psql -X -q "$URL" -c "CREATE DATABASE ingest" -c "CREATE DATABASE copyload"
 IURL=$(echo "$URL" | sed 's|/postgres?|/ingest?|')
 CURL=$(echo "$URL" | sed 's|/postgres?|/copyload?|')
-"$BIN" migrate up --database "$IURL" >/dev/null
-"$BIN" migrate up --database "$CURL" >/dev/null
+"$BIN" migrate up --database "$IURL" >/dev/null 2>&1
+"$BIN" migrate up --database "$CURL" >/dev/null 2>&1
 t0=$(now_ms)
 "$BIN" ingest --brokers "$B" --database "$IURL" --topic raw --until-caught-up \
     --metrics-port -1 --stats-interval 30 2>"$work/ingest.log" &
@@ -120,7 +120,7 @@ burst_lines=$(wc -l <"$work/burst.ndjson")
 "$BIN" replay --brokers "$B2" --topic burst "$work/burst.ndjson" 2>/dev/null
 psql -X -q "$URL" -c "CREATE DATABASE mem"
 MURL=$(echo "$URL" | sed 's|/postgres?|/mem?|')
-"$BIN" migrate up --database "$MURL" >/dev/null
+"$BIN" migrate up --database "$MURL" >/dev/null 2>&1
 "$BIN" ingest --brokers "$B2" --database "$MURL" --topic burst --until-caught-up \
     --metrics-port -1 --stats-interval 3600 2>"$work/mem.log" &
 ipid=$!

@@ -565,6 +565,20 @@ static int compute_whole(PGconn *conn, const tf_funnel_t *funnel, const char *id
                                 2, params, errstr, errstr_size);
     if (done < 0) goto fail;
     if (done == 0) {
+        /* Marks only serve funnels whose stored results are current; when no other
+         * funnel's are (the first run, or every funnel changed), the marks this
+         * statement sees describe rows the reads below see too (read committed: later
+         * statements, later snapshots), so absorbing them again after this pass would
+         * only redo it. Marks a batch holds are skipped, not waited for (that batch
+         * waits for this transaction's lock: waiting here would deadlock). */
+        if (stage_exec(conn,
+                       "DELETE FROM dirty_hours WHERE id IN (SELECT id FROM dirty_hours WHERE "
+                       "stage = 'funnels' FOR UPDATE SKIP LOCKED) AND NOT EXISTS (SELECT 1 FROM "
+                       "funnel_stage_state s JOIN funnels f ON f.id = s.\"funnelId\" WHERE "
+                       "s.\"funnelId\" <> $1 AND s.valid AND s.status = 'ACTIVE' AND f.status = "
+                       "'ACTIVE' AND s.\"definitionUpdatedAt\" = f.\"updatedAt\")",
+                       1, params, errstr, errstr_size) < 0)
+            goto fail;
         const char *tp[] = {tf_event_type_name(tf_funnel_step_type(funnel, 0))};
         if (query_days(conn,
                        "SELECT (extract(epoch FROM d) * 1000)::bigint FROM (SELECT "
