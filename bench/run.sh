@@ -76,17 +76,11 @@ CURL=$(echo "$URL" | sed 's|/postgres?|/copyload?|')
 "$BIN" migrate up --database "$IURL" >/dev/null 2>&1
 "$BIN" migrate up --database "$CURL" >/dev/null 2>&1
 t0=$(now_ms)
-"$BIN" ingest --brokers "$B" --database "$IURL" --topic raw --until-caught-up \
-    --metrics-port -1 --stats-interval 30 2>"$work/ingest.log" &
-ipid=$!
-peak=0
-while kill -0 "$ipid" 2>/dev/null; do
-    rss=$(awk '/VmRSS/ { print $2 }' /proc/$ipid/status 2>/dev/null || echo 0)
-    [ "${rss:-0}" -gt "$peak" ] && peak=$rss
-    sleep 0.5
-done
-wait "$ipid"
+/usr/bin/time -o "$work/ingest.time" -f "%U %S %M" \
+    "$BIN" ingest --brokers "$B" --database "$IURL" --topic raw --until-caught-up \
+    --metrics-port -1 --stats-interval 5 2>"$work/ingest.log"
 ingest_ms=$(( $(now_ms) - t0 ))
+peak=$(awk '{ print $3 }' "$work/ingest.time")
 stored=$(psql -X -At "$IURL" -c "SELECT count(*) FROM analytics_events")
 # Baseline: the database's own limit for these rows, loaded with COPY into empty tables.
 for t in analytics_sessions analytics_events page_views conversion_events; do
@@ -103,6 +97,8 @@ echo "  psql COPY of the resulting rows    $cr events/s (baseline)"
 echo "  evpipe ingest --until-caught-up    $ir events/s   $(ratio "$ir" "$cr") x baseline   (goals: >= 0.6 x, >= 50000/s)"
 echo "  stored $stored events; peak RSS $((peak / 1024)) MiB"
 grep -E "visitors held" "$work/ingest.log" | tail -n 1 | sed 's/^/  /'
+BIN=$BIN URL=$URL B=$B work=$work lines=$lines ingest_ms=$ingest_ms copy_ms=$copy_ms \
+    sh bench/ingest_peers.sh
 
 echo
 BIN=$BIN URL=$URL IURL=$IURL B=$B work=$work sh bench/downstream.sh

@@ -5,7 +5,7 @@ set -eu
 PKGS="gcc make pkg-config clang libclang-rt-dev librdkafka-dev libpq-dev libyajl-dev
 libcurl4-openssl-dev check libsubunit-dev uap-core libyaml-dev libpcre2-dev
 libxlsxwriter-dev libmicrohttpd-dev zlib1g-dev libssl-dev postgresql kcat chromium
-docker-compose"
+docker-compose time python3-confluent-kafka python3-psycopg2"
 
 missing=
 for p in $PKGS; do
