@@ -16,6 +16,7 @@ static const command_t commands[] = {
     {"ingest", cmd_ingest, "consume raw events into sessions, events, page views, conversions"},
     {"metrics", cmd_metrics, "keep metric snapshots exact for every period, from the stored rows"},
     {"funnels", cmd_funnels, "keep funnel results exact per day, week and month of entry"},
+    {"reports", cmd_reports, "compute PENDING reports of every type into a JSON result"},
     {"replay", cmd_replay, "publish NDJSON files (plain or gzip) to a topic, for backfills"},
     {"loadgen", cmd_loadgen, "generate realistic synthetic traffic to Kafka or NDJSON"},
     {"classify-ua", cmd_classify_ua, "classify user agents read from stdin, one per line"},

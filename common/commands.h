@@ -15,5 +15,6 @@ int cmd_metrics(int argc, char **argv);
 int cmd_dlq(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_funnels(int argc, char **argv);
+int cmd_reports(int argc, char **argv);
 
 #endif

@@ -624,6 +624,10 @@ static int rfc3339_parse(const char *s, size_t n, int64_t *out_ms) {
     return 0;
 }
 
+int tf_event_parse_rfc3339(const char *s, size_t n, int64_t *out_ms) {
+    return rfc3339_parse(s, n, out_ms);
+}
+
 /* ---- shapes: language, URL --------------------------------------------------------- */
 
 /* RFC 5646 irregular grandfathered tags (the regular ones fit the generic grammar). */

@@ -42,6 +42,12 @@ const char *tf_event_type_name(tf_event_type_t type);
 /* Exact, case-sensitive match of len bytes; 0 and *out set on success, -1 if unknown. */
 int tf_event_type_parse(const char *name, size_t len, tf_event_type_t *out);
 
+/* Parses n bytes of an RFC 3339 date-time with a zone, as the timestamp field (any
+ * number of fraction digits, truncated to ms; ss = 60 is the next minute's first
+ * second). Returns 0 and sets *out_ms (ms since the epoch, >= 0), or -1. */
+int tf_event_parse_rfc3339(const char *s, size_t n, int64_t *out_ms)
+    __attribute__((warn_unused_result));
+
 /* Why a message was rejected. The code strings (tf_event_reason_code) are stable:
  * they go into the DLQ header "evpipe.reason" and the metrics labels. */
 typedef enum {
