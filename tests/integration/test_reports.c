@@ -4,7 +4,8 @@
  * compared with SQL written here in another shape (correlated subqueries, plain GROUP
  * BYs) or with a computation in C (cohorts); the deviceType filter, bot exclusion both
  * ways, an empty range, invalid parameters FAILED with the parameter named; two workers
- * on 20 reports complete each exactly once; SIGTERM during a job gives it back. */
+ * on 20 reports complete each exactly once; SIGTERM during a job gives it back; a
+ * long-running worker is woken by NOTIFY and serves /readyz and /metrics. */
 #include <check.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -631,6 +632,59 @@ START_TEST(test_reports_sigterm_releases_the_job) {
 }
 END_TEST
 
+START_TEST(test_reports_long_running_woken_by_notify) {
+    char *url = tl_db_create_migrated("reports_live");
+    PGconn *conn = tl_connect(url);
+    int port = tl_free_port();
+    char port_s[16];
+    snprintf(port_s, sizeof(port_s), "%d", port);
+    pid_t pid = fork();
+    ck_assert(pid >= 0);
+    if (pid == 0) {
+        /* The poll fallback is a minute away: only the notification can wake it. */
+        execl(tl_evpipe_bin(), tl_evpipe_bin(), "reports", "--database", url, "--metrics-port",
+              port_s, "--poll-ms", "60000", "--log-level", "warn", (char *)NULL);
+        _exit(127);
+    }
+    long status = 0;
+    char *body = NULL;
+    for (int i = 0; i < 200 && status != 200; i++) {
+        sleep_ms(50);
+        free(body);
+        status = tl_http_get(port, "/readyz", &body);
+    }
+    ck_assert_int_eq(status, 200);
+    free(body);
+    ck_assert_int_eq(tl_http_get(port, "/healthz", &body), 200);
+    free(body);
+    sleep_ms(200); /* LISTEN is in place before /readyz answers; margin for the first wait */
+    add_report(conn, "live", "TRAFFIC",
+               "{\"from\": \"2026-03-01T00:00:00Z\", \"to\": \"2026-03-02T00:00:00Z\"}");
+    add_report(conn, "live_bad", "TRAFFIC", "{\"from\": \"2026-03-01T00:00:00Z\"}");
+    long long done = 0;
+    for (int i = 0; i < 200 && done < 2; i++) {
+        sleep_ms(50);
+        done = tl_query_ll(conn, "SELECT count(*) FROM reports WHERE status IN ('COMPLETED', "
+                                 "'FAILED')");
+    }
+    ck_assert_int_eq(done, 2);
+    assert_status(conn, "live", "COMPLETED", NULL);
+    assert_status(conn, "live_bad", "FAILED", "parameters.to: required");
+    ck_assert_int_eq(tl_http_get(port, "/metrics", &body), 200);
+    ck_assert_msg(strstr(body, "evpipe_reports_jobs_total{status=\"COMPLETED\"} 1\n") &&
+                      strstr(body, "evpipe_reports_jobs_total{status=\"FAILED\"} 1\n"),
+                  "%s", body);
+    free(body);
+    kill(pid, SIGTERM);
+    int st = 0;
+    ck_assert(waitpid(pid, &st, 0) == pid);
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    PQfinish(conn);
+    tl_db_drop(url);
+    free(url);
+}
+END_TEST
+
 static Suite *reports_suite(void) {
     Suite *s = suite_create("reports");
     TCase *tc = tcase_create("stage");
@@ -639,6 +693,7 @@ static Suite *reports_suite(void) {
         tcase_add_test(tc, test_reports_every_type_equals_independent_sql);
         tcase_add_test(tc, test_reports_two_workers_complete_each_once);
         tcase_add_test(tc, test_reports_sigterm_releases_the_job);
+        tcase_add_test(tc, test_reports_long_running_woken_by_notify);
     }
     suite_add_tcase(s, tc);
     return s;
