@@ -3,9 +3,10 @@
  * stages), one report of every type run by the binary, and each result's numbers
  * compared with SQL written here in another shape (correlated subqueries, plain GROUP
  * BYs) or with a computation in C (cohorts); the deviceType filter, bot exclusion both
- * ways, an empty range, invalid parameters FAILED with the parameter named; two workers
- * on 20 reports complete each exactly once; SIGTERM during a job gives it back; a
- * long-running worker is woken by NOTIFY and serves /readyz and /metrics. */
+ * ways, an empty range, invalid parameters and a failing query FAILED with the problem
+ * named; two workers on 20 reports complete each exactly once; SIGTERM during a job
+ * gives it back; a long-running worker is woken by NOTIFY and serves /readyz and
+ * /metrics. */
 #include <check.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -632,6 +633,26 @@ START_TEST(test_reports_sigterm_releases_the_job) {
 }
 END_TEST
 
+START_TEST(test_reports_query_error_fails_with_the_message) {
+    char *url = tl_db_create_migrated("reports_sqlerr");
+    PGconn *conn = tl_connect(url);
+    tl_exec(conn, "ALTER TABLE funnel_results RENAME TO funnel_results_away");
+    add_report(conn, "no_table", "FUNNELS", "{}");
+    add_report(conn, "fine", "APPOINTMENTS",
+               "{\"from\": \"2026-03-01T00:00:00Z\", \"to\": \"2026-03-02T00:00:00Z\"}");
+    run_reports(url);
+    assert_status(conn, "no_table", "FAILED", "relation \"funnel_results\" does not exist");
+    assert_status(conn, "fine", "COMPLETED", NULL);
+    ck_assert_int_eq(tl_query_ll(conn, "SELECT count(*) FROM audit_logs WHERE action = 'failed' "
+                                       "AND changes->>'error' LIKE '%funnel_results%' AND "
+                                       "changes->'status'->>'new' = 'FAILED'"),
+                     1);
+    PQfinish(conn);
+    tl_db_drop(url);
+    free(url);
+}
+END_TEST
+
 START_TEST(test_reports_long_running_woken_by_notify) {
     char *url = tl_db_create_migrated("reports_live");
     PGconn *conn = tl_connect(url);
@@ -694,6 +715,7 @@ static Suite *reports_suite(void) {
         tcase_add_test(tc, test_reports_two_workers_complete_each_once);
         tcase_add_test(tc, test_reports_sigterm_releases_the_job);
         tcase_add_test(tc, test_reports_long_running_woken_by_notify);
+        tcase_add_test(tc, test_reports_query_error_fails_with_the_message);
     }
     suite_add_tcase(s, tc);
     return s;
