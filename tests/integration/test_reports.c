@@ -5,7 +5,8 @@
  * BYs) or with a computation in C (cohorts); the deviceType filter, bot exclusion both
  * ways, an empty range, invalid parameters and a failing query FAILED with the problem
  * named; two workers on 20 reports complete each exactly once; SIGTERM during a job
- * gives it back; a long-running worker is woken by NOTIFY and serves /readyz and
+ * gives it back; a SIGKILLed worker's report is reclaimed after its lease and completed
+ * once; a long-running worker is woken by NOTIFY and serves /readyz and
  * /metrics. */
 #include <check.h>
 #include <signal.h>
@@ -653,6 +654,47 @@ START_TEST(test_reports_query_error_fails_with_the_message) {
 }
 END_TEST
 
+START_TEST(test_reports_sigkill_reclaimed_after_the_lease) {
+    char *url = tl_db_create_migrated("reports_kill");
+    PGconn *conn = tl_connect(url), *locker = tl_connect(url);
+    load_data(conn);
+    tl_exec(locker, "BEGIN");
+    tl_exec(locker, "LOCK TABLE analytics_sessions IN ACCESS EXCLUSIVE MODE");
+    add_report(conn, "killed", "CONVERSIONS",
+               "{\"from\": \"2026-03-01T00:00:00Z\", \"to\": \"2026-03-20T00:00:00Z\"}");
+    pid_t pid = fork();
+    ck_assert(pid >= 0);
+    if (pid == 0) {
+        execl(tl_evpipe_bin(), tl_evpipe_bin(), "reports", "--database", url, "--metrics-port",
+              "-1", "--worker-id", "wdead", "--lease-seconds", "2", (char *)NULL);
+        _exit(127);
+    }
+    long long processing = 0;
+    for (int i = 0; i < 200 && !processing; i++) {
+        sleep_ms(50);
+        processing = tl_query_ll(conn, "SELECT count(*) FROM reports WHERE status = "
+                                       "'PROCESSING' AND \"leasedBy\" = 'wdead'");
+    }
+    ck_assert_int_eq(processing, 1);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    tl_exec(locker, "ROLLBACK");
+    sleep_ms(2500); /* the lease runs out */
+    run_reports(url);
+    char *row = tl_query_text(conn, "SELECT status::text || ' ' || attempts FROM reports");
+    ck_assert_str_eq(row, "COMPLETED 2");
+    free(row);
+    row = tl_query_text(conn, "SELECT string_agg(action, ',' ORDER BY \"createdAt\") FROM "
+                              "audit_logs WHERE \"entityType\" = 'report'");
+    ck_assert_str_eq(row, "claim,reclaim,completed");
+    free(row);
+    PQfinish(locker);
+    PQfinish(conn);
+    tl_db_drop(url);
+    free(url);
+}
+END_TEST
+
 START_TEST(test_reports_long_running_woken_by_notify) {
     char *url = tl_db_create_migrated("reports_live");
     PGconn *conn = tl_connect(url);
@@ -714,6 +756,7 @@ static Suite *reports_suite(void) {
         tcase_add_test(tc, test_reports_every_type_equals_independent_sql);
         tcase_add_test(tc, test_reports_two_workers_complete_each_once);
         tcase_add_test(tc, test_reports_sigterm_releases_the_job);
+        tcase_add_test(tc, test_reports_sigkill_reclaimed_after_the_lease);
         tcase_add_test(tc, test_reports_long_running_woken_by_notify);
         tcase_add_test(tc, test_reports_query_error_fails_with_the_message);
     }
