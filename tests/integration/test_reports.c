@@ -248,71 +248,89 @@ static void check_traffic(PGconn *conn, const char *name, const char *dev_filter
 
 #define WHOLE " BETWEEN '2026-03-01T00:00:00Z' AND '2026-03-19T23:59:59.999Z' "
 
-static void check_conversions(PGconn *conn) {
+/* The report checked next: its result as "cur", its sessions as "ok_sessions". */
+#define CUR "(SELECT result FROM cur)"
+#define ELEMS_CUR(field) "jsonb_array_elements(" CUR "->'" field "') WITH ORDINALITY AS x(j, o)"
+
+static void use_report(PGconn *conn, const char *name, const char *dev_filter) {
+    char sql[512];
+    tl_exec(conn, "SET client_min_messages = warning; DROP TABLE IF EXISTS cur; DROP VIEW IF "
+                  "EXISTS ok_sessions");
+    snprintf(sql, sizeof(sql), "CREATE TEMP TABLE cur AS SELECT result FROM reports WHERE name "
+             "= '%s'", name);
+    tl_exec(conn, sql);
+    ck_assert_int_eq(tl_query_ll(conn, "SELECT count(*) FROM cur WHERE result IS NOT NULL"), 1);
+    snprintf(sql, sizeof(sql), "CREATE TEMP VIEW ok_sessions AS SELECT id FROM "
+             "analytics_sessions WHERE %s", dev_filter);
+    tl_exec(conn, sql);
+}
+
+static void check_conversions(PGconn *conn, const char *name, const char *dev_filter) {
+    use_report(conn, name, dev_filter);
     same_rows(conn, "conversions totals",
-              "SELECT " R("conv") "->'totals'->>'conversions', " R("conv") "->'totals'->'value'",
+              "SELECT " CUR "->'totals'->>'conversions', " CUR "->'totals'->'value'",
               "SELECT count(*), (SELECT jsonb_object_agg(currency, v) FROM (SELECT currency, "
               "sum(value) v FROM conversion_events c JOIN analytics_sessions s ON s.id = "
-              "c.\"sessionId\" WHERE s." NOBOT "AND value IS NOT NULL GROUP BY 1) t) FROM "
-              "conversion_events c WHERE c.\"sessionId\" IN (SELECT id FROM analytics_sessions "
-              "WHERE" NOBOT ")");
+              "c.\"sessionId\" WHERE s.id IN (SELECT id FROM ok_sessions) AND value IS NOT NULL GROUP BY 1) t) FROM "
+              "conversion_events c WHERE c.\"sessionId\" IN (SELECT id FROM ok_sessions)");
     same_rows(conn, "conversions byType",
-              "SELECT j->>'type', j->>'conversions', j->'value' FROM " ELEMS("conv", "byType")
+              "SELECT j->>'type', j->>'conversions', j->'value' FROM " ELEMS_CUR("byType")
               " ORDER BY o",
               "SELECT type::text, count(*), coalesce(jsonb_object_agg(currency, v) FILTER (WHERE "
               "currency IS NOT NULL), '{}') FROM (SELECT type, currency, count(*) n, sum(value) v "
-              "FROM conversion_events WHERE \"sessionId\" IN (SELECT id FROM analytics_sessions "
-              "WHERE" NOBOT ") GROUP BY 1, 2) t, LATERAL generate_series(1, n::int) GROUP BY 1 "
+              "FROM conversion_events WHERE \"sessionId\" IN (SELECT id FROM ok_sessions) GROUP BY 1, 2) t, LATERAL generate_series(1, n::int) GROUP BY 1 "
               "ORDER BY count(*) DESC, type::text COLLATE \"C\"");
     same_rows(conn, "conversions valueByCurrency",
               "SELECT j->>'currency', j->>'conversions', j->>'value' FROM "
-              ELEMS("conv", "valueByCurrency") " ORDER BY o",
+              ELEMS_CUR("valueByCurrency") " ORDER BY o",
               "SELECT currency, count(*), sum(value) FROM conversion_events WHERE value IS NOT "
-              "NULL AND \"sessionId\" IN (SELECT id FROM analytics_sessions WHERE" NOBOT ") GROUP "
+              "NULL AND \"sessionId\" IN (SELECT id FROM ok_sessions) GROUP "
               "BY 1 ORDER BY 1");
     same_rows(conn, "conversions bySource",
               "SELECT j->>'source', j->>'medium', coalesce(j->>'campaign', '-'), "
-              "j->>'conversions' FROM " ELEMS("conv", "bySource") " ORDER BY o",
+              "j->>'conversions' FROM " ELEMS_CUR("bySource") " ORDER BY o",
               "SELECT coalesce(\"utmSource\", '(direct)'), coalesce(\"utmMedium\", '(none)'), "
               "coalesce(\"utmCampaign\", '-'), count(*) FROM conversion_events WHERE "
-              "\"sessionId\" IN (SELECT id FROM analytics_sessions WHERE" NOBOT ") GROUP BY 1, "
+              "\"sessionId\" IN (SELECT id FROM ok_sessions) GROUP BY 1, "
               "2, 3, \"utmCampaign\" ORDER BY count(*) DESC, coalesce(\"utmSource\", '(direct)') "
               "COLLATE \"C\", coalesce(\"utmMedium\", '(none)') COLLATE \"C\", "
               "\"utmCampaign\" COLLATE \"C\" NULLS FIRST LIMIT 10");
 }
 
-static void check_appointments(PGconn *conn) {
+static void check_appointments(PGconn *conn, const char *name, const char *dev_filter) {
+    use_report(conn, name, dev_filter);
     same_rows(conn, "appointments totals",
               "SELECT t->>'started', t->>'completed', t->>'cancelled', "
-              RND("t->>'completionRate'") " FROM (SELECT " R("appt") "->'totals' t) x",
+              RND("t->>'completionRate'") " FROM (SELECT " CUR "->'totals' t) x",
               "SELECT st, co, ca, " RND("co::numeric / st") " FROM (SELECT "
               "sum((type = 'APPOINTMENT_START')::int) st, sum((type = "
               "'APPOINTMENT_COMPLETE')::int) co, sum((type = 'APPOINTMENT_CANCEL')::int) ca FROM "
               "analytics_events e WHERE \"occurredAt\"" WHOLE "AND \"sessionId\" IN (SELECT id "
-              "FROM analytics_sessions WHERE" NOBOT ")) t");
+              "FROM ok_sessions)) t");
     /* by day: one subquery per type and day of the 19 */
     same_rows(conn, "appointments byDay",
               "SELECT j->>'date', j->>'started', j->>'completed', j->>'cancelled' FROM "
-              ELEMS("appt", "byDay") " ORDER BY o",
+              ELEMS_CUR("byDay") " ORDER BY o",
               "SELECT to_char(d, 'YYYY-MM-DD'), (SELECT count(*) FROM analytics_events e WHERE "
               "type = 'APPOINTMENT_START' AND (\"occurredAt\" AT TIME ZONE 'UTC')::date = d AND "
-              "\"sessionId\" IN (SELECT id FROM analytics_sessions WHERE" NOBOT ")), (SELECT "
+              "\"sessionId\" IN (SELECT id FROM ok_sessions)), (SELECT "
               "count(*) FROM analytics_events e WHERE type = 'APPOINTMENT_COMPLETE' AND "
               "(\"occurredAt\" AT TIME ZONE 'UTC')::date = d AND \"sessionId\" IN (SELECT id FROM "
-              "analytics_sessions WHERE" NOBOT ")), (SELECT count(*) FROM analytics_events e "
+              "ok_sessions)), (SELECT count(*) FROM analytics_events e "
               "WHERE type = 'APPOINTMENT_CANCEL' AND (\"occurredAt\" AT TIME ZONE 'UTC')::date = "
-              "d AND \"sessionId\" IN (SELECT id FROM analytics_sessions WHERE" NOBOT ")) FROM "
+              "d AND \"sessionId\" IN (SELECT id FROM ok_sessions)) FROM "
               "generate_series('2026-03-01'::date, '2026-03-19'::date, '1 day') d ORDER BY d");
 }
 
-static void check_products(PGconn *conn) {
+static void check_products(PGconn *conn, const char *name, const char *dev_filter) {
+    use_report(conn, name, dev_filter);
     /* Expected per product from per-kind GROUP BYs, joined in a FULL JOIN. */
     same_rows(conn, "products",
               "SELECT j->>'productId', j->>'views', j->>'addToCart', j->>'addToCartQuantity', "
               "j->>'purchases', j->>'purchasedQuantity', j->'revenue' FROM "
-              ELEMS("prod", "products") " ORDER BY o",
+              ELEMS_CUR("products") " ORDER BY o",
               "WITH ok AS (SELECT * FROM analytics_events WHERE \"sessionId\" IN (SELECT id FROM "
-              "analytics_sessions WHERE" NOBOT ")), "
+              "ok_sessions)), "
               "v AS (SELECT properties->>'productId' p, count(*) n FROM ok WHERE type = "
               "'PRODUCT_VIEW' GROUP BY 1), "
               "c AS (SELECT properties->>'productId' p, count(*) n, sum((properties->>'quantity')"
@@ -434,6 +452,13 @@ START_TEST(test_reports_every_type_equals_independent_sql) {
     snprintf(p, sizeof(p), "{%s}", whole);
     add_report(conn, "conv", "CONVERSIONS", p);
     add_report(conn, "appt", "APPOINTMENTS", p);
+    snprintf(p, sizeof(p), "{%s, \"deviceType\": \"MOBILE\"}", whole);
+    add_report(conn, "conv_mobile", "CONVERSIONS", p);
+    snprintf(p, sizeof(p), "{%s, \"deviceType\": \"MOBILE\", \"limit\": 4}", whole);
+    add_report(conn, "prod_mobile", "PRODUCTS", p);
+    snprintf(p, sizeof(p), "{%s, \"deviceType\": \"DESKTOP\"}", whole);
+    add_report(conn, "appt_desktop", "APPOINTMENTS", p);
+    snprintf(p, sizeof(p), "{%s}", whole);
     snprintf(p, sizeof(p), "{%s, \"limit\": 4}", whole);
     add_report(conn, "prod", "PRODUCTS", p);
     add_report(conn, "cohorts", "COHORTS",
@@ -464,6 +489,7 @@ START_TEST(test_reports_every_type_equals_independent_sql) {
     run_reports(url);
 
     const char *done[] = {"traffic", "traffic_mobile", "conv", "prod", "appt", "cohorts",
+                          "conv_mobile", "prod_mobile", "appt_desktop",
                           "cohorts_desktop", "funnels_all", "funnels_shop", "custom", "empty"};
     for (size_t i = 0; i < sizeof(done) / sizeof(done[0]); i++) {
         assert_status(conn, done[i], "COMPLETED", NULL);
@@ -483,9 +509,12 @@ START_TEST(test_reports_every_type_equals_independent_sql) {
 
     check_traffic(conn, "traffic", NOBOT, "10");
     check_traffic(conn, "traffic_mobile", " \"deviceType\" = 'MOBILE' ", "3");
-    check_conversions(conn);
-    check_appointments(conn);
-    check_products(conn);
+    check_conversions(conn, "conv", NOBOT);
+    check_conversions(conn, "conv_mobile", " \"deviceType\" = 'MOBILE' ");
+    check_appointments(conn, "appt", NOBOT);
+    check_appointments(conn, "appt_desktop", " \"deviceType\" = 'DESKTOP' ");
+    check_products(conn, "prod", NOBOT);
+    check_products(conn, "prod_mobile", " \"deviceType\" = 'MOBILE' ");
     check_cohorts(conn, "cohorts", 1772409600LL, 1773619200LL, NOBOT);
     check_cohorts(conn, "cohorts_desktop", 1772492400LL, 1773489600LL,
                   " \"deviceType\" = 'DESKTOP' ");
@@ -533,9 +562,23 @@ START_TEST(test_reports_every_type_equals_independent_sql) {
                   "VALUES (gen_random_uuid(), 'bots.excludeFromMetrics', 'false', true, now())");
     snprintf(p, sizeof(p), "{%s}", r1);
     add_report(conn, "traffic_bots", "TRAFFIC", p);
+    snprintf(p, sizeof(p), "{%s}", whole);
+    add_report(conn, "conv_bots", "CONVERSIONS", p);
+    add_report(conn, "appt_bots", "APPOINTMENTS", p);
+    snprintf(p, sizeof(p), "{%s, \"limit\": 4}", whole);
+    add_report(conn, "prod_bots", "PRODUCTS", p);
+    add_report(conn, "cohorts_bots", "COHORTS",
+               "{\"from\": \"2026-03-02T00:00:00Z\", \"to\": \"2026-03-16T00:00:00Z\"}");
     run_reports(url);
     assert_status(conn, "traffic_bots", "COMPLETED", NULL);
     check_traffic(conn, "traffic_bots", " true ", "10");
+    check_conversions(conn, "conv_bots", " true ");
+    check_appointments(conn, "appt_bots", " true ");
+    check_products(conn, "prod_bots", " true ");
+    check_cohorts(conn, "cohorts_bots", 1772409600LL, 1773619200LL, " true ");
+    ck_assert_int_gt(tl_query_ll(conn, "SELECT (" R("cohorts_bots") "->>'firstTimeVisitors')::int "
+                                       "- (" R("cohorts") "->>'firstTimeVisitors')::int"),
+                     0);
     ck_assert_int_gt(tl_query_ll(conn, "SELECT (" R("traffic_bots") "->'totals'->>'sessions')::int "
                                        "- (" R("traffic") "->'totals'->>'sessions')::int"),
                      0);
