@@ -57,11 +57,12 @@ int upload_delete(const upload_opts_t *opts, const char *url, upload_result_t *r
  * malloc'd string or NULL with errstr. */
 char *upload_join_url(const char *base, const char *rel, char *errstr, size_t errstr_size);
 
-/* Fills the secret fields of o from the environment (pointers into environ, valid
- * until the environment changes): EVPIPE_UPLOAD_TOKEN, EVPIPE_UPLOAD_USER,
- * EVPIPE_UPLOAD_PASSWORD, EVPIPE_UPLOAD_AWS_REGION (aws_sigv4 = "aws:amz:REGION:s3"),
- * AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN. Fields whose variable
- * is unset or empty are left as they are. */
+/* Fills the secret fields of o from the environment: EVPIPE_UPLOAD_TOKEN,
+ * EVPIPE_UPLOAD_USER, EVPIPE_UPLOAD_PASSWORD, EVPIPE_UPLOAD_AWS_REGION (aws_sigv4 =
+ * "aws:amz:REGION:s3"), AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN.
+ * Fields whose variable is unset or empty are left as they are. The pointers go into
+ * the environment (valid until it changes) and, for aws_sigv4, into a static buffer
+ * that the next call overwrites: call it once at startup, not from several threads. */
 void upload_opts_from_env(upload_opts_t *o);
 
 #endif
