@@ -450,8 +450,9 @@ static int setup_easy(CURL *easy, const upload_opts_t *o, method_t method, const
         return -1;
     }
     int oom = 0;
-    /* The body is a finished file: no need to wait for 100 Continue. */
-    oom |= add_header(headers, "Expect", "");
+    /* The body is a finished file: no need to wait for 100 Continue. Not with SigV4:
+     * libcurl would sign the removed header as an empty one that is never sent. */
+    if (!o->aws_sigv4) oom |= add_header(headers, "Expect", "");
     if (method == METHOD_PUT) {
         if (content_type && *content_type) oom |= add_header(headers, "Content-Type", content_type);
         if (o->aws_sigv4) {

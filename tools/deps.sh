@@ -6,6 +6,8 @@ PKGS="gcc make pkg-config clang libclang-rt-dev librdkafka-dev libpq-dev libyajl
 libcurl4-openssl-dev check libsubunit-dev uap-core libyaml-dev libpcre2-dev
 libxlsxwriter-dev libmicrohttpd-dev zlib1g-dev libssl-dev postgresql kcat chromium
 docker-compose time python3-confluent-kafka python3-psycopg2"
+# Upload tests: a WebDAV target and an independent SigV4 signer.
+PKGS="$PKGS nginx python3-botocore"
 
 missing=
 for p in $PKGS; do
