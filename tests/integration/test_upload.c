@@ -771,7 +771,8 @@ START_TEST(test_upload_sigv4_verified_by_botocore) {
     ck_assert_msg(rc == 0, "botocore: %s", out);
     /* The checksum, the payload hash and the token are covered by the signature. */
     ck_assert_msg(strstr(out, "x-amz-checksum-sha256") && strstr(out, "x-amz-content-sha256") &&
-                      strstr(out, "x-amz-security-token") && strstr(out, "host"),
+                      strstr(out, "x-amz-security-token") && strstr(out, "host") &&
+                      strstr(out, "content-type") && strstr(out, "x-amz-date"),
                   "%s", out);
     free(out);
     rc = botocore_verify(dir, r, ak, "wJalrXUtnFEMI/K7MDENG+bPxRfiCYWRONGKEY", "eu-west-1", &out);
