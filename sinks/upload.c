@@ -550,7 +550,13 @@ static int http_run(const upload_opts_t *o, method_t method, const char *url, co
             goto done;
         }
         struct stat st;
-        if (fstat(fileno(x.body), &st) != 0 || (long long)st.st_size != size) {
+        if (fstat(fileno(x.body), &st) != 0) {
+            snprintf(errstr, errstr_size, "PUT %s: cannot stat %s: %s", shown, path,
+                     strerror(errno));
+            res->permanent = 1;
+            goto done;
+        }
+        if ((long long)st.st_size != size) {
             snprintf(errstr, errstr_size, "PUT %s: %s has %lld bytes, expected %lld", shown,
                      path, (long long)st.st_size, size);
             res->permanent = 1;
