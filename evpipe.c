@@ -17,6 +17,7 @@ static const command_t commands[] = {
     {"metrics", cmd_metrics, "keep metric snapshots exact for every period, from the stored rows"},
     {"funnels", cmd_funnels, "keep funnel results exact per day, week and month of entry"},
     {"reports", cmd_reports, "compute PENDING reports of every type into a JSON result"},
+    {"exports", cmd_exports, "stream PENDING exports to CSV, JSON or XLSX files and upload them"},
     {"replay", cmd_replay, "publish NDJSON files (plain or gzip) to a topic, for backfills"},
     {"loadgen", cmd_loadgen, "generate realistic synthetic traffic to Kafka or NDJSON"},
     {"classify-ua", cmd_classify_ua, "classify user agents read from stdin, one per line"},

@@ -16,5 +16,6 @@ int cmd_dlq(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_funnels(int argc, char **argv);
 int cmd_reports(int argc, char **argv);
+int cmd_exports(int argc, char **argv);
 
 #endif

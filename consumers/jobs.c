@@ -35,12 +35,17 @@ typedef struct {
     const char *enum_t; /* status enum */
     const char *channel;
     const char *columns; /* returned by a claim after id, old status, attempts, parameters */
+    const char *ready;   /* further condition of a claimable row */
 } kind_info_t;
 
 static const kind_info_t kinds[] = {
     {"exports", "export", "\"ExportStatus\"", "evpipe_exports",
-     "e.\"format\"::text, e.\"destinationUrl\", e.\"reportId\"::text"},
-    {"reports", "report", "\"ReportStatus\"", "evpipe_reports", "e.\"type\"::text, e.\"name\""},
+     "e.\"format\"::text, e.\"destinationUrl\", e.\"reportId\"::text",
+     /* An export of a report waits until the report is final. */
+     " AND (e.\"reportId\" IS NULL OR e.\"parameters\"->>'dataset' IS DISTINCT FROM 'report' "
+     "OR EXISTS (SELECT 1 FROM \"reports\" r WHERE r.\"id\" = e.\"reportId\" AND "
+     "r.\"status\" IN ('COMPLETED', 'FAILED')))"},
+    {"reports", "report", "\"ReportStatus\"", "evpipe_reports", "e.\"type\"::text, e.\"name\"", ""},
 };
 
 void jobs_job_free(jobs_job_t *job) {
@@ -156,12 +161,12 @@ static PGresult *run(jobs_t *jobs, const char *what, const char *sql, int n,
 
 int jobs_snapshot(jobs_t *jobs, long long *n, char *errstr, size_t errstr_size) {
     const kind_info_t *k = &kinds[jobs->kind];
-    char sql[512], max[16];
+    char sql[1024], max[16];
     snprintf(max, sizeof(max), "%d", jobs->max_attempts);
     snprintf(sql, sizeof(sql),
              "SELECT coalesce(array_agg(e.\"id\")::text, '{}'), count(*) FROM \"%s\" e "
-             "WHERE $1::int IS NULL OR " CLAIMABLE,
-             k->table);
+             "WHERE $1::int IS NULL AND " CLAIMABLE "%s",
+             k->table, k->ready);
     const char *values[2] = {NULL, max};
     PGresult *res = run(jobs, "snapshot", sql, 2, values, errstr, errstr_size);
     if (!res) return -1;
@@ -214,12 +219,12 @@ static char *dup_value(PGresult *res, int col) {
 
 int jobs_claim(jobs_t *jobs, jobs_job_t **out, char *errstr, size_t errstr_size) {
     const kind_info_t *k = &kinds[jobs->kind];
-    char sql[2400], max[16], lease[16];
+    char sql[3200], max[16], lease[16];
     snprintf(max, sizeof(max), "%d", jobs->max_attempts);
     snprintf(lease, sizeof(lease), "%d", jobs->lease_seconds);
     snprintf(sql, sizeof(sql),
              "WITH c AS (SELECT e.\"id\", e.\"status\" AS old_status FROM \"%s\" e WHERE " CLAIMABLE
-             " AND ($4::uuid[] IS NULL OR e.\"id\" = ANY($4::uuid[])) "
+             "%s AND ($4::uuid[] IS NULL OR e.\"id\" = ANY($4::uuid[])) "
              "ORDER BY e.\"createdAt\", e.\"id\" LIMIT 1 FOR UPDATE SKIP LOCKED), "
              "u AS (UPDATE \"%s\" e SET \"status\" = 'PROCESSING', \"attempts\" = e.\"attempts\" "
              "+ 1, \"startedAt\" = now(), \"leaseExpiresAt\" = now() + make_interval(secs => "
@@ -232,7 +237,7 @@ int jobs_claim(jobs_t *jobs, jobs_job_t **out, char *errstr, size_t errstr_size)
              "jsonb_build_object('status', jsonb_build_object('old', u.old_status, 'new', "
              "'PROCESSING'), 'attempts', u.\"attempts\", 'worker', $1::text) FROM u) "
              "SELECT * FROM u",
-             k->table, k->table, k->columns, k->entity);
+             k->table, k->ready, k->table, k->columns, k->entity);
     const char *values[5] = {jobs->worker, max, lease, jobs->snapshot, jobs->actor};
     PGresult *res = run(jobs, "claim", sql, 5, values, errstr, errstr_size);
     if (!res) return -1;
