@@ -132,6 +132,8 @@ static void column_expr(sqlbuf_t *b, const column_t *c, export_format_t format) 
     if (c->kind == EXPORT_COL_TIME) {
         sb_add(b, "to_char(\"%s\"%s, 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS \"%s\"", c->name,
                c->is_time_tz ? " AT TIME ZONE 'UTC'" : "", c->name);
+    } else if (format == EXPORT_CSV && c->kind == EXPORT_COL_BOOL) {
+        sb_add(b, "\"%s\"::text AS \"%s\"", c->name, c->name); /* true/false, not t/f */
     } else if (format == EXPORT_CSV && c->is_string) {
         sb_add(b,
                "CASE WHEN ascii(\"%s\"::text) IN (9, 13, 43, 45, 61, 64) THEN '''' || "

@@ -22,9 +22,9 @@
 
 #include "sinks/upload.h"
 #include "tests/integration/fault_http.h"
+#include "tests/integration/nginx_dav.h"
 #include "tests/testlib.h"
 
-#define NGINX_BIN "/usr/sbin/nginx"
 #define PYTHON_BIN "/usr/bin/python3"
 
 static char errstr[1024];
@@ -141,81 +141,18 @@ static void assert_header(const fh_request_t *r, const char *name, const char *w
 
 /* ---- nginx WebDAV -------------------------------------------------------------- */
 
-static pid_t nginx_pid;
-static int nginx_port;
-static char *nginx_dir;
-
-static int port_open(int port) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    int ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-    close(fd);
-    return ok;
-}
-
-static void nginx_setup(void) {
-    if (access(NGINX_BIN, X_OK) != 0) {
-        printf("test_upload: %s not installed; skipping the nginx WebDAV cases\n", NGINX_BIN);
-        return;
-    }
-    nginx_dir = temp_dir();
-    nginx_port = tl_free_port();
-    char path[600];
-    const char *subdirs[] = {"root", "body", "proxy", "fastcgi", "uwsgi", "scgi", "logs"};
-    for (size_t i = 0; i < sizeof(subdirs) / sizeof(*subdirs); i++) {
-        snprintf(path, sizeof(path), "%s/%s", nginx_dir, subdirs[i]);
-        ck_assert(mkdir(path, 0777) == 0);
-        chmod(path, 0777); /* workers may run as nobody */
-    }
-    snprintf(path, sizeof(path), "%s/nginx.conf", nginx_dir);
-    FILE *f = fopen(path, "w");
-    ck_assert(f != NULL);
-    const char *d = nginx_dir;
-    fprintf(f, "daemon off;\nworker_processes 1;\npid %s/nginx.pid;\n", d);
-    fprintf(f, "error_log %s/logs/error.log warn;\nevents { worker_connections 64; }\n", d);
-    fprintf(f, "http {\n  access_log off;\n  client_body_temp_path %s/body;\n", d);
-    fprintf(f, "  proxy_temp_path %s/proxy;\n  fastcgi_temp_path %s/fastcgi;\n", d, d);
-    fprintf(f, "  uwsgi_temp_path %s/uwsgi;\n  scgi_temp_path %s/scgi;\n", d, d);
-    fprintf(f, "  server {\n    listen 127.0.0.1:%d;\n    client_max_body_size 0;\n",
-            nginx_port);
-    fprintf(f, "    location / {\n      root %s/root;\n      dav_methods PUT DELETE;\n", d);
-    fprintf(f, "      create_full_put_path on;\n      dav_access user:rw group:r all:r;\n");
-    fprintf(f, "    }\n  }\n}\n");
-    ck_assert(fclose(f) == 0);
-    char errlog[600];
-    snprintf(errlog, sizeof(errlog), "%s/logs/error.log", nginx_dir);
-    nginx_pid = fork();
-    ck_assert(nginx_pid >= 0);
-    if (nginx_pid == 0) {
-        execl(NGINX_BIN, "nginx", "-p", nginx_dir, "-e", errlog, "-c", path, (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 100 && !port_open(nginx_port); i++) usleep(50000);
-    ck_assert_msg(port_open(nginx_port), "nginx did not start (see %s)", errlog);
-}
-
-static void nginx_teardown(void) {
-    if (nginx_pid > 0) {
-        kill(nginx_pid, SIGTERM);
-        waitpid(nginx_pid, NULL, 0);
-        nginx_pid = 0;
-    }
-    if (nginx_dir) {
-        rm_rf(nginx_dir);
-        free(nginx_dir);
-        nginx_dir = NULL;
-    }
-}
+static nginx_dav_t dav;
+static void nginx_setup(void) { nginx_dav_start(&dav); }
+static void nginx_teardown(void) { nginx_dav_stop(&dav); }
 
 /* PUTs src to base + rel on nginx and checks the stored bytes. */
 static void nginx_put_and_check(const src_t *s, const char *rel) {
     char base[128];
-    snprintf(base, sizeof(base), "http://127.0.0.1:%d/b/", nginx_port);
+    snprintf(base, sizeof(base), "http://127.0.0.1:%d/b/", dav.port);
     char *url = upload_join_url(base, rel, errstr, sizeof(errstr));
     ck_assert_msg(url != NULL, "%s", errstr);
     char want_url[256];
-    snprintf(want_url, sizeof(want_url), "http://127.0.0.1:%d/b/%s", nginx_port, rel);
+    snprintf(want_url, sizeof(want_url), "http://127.0.0.1:%d/b/%s", dav.port, rel);
     ck_assert_str_eq(url, want_url);
     upload_opts_t o = fast_opts(3);
     upload_result_t res;
@@ -225,7 +162,7 @@ static void nginx_put_and_check(const src_t *s, const char *rel) {
     ck_assert_int_eq(res.attempts, 1);
     ck_assert(res.http_status == 201 || res.http_status == 204);
     char stored[700];
-    snprintf(stored, sizeof(stored), "%s/root/b/%s", nginx_dir, rel);
+    snprintf(stored, sizeof(stored), "%s/root/b/%s", dav.dir, rel);
     size_t len = 0;
     unsigned char *got = slurp(stored, &len);
     ck_assert_msg(got != NULL, "nothing stored at %s", stored);
@@ -239,7 +176,7 @@ static void nginx_put_and_check(const src_t *s, const char *rel) {
 }
 
 START_TEST(test_upload_nginx_put_sizes_and_delete) {
-    if (!nginx_pid) return;
+    if (!dav.pid) return;
     char *dir = temp_dir();
     src_t s0, s1, big;
     src_make(&s0, dir, "empty", 0, 1);
@@ -252,8 +189,8 @@ START_TEST(test_upload_nginx_put_sizes_and_delete) {
     nginx_put_and_check(&s1, "exports/deep/er/big.csv");
 
     char url[256], stored[700];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/b/exports/one.csv", nginx_port);
-    snprintf(stored, sizeof(stored), "%s/root/b/exports/one.csv", nginx_dir);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/b/exports/one.csv", dav.port);
+    snprintf(stored, sizeof(stored), "%s/root/b/exports/one.csv", dav.dir);
     upload_opts_t o = fast_opts(3);
     upload_result_t res;
     ck_assert_msg(upload_delete(&o, url, &res, errstr, sizeof(errstr)) == 0, "%s", errstr);
