@@ -2,7 +2,8 @@
 # `make bench`: throughput of the transforms, replay and ingest, each printed with its
 # ratio to a baseline measured in the same run on the same data (the machine is shared
 # and noisy: absolute numbers drift, ratios much less). Sizes can be lowered for a
-# quick look: BENCH_EVENTS (ingest, default 1000000), BENCH_TRANSFORM_EVENTS (200000).
+# quick look: BENCH_EVENTS (ingest, default 1000000), BENCH_TRANSFORM_EVENTS (200000),
+# BENCH_EXPORT_ROWS (exports, default 2000000).
 set -eu
 BUILD=${BUILD:-build}
 BIN=$BUILD/evpipe
@@ -132,3 +133,6 @@ stored=$(psql -X -At "$MURL" -c "SELECT count(*) FROM analytics_events")
 held=$(sed -n 's/.*visitors held \([0-9]*\).*/\1/p' "$work/mem.log" | tail -n 1)
 echo "  $stored of $burst_lines events stored; $held visitors held at the end (of 100000)"
 echo "  peak RSS $((peak / 1024)) MiB = $((peak * 1024 / 1000000)) MB (goal < 200 MB)"
+
+echo
+BIN=$BIN URL=$URL work=$work sh bench/exports.sh

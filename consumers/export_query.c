@@ -17,7 +17,6 @@ typedef struct column_s {
     char name[64];
     char type[96]; /* format_type(): what a filter value is cast to */
     export_col_kind_t kind;
-    bool is_string; /* text-like: neutralised in CSV */
     bool is_json;
     bool is_time_tz;
 } column_t;
@@ -103,7 +102,6 @@ static int load_columns(PGconn *conn, const char *table, column_t *cols, char *e
             c->kind = EXPORT_COL_BOOL;
         else
             c->kind = EXPORT_COL_TEXT;
-        c->is_string = cat == 'S' || c->is_json;
     }
     PQclear(res);
     return rows;
@@ -125,23 +123,14 @@ static void list_columns(const column_t *cols, int n, char *out, size_t size) {
     }
 }
 
-/* The select-list expression of a column: RFC 3339 UTC for timestamps, and for CSV
- * the formula-injection guard on text cells (done by the server so that COPY's CSV
- * output passes through as it is). */
-static void column_expr(sqlbuf_t *b, const column_t *c, export_format_t format) {
-    if (c->kind == EXPORT_COL_TIME) {
+/* The select-list expression of a column: timestamps as RFC 3339 UTC with ms, the
+ * rest in PostgreSQL's text form (the file writer types and encodes the cells). */
+static void column_expr(sqlbuf_t *b, const column_t *c) {
+    if (c->kind == EXPORT_COL_TIME)
         sb_add(b, "to_char(\"%s\"%s, 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS \"%s\"", c->name,
                c->is_time_tz ? " AT TIME ZONE 'UTC'" : "", c->name);
-    } else if (format == EXPORT_CSV && c->kind == EXPORT_COL_BOOL) {
-        sb_add(b, "\"%s\"::text AS \"%s\"", c->name, c->name); /* true/false, not t/f */
-    } else if (format == EXPORT_CSV && c->is_string) {
-        sb_add(b,
-               "CASE WHEN ascii(\"%s\"::text) IN (9, 13, 43, 45, 61, 64) THEN '''' || "
-               "\"%s\"::text ELSE \"%s\"::text END AS \"%s\"",
-               c->name, c->name, c->name, c->name);
-    } else {
+    else
         sb_add(b, "\"%s\"", c->name);
-    }
 }
 
 typedef struct report_rows_s {
@@ -214,7 +203,7 @@ static export_query_rc_t write_report(PGconn *conn, const export_query_req_t *re
 
 /* Checks the parameters against the catalog and builds the COPY statement and the
  * settings it reads. Returns 0 or -1 (FAILED, errstr set). */
-static int build_copy(const tf_export_params_t *p, export_format_t format, const column_t *cols,
+static int build_copy(const tf_export_params_t *p, const column_t *cols,
                       int n_cols, const column_t **sel, size_t *n_sel, sqlbuf_t *copy,
                       sqlbuf_t *settings, const char **setting_values, int *n_settings,
                       char (*time_values)[32], char *errstr, size_t n) {
@@ -239,7 +228,7 @@ static int build_copy(const tf_export_params_t *p, export_format_t format, const
     sb_add(copy, "COPY (SELECT ");
     for (size_t i = 0; i < *n_sel; i++) {
         if (i) sb_add(copy, ", ");
-        column_expr(copy, sel[i], format);
+        column_expr(copy, sel[i]);
     }
     sb_add(copy, " FROM \"%s\" WHERE true", tf_export_table(p->dataset));
     int k = 0;
@@ -282,8 +271,7 @@ static int build_copy(const tf_export_params_t *p, export_format_t format, const
         sb_add(copy, " AND \"%s\" = current_setting('evpipe.export_p%d')::%s", c->name, k,
                c->type);
     }
-    sb_add(copy, " ORDER BY \"%s\", \"id\") TO STDOUT%s", time_col,
-           format == EXPORT_CSV ? " WITH (FORMAT csv, HEADER true)" : "");
+    sb_add(copy, " ORDER BY \"%s\", \"id\") TO STDOUT", time_col);
     *n_settings = k;
     if (copy->oom || settings->oom) {
         snprintf(errstr, n, "out of memory");
@@ -334,12 +322,8 @@ export_query_rc_t export_query_write(PGconn *conn, const export_query_req_t *req
                              .gzip = p->gzip,
                              .sheet_name = tf_export_dataset_name(p->dataset),
                              .sheet_rows = req->sheet_rows,
-                             .tmpdir = req->tmpdir,
-                             .csv_raw_header = req->format == EXPORT_CSV};
-    if (p->dataset == TF_EXPORT_REPORT) {
-        fo.csv_raw_header = false;
-        return write_report(conn, req, &fo, out, errstr, n);
-    }
+                             .tmpdir = req->tmpdir};
+    if (p->dataset == TF_EXPORT_REPORT) return write_report(conn, req, &fo, out, errstr, n);
     column_t *cols = calloc(MAX_TABLE_COLUMNS, sizeof(*cols));
     const column_t **sel = calloc(MAX_TABLE_COLUMNS + TF_EXPORT_MAX_COLUMNS, sizeof(*sel));
     const char *setting_values[2 + TF_EXPORT_MAX_FILTERS];
@@ -360,7 +344,7 @@ export_query_rc_t export_query_write(PGconn *conn, const export_query_req_t *req
     }
     size_t n_sel = 0;
     int n_settings = 0;
-    if (build_copy(p, req->format, cols, n_cols, sel, &n_sel, &copy, &settings, setting_values,
+    if (build_copy(p, cols, n_cols, sel, &n_sel, &copy, &settings, setting_values,
                    &n_settings, time_values, errstr, n) != 0)
         goto done;
 
@@ -408,8 +392,6 @@ export_query_rc_t export_query_write(PGconn *conn, const export_query_req_t *req
         int wrc = 0;
         if (cancelled || write_failed) {
             /* draining after a cancel */
-        } else if (req->format == EXPORT_CSV) {
-            wrc = export_file_csv_line(f, buf, (size_t)len, errstr, n);
         } else if (tf_copy_text_split(buf, (size_t)len, fields, n_sel) != (int)n_sel) {
             snprintf(errstr, n, "export query: a row of unexpected shape");
             wrc = -1;

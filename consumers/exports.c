@@ -198,6 +198,7 @@ static outcome_t build_and_upload(exports_run_t *run, const jobs_job_t *job, tic
     upload_opts_t uo = run->upload;
     uo.keep_going = upload_keep_going;
     uo.ud = ctx;
+    uo.may_link = 1; /* the temp file is ours and removed after the upload */
     upload_result_t ur = {0};
     int urc = upload_put(&uo, *url, path, q->size, q->sha256,
                          content_type(format, params.gzip), &ur, errstr, n);

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <xlsxwriter.h>
 #include <yajl/yajl_gen.h>
 #include <zlib.h>
@@ -27,7 +26,6 @@ struct export_file_s {
     char **names;
     export_col_kind_t *kinds;
     long long rows;
-    bool header_pending; /* csv_raw_header: the next CSV line is the header */
     bool failed;
     char err[256];
     /* CSV and JSON: the byte sink. */
@@ -37,6 +35,8 @@ struct export_file_s {
     unsigned char *zbuf;
     EVP_MD_CTX *md;
     long long size;
+    unsigned char *obuf; /* bytes on their way to the file: hashed and written per chunk */
+    size_t olen;
     char *line; /* CSV row buffer */
     size_t line_cap;
     yajl_gen gen;
@@ -56,13 +56,10 @@ static void set_err(export_file_t *f, const char *fmt, const char *detail) {
 }
 
 /* Bytes as they reach the file: hashed, counted, written. */
-static void raw_write(export_file_t *f, const void *p, size_t n) {
+static void sink_write(export_file_t *f, const void *p, size_t n) {
     if (f->failed || n == 0) return;
-    if (fwrite(p, 1, n, f->fp) != n) {
-        set_err(f, "writing the export file: %s", strerror(errno));
-        return;
-    }
     EVP_DigestUpdate(f->md, p, n);
+    if (fwrite(p, 1, n, f->fp) != n) set_err(f, "writing the export file: %s", strerror(errno));
     f->size += (long long)n;
 }
 
@@ -75,19 +72,34 @@ static void deflate_out(export_file_t *f, int flush) {
             set_err(f, "gzip: %s", "stream error");
             return;
         }
-        raw_write(f, f->zbuf, OUT_CHUNK - f->z.avail_out);
+        sink_write(f, f->zbuf, OUT_CHUNK - f->z.avail_out);
     } while (f->z.avail_out == 0 && !f->failed);
 }
 
-static void out_write(export_file_t *f, const void *p, size_t n) {
-    if (f->failed || n == 0) return;
-    if (!f->z_on) {
-        raw_write(f, p, n);
-        return;
+/* Hands the staged bytes on, compressed or not. */
+static void stage_flush(export_file_t *f) {
+    if (f->failed || f->olen == 0) return;
+    if (f->z_on) {
+        f->z.next_in = f->obuf;
+        f->z.avail_in = (uInt)f->olen;
+        deflate_out(f, Z_NO_FLUSH);
+    } else {
+        sink_write(f, f->obuf, f->olen);
     }
-    f->z.next_in = (unsigned char *)(uintptr_t)p;
-    f->z.avail_in = (uInt)n;
-    deflate_out(f, Z_NO_FLUSH);
+    f->olen = 0;
+}
+
+/* The file's content, staged so that compression, hashing and writing go by chunks
+ * (the JSON generator hands over one token at a time). */
+static void out_write(export_file_t *f, const void *p, size_t n) {
+    while (!f->failed && n > 0) {
+        size_t room = OUT_CHUNK - f->olen, k = n < room ? n : room;
+        memcpy(f->obuf + f->olen, p, k);
+        f->olen += k;
+        p = (const char *)p + k;
+        n -= k;
+        if (f->olen == OUT_CHUNK) stage_flush(f);
+    }
 }
 
 static void gen_print(void *ud, const char *s, size_t n) { out_write(ud, s, n); }
@@ -175,9 +187,9 @@ export_file_t *export_file_open(const char *path, const export_file_opts_t *opts
         snprintf(errstr, errstr_size, "cannot create %s: %s", path, strerror(errno));
         goto fail;
     }
-    setvbuf(f->fp, NULL, _IOFBF, OUT_CHUNK);
     f->md = EVP_MD_CTX_new();
-    if (!f->md || !EVP_DigestInit_ex(f->md, EVP_sha256(), NULL)) goto oom;
+    f->obuf = malloc(OUT_CHUNK);
+    if (!f->md || !f->obuf || !EVP_DigestInit_ex(f->md, EVP_sha256(), NULL)) goto oom;
     if (f->o.gzip) {
         f->zbuf = malloc(OUT_CHUNK);
         /* windowBits 15 + 16: a gzip wrapper; level 6, zlib's default trade-off. */
@@ -189,8 +201,6 @@ export_file_t *export_file_open(const char *path, const export_file_opts_t *opts
         f->gen = yajl_gen_alloc(NULL);
         if (!f->gen) goto oom;
         yajl_gen_config(f->gen, yajl_gen_print_callback, gen_print, f);
-    } else if (f->o.csv_raw_header) {
-        f->header_pending = true;
     } else {
         csv_header(f);
     }
@@ -259,6 +269,12 @@ static int csv_row(export_file_t *f, const char *const *v, const export_col_kind
     size_t w = 0;
     for (size_t c = 0; c < f->n_cols; c++) {
         if (c) f->line[w++] = ',';
+        if (kinds[c] == EXPORT_COL_BOOL && v[c]) {
+            const char *b = v[c][0] == 't' ? "true" : "false";
+            memcpy(f->line + w, b, strlen(b));
+            w += strlen(b);
+            continue;
+        }
         w += tf_csv_cell(v[c], v[c] ? strlen(v[c]) : 0,
                          kinds[c] == EXPORT_COL_TEXT || kinds[c] == EXPORT_COL_JSON, f->line + w);
     }
@@ -345,26 +361,6 @@ int export_file_row(export_file_t *f, const char *const *values, const export_co
     return 0;
 }
 
-int export_file_csv_line(export_file_t *f, const char *line, size_t len, char *errstr,
-                         size_t errstr_size) {
-    if (f->o.format != EXPORT_CSV || f->failed) {
-        snprintf(errstr, errstr_size, "%s", f->failed ? f->err : "not a CSV file");
-        return -1;
-    }
-    if (len > 0 && line[len - 1] == '\n') len--;
-    out_write(f, line, len);
-    out_write(f, "\r\n", 2);
-    if (f->failed) {
-        snprintf(errstr, errstr_size, "%s", f->err);
-        return -1;
-    }
-    if (f->header_pending)
-        f->header_pending = false;
-    else
-        f->rows++;
-    return 0;
-}
-
 int export_file_raw_json(export_file_t *f, const char *json, char *errstr, size_t errstr_size) {
     if (f->o.format != EXPORT_JSON || f->rows > 0 || f->raw_json) {
         snprintf(errstr, errstr_size, "a raw JSON document needs an empty JSON file");
@@ -430,13 +426,13 @@ int export_file_close(export_file_t *f, long long *size, char sha256_hex[65], ch
             if (f->rows == 0) yajl_gen_array_open(f->gen);
             yajl_gen_array_close(f->gen);
         }
+        stage_flush(f);
         if (f->z_on) {
             deflate_out(f, Z_FINISH);
             deflateEnd(&f->z);
             f->z_on = false;
         }
         if (!f->failed && fflush(f->fp) != 0) set_err(f, "writing the export file: %s", strerror(errno));
-        if (!f->failed && fsync(fileno(f->fp)) != 0) set_err(f, "syncing the export file: %s", strerror(errno));
         if (fclose(f->fp) != 0) set_err(f, "closing the export file: %s", strerror(errno));
         f->fp = NULL;
         if (f->failed) {
@@ -464,6 +460,7 @@ void export_file_abort(export_file_t *f) {
     if (f->gen) yajl_gen_free(f->gen);
     EVP_MD_CTX_free(f->md);
     free(f->zbuf);
+    free(f->obuf);
     free(f->line);
     for (size_t i = 0; f->names && i < f->n_cols; i++) free(f->names[i]);
     free(f->names);

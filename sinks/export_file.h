@@ -33,32 +33,24 @@ typedef struct export_file_s export_file_t;
  * NULL kinds = all TEXT). gzip is for CSV and JSON only. sheet_name names the XLSX
  * sheets ("events", "events (2)", …); sheet_rows (0 = EXPORT_XLSX_SHEET_ROWS) is the
  * rows per sheet, header included. tmpdir is where libxlsxwriter keeps its row
- * buffers. Writes the header (CSV, XLSX) unless csv_raw_header: then the first
- * export_file_csv_line is the header. Returns NULL with errstr. */
+ * buffers. Writes the header (CSV, XLSX). Returns NULL with errstr. */
 typedef struct export_file_opts_s {
     export_format_t format;
     bool gzip;
     const char *sheet_name;
     long sheet_rows;
     const char *tmpdir;
-    bool csv_raw_header;
 } export_file_opts_t;
 
 export_file_t *export_file_open(const char *path, const export_file_opts_t *opts,
                                 const char *const *names, const export_col_kind_t *kinds,
                                 size_t n_cols, char *errstr, size_t errstr_size);
 
-/* Writes one row: values[i] NUL-terminated, NULL = SQL NULL. kinds overrides the
- * columns' kinds for this row (NULL = theirs). Returns 0 or -1 with errstr. */
+/* Writes one row: values[i] NUL-terminated, NULL = SQL NULL (an empty CSV cell; "" is
+ * written as a quoted empty cell), booleans as PostgreSQL's t/f or true/false. kinds
+ * overrides the columns' kinds for this row (NULL = theirs). Returns 0 or -1. */
 int export_file_row(export_file_t *f, const char *const *values, const export_col_kind_t *kinds,
                     char *errstr, size_t errstr_size) __attribute__((warn_unused_result));
-
-/* CSV only: writes one line already encoded as CSV (PostgreSQL's COPY … FORMAT csv
- * output, one row ending in "\n"), ending it with CRLF as RFC 4180 asks. The first
- * line is the header when the file was opened with csv_raw_header; the others count
- * as rows. Returns 0 or -1. */
-int export_file_csv_line(export_file_t *f, const char *line, size_t len, char *errstr,
-                         size_t errstr_size) __attribute__((warn_unused_result));
 
 /* JSON only, with no row written: the file's content is this JSON document instead
  * of the array (a report's result). Returns 0 or -1. */

@@ -649,8 +649,46 @@ static void sync_parent(const char *path) {
     free(dir);
 }
 
+/* With may_link: src hard-linked beside dst (same file system), made readable,
+ * fsynced and renamed over dst. Returns 0, 1 when linking is not possible here (the
+ * caller copies instead), -1 with errstr. */
+static int file_link(const char *src, const char *dst, long long size, char *errstr,
+                     size_t errstr_size) {
+    static unsigned counter;
+    size_t tlen = strlen(dst) + 48;
+    char *tmp = malloc(tlen);
+    if (!tmp) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return -1;
+    }
+    snprintf(tmp, tlen, "%s.tmp.%ld.%u", dst, (long)getpid(), counter++);
+    if (link(src, tmp) != 0) {
+        free(tmp);
+        return 1;
+    }
+    int ret = -1, fd = open(tmp, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || st.st_size != size) {
+        snprintf(errstr, errstr_size, "link to %s: %s is not the %lld bytes expected", dst, src,
+                 size);
+    } else if (fchmod(fd, 0644) != 0 || fsync(fd) != 0) {
+        snprintf(errstr, errstr_size, "sync %s: %s", tmp, strerror(errno));
+    } else if (rename(tmp, dst) != 0) {
+        snprintf(errstr, errstr_size, "rename to %s: %s", dst, strerror(errno));
+    } else {
+        tmp[0] = '\0';
+        sync_parent(dst);
+        ret = 0;
+    }
+    if (fd >= 0) close(fd);
+    if (tmp[0]) unlink(tmp);
+    free(tmp);
+    return ret;
+}
+
 /* Copies src to a temp file beside dst, checks size and sha256, fsyncs, renames over
- * dst. Returns 0, or -1 with errstr (*aborted = 1 when keep_going stopped it). */
+ * dst (or, with may_link, links instead of copying when it can). Returns 0, or -1
+ * with errstr (*aborted = 1 when keep_going stopped it). */
 static int file_put(const upload_opts_t *o, const char *src, const char *dst, long long size,
                     const char *sha_hex, int *aborted, char *errstr, size_t errstr_size) {
     int ret = -1, in = -1, out = -1;
@@ -658,6 +696,10 @@ static int file_put(const upload_opts_t *o, const char *src, const char *dst, lo
     unsigned char *buf = NULL;
     EVP_MD_CTX *md = NULL;
     if (make_parents(dst, errstr, errstr_size) != 0) return -1;
+    if (o->may_link) {
+        int lrc = file_link(src, dst, size, errstr, errstr_size);
+        if (lrc <= 0) return lrc;
+    }
     size_t tlen = strlen(dst) + 16;
     tmp = malloc(tlen);
     buf = malloc(UPLOAD_COPY_CHUNK);

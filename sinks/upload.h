@@ -23,6 +23,9 @@ typedef struct upload_opts_s {
      * the upload (SIGTERM, lost lease). May be NULL. */
     int (*keep_going)(void *ud);
     void *ud;
+    /* file:// only: the source is the caller's private file, not touched after the
+     * upload; it is hard-linked into place when on the same file system (no copy). */
+    int may_link;
 } upload_opts_t;
 
 typedef struct upload_result_s {
