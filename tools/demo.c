@@ -1,11 +1,13 @@
 /* demo.c — `evpipe demo`: the pipeline end to end on embedded defaults: an
  * in-process mock Kafka cluster, migrations, generated traffic, ingest until caught
  * up, and a summary of what PostgreSQL now holds. */
+#include <errno.h>
 #include <librdkafka/rdkafka.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,6 +16,7 @@
 #include "common/kmock.h"
 #include "common/log.h"
 #include "tools/demo_html.h"
+#include "tools/demo_jobs.h"
 #include "tools/migrate.h"
 
 /* Runs this binary with args (NULL-terminated); returns its exit status. */
@@ -75,7 +78,7 @@ static void print_query(PGconn *conn, const char *title, const char *sql) {
 }
 
 int cmd_demo(int argc, char **argv) {
-    const char *database = NULL, *html_path = "demo-overview.html";
+    const char *database = NULL, *html_path = "demo-overview.html", *exports_dir = "demo-exports";
     long long visitors = 300, days = 3, seed = 42, disorder = 120;
     double bad_ratio = 0.01, dup_ratio = 0.01;
     const ev_opt_t opts[] = {
@@ -93,13 +96,18 @@ int cmd_demo(int argc, char **argv) {
          &dup_ratio, 0, 0},
         {"html", 0, EV_OPT_STR, "demo-overview.html", "EVPIPE_DEMO_HTML", "PATH",
          "where to write the self-contained HTML overview", &html_path, 0, 0},
+        {"exports-dir", 0, EV_OPT_STR, "demo-exports", "EVPIPE_DEMO_EXPORTS", "DIR",
+         "where the demo's exports are uploaded (file://DIR/exports/<id>.<ext>)", &exports_dir,
+         0, 0},
         EV_OPT_END};
     const ev_cli_t cli = {
         "evpipe demo", "[OPTIONS]",
         "Runs the whole pipeline on embedded defaults: hosts librdkafka's mock Kafka\n"
         "cluster in this process, applies the migrations, generates realistic traffic\n"
         "(evpipe loadgen) with some disorder, duplicates and malformed messages, ingests\n"
-        "it until caught up (evpipe ingest) and prints a summary of what was stored.\n"
+        "it until caught up (evpipe ingest), runs metrics, funnels, one report of every type\n"
+        "and one export of every format (evpipe reports, evpipe exports to file://), and\n"
+        "prints a summary of what was stored.\n"
         "`make demo` starts a private PostgreSQL for it.",
         NULL, opts};
     char errstr[512];
@@ -205,6 +213,42 @@ int cmd_demo(int argc, char **argv) {
         rc = 1;
         goto done;
     }
+    /* One report of every type and one export of every format, over the traffic. */
+    if (demo_queue_jobs(conn, errstr, sizeof(errstr)) != 0) {
+        fprintf(stderr, "evpipe demo: %s", errstr);
+        rc = 1;
+        goto done;
+    }
+    const char *reports[] = {"evpipe", "reports", "--database", database, "--until-caught-up",
+                             "--metrics-port", "-1", NULL};
+    EV_INFO("computing reports: evpipe reports --until-caught-up");
+    status = run_self(reports);
+    if (status != 0) {
+        fprintf(stderr, "evpipe demo: reports failed (exit %d)\n", status);
+        rc = 1;
+        goto done;
+    }
+    char exports_abs[4096], upload_url[4200];
+    if (mkdir(exports_dir, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "evpipe demo: %s: %s\n", exports_dir, strerror(errno));
+        rc = 1;
+        goto done;
+    }
+    if (!realpath(exports_dir, exports_abs)) {
+        fprintf(stderr, "evpipe demo: %s: %s\n", exports_dir, strerror(errno));
+        rc = 1;
+        goto done;
+    }
+    snprintf(upload_url, sizeof(upload_url), "file://%s/", exports_abs);
+    const char *exports[] = {"evpipe", "exports", "--database", database, "--until-caught-up",
+                             "--metrics-port", "-1", "--upload-url", upload_url, NULL};
+    EV_INFO("running exports: evpipe exports --until-caught-up --upload-url %s", upload_url);
+    status = run_self(exports);
+    if (status != 0) {
+        fprintf(stderr, "evpipe demo: exports failed (exit %d)\n", status);
+        rc = 1;
+        goto done;
+    }
     long long dead = topic_messages(brokers, EV_TOPIC_DLQ);
     long long enriched = topic_messages(brokers, EV_TOPIC_ENRICHED);
 
@@ -247,6 +291,7 @@ int cmd_demo(int argc, char **argv) {
     print_query(conn, "Why sessions started",
                 "SELECT \"startReason\"::text, count(*) FROM analytics_sessions GROUP BY 1 "
                 "ORDER BY 2 DESC");
+    demo_print_jobs(conn);
     if (demo_write_html(conn, html_path, errstr, sizeof(errstr)) != 0) {
         fprintf(stderr, "evpipe demo: overview: %s\n", errstr);
         rc = 1;

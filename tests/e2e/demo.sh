@@ -8,7 +8,8 @@ psql -X -q "$EVPIPE_TEST_DATABASE_URL" -c "CREATE DATABASE $db"
 url=$(echo "$EVPIPE_TEST_DATABASE_URL" | sed "s|/postgres?|/$db?|")
 trap 'psql -X -q "$EVPIPE_TEST_DATABASE_URL" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)"' EXIT
 html=${WORK:-/tmp}/demo-overview.html
-out=$("$bin" demo --database "$url" --visitors 60 --days 2 --bad-ratio 0.02 --html "$html" 2>"${WORK:-/tmp}/demo.err") || {
+exdir=${WORK:-/tmp}/demo-exports-$$
+out=$("$bin" demo --database "$url" --visitors 60 --days 2 --bad-ratio 0.02 --html "$html" --exports-dir "$exdir" 2>"${WORK:-/tmp}/demo.err") || {
     cat "${WORK:-/tmp}/demo.err" >&2
     echo "demo failed" >&2
     exit 1
@@ -53,6 +54,25 @@ viewers=$(psql -X -At "$url" -c "SELECT count(DISTINCT e.\"visitorId\") FROM ana
 [ -n "$entrants" ] && [ "$entrants" -gt 0 ] && [ "$entrants" -le "$viewers" ] ||
     { echo "browse funnel entrants $entrants vs $viewers product viewers" >&2; fail=1; }
 [ "$(grep -c 'data-metric="funnel-step"' "$html")" = 5 ] || { echo "the overview lacks the funnel bars" >&2; fail=1; }
+# One report of every type and one export of every format, completed; each file is where
+# fileUrl says, with the recorded size and sha256.
+n=$(psql -X -At "$url" -c "SELECT count(*) FROM reports WHERE status = 'COMPLETED' AND \"requestedBy\" = 'evpipe demo'")
+[ "$n" = 7 ] || { echo "expected 7 completed reports, got $n" >&2; fail=1; }
+[ "$(echo "$out" | grep -c '^  demo .* COMPLETED ')" = 7 ] || { echo "the summary lacks the reports" >&2; fail=1; }
+psql -X -At -F ' ' "$url" -c "SELECT status, \"fileUrl\", \"fileSize\", checksum, \"rowCount\" FROM exports WHERE \"requestedBy\" = 'evpipe demo'" >"${WORK:-/tmp}/demo-exports.txt"
+[ "$(wc -l <"${WORK:-/tmp}/demo-exports.txt")" = 4 ] || { echo "expected 4 demo exports" >&2; fail=1; }
+while read -r st furl size sum rows; do
+    f=${furl#file://}
+    [ "$st" = COMPLETED ] || { echo "export $furl is $st" >&2; fail=1; continue; }
+    [ "$(stat -c %s "$f")" = "$size" ] || { echo "$f: size differs from fileSize $size" >&2; fail=1; }
+    [ "$(sha256sum "$f" | cut -d' ' -f1)" = "$sum" ] || { echo "$f: sha256 differs" >&2; fail=1; }
+    echo "$out" | grep -q "COMPLETED  *$rows  *$size .*$furl" || { echo "the summary lacks $furl" >&2; fail=1; }
+done <"${WORK:-/tmp}/demo-exports.txt"
+events_csv=$(psql -X -At "$url" -c "SELECT \"fileUrl\" FROM exports WHERE \"requestedBy\" = 'evpipe demo' AND format = 'CSV'")
+in_range=$(psql -X -At "$url" -c "SELECT count(*) FROM analytics_events e, exports x WHERE x.\"requestedBy\" = 'evpipe demo' AND x.format = 'CSV' AND e.\"occurredAt\" >= (x.parameters->>'from')::timestamptz AND e.\"occurredAt\" < (x.parameters->>'to')::timestamptz")
+[ "$(zcat "${events_csv#file://}" | /usr/bin/python3 -c 'import csv, sys; print(sum(1 for _ in csv.reader(sys.stdin)) - 1)')" = "$in_range" ] ||
+    { echo "the events CSV does not hold the $in_range events of its range" >&2; fail=1; }
+rm -rf "$exdir"
 # The overview's bars carry the numbers of the database they were drawn from.
 echo "$out" | grep -q "Overview (open in a browser; works offline): .*demo-overview.html" ||
     { echo "the summary does not name the overview" >&2; fail=1; }
