@@ -133,14 +133,19 @@ static const stmt_t k_stmts[ST_COUNT] = {
          " \"screenHeight\" = EXCLUDED.\"screenHeight\","
          " \"startReason\" = EXCLUDED.\"startReason\", \"updatedAt\" = now()",
          0},
-    /* Which of the batch's new eventIds ($1) and new page views ($2) are stored: 0 for
-     * an event, 1 for a page view. */
+    /* Which of the batch's new eventIds ($1), new page views ($2) and new conversions
+     * ($3) are stored, and for which visitor: 0 for an event, 1 for a page view, 2 for a
+     * conversion. */
     [ST_EXISTING] =
         {"evpipe_existing",
-         "SELECT 0, \"eventId\" FROM analytics_events WHERE \"eventId\" = ANY($1::text[])"
+         "SELECT 0, \"eventId\", \"visitorId\" FROM analytics_events"
+         " WHERE \"eventId\" = ANY($1::text[])"
          " UNION ALL"
-         " SELECT 1, \"eventId\" FROM page_views WHERE \"eventId\" = ANY($2::text[])",
-         2},
+         " SELECT 1, \"eventId\", \"visitorId\" FROM page_views WHERE \"eventId\" = ANY($2::text[])"
+         " UNION ALL"
+         " SELECT 2, \"eventId\", \"visitorId\" FROM conversion_events"
+         " WHERE \"eventId\" = ANY($3::text[])",
+         3},
     [ST_DELETE_SESSIONS] = {"evpipe_delete_sessions",
                             "DELETE FROM analytics_sessions WHERE id = ANY($1::uuid[])", 1},
     [ST_UPSERT_OFFSETS] =
@@ -303,6 +308,7 @@ const char *sink_pg_status_name(sink_pg_status_t status) {
     case SINK_PG_OK: return "ok";
     case SINK_PG_TRANSIENT: return "transient";
     case SINK_PG_DATA: return "data";
+    case SINK_PG_CONFLICT: return "conflict";
     case SINK_PG_FATAL: return "fatal";
     }
     return "unknown";
@@ -534,6 +540,7 @@ static void count_error(sink_pg_t *s, const sink_pg_error_t *err) {
     switch (err->status) {
     case SINK_PG_TRANSIENT: s->stats.transient_errors++; break;
     case SINK_PG_DATA: s->stats.data_errors++; break;
+    case SINK_PG_CONFLICT: s->stats.conflict_errors++; break;
     case SINK_PG_FATAL: s->stats.fatal_errors++; break;
     case SINK_PG_OK: break;
     }
@@ -1351,8 +1358,43 @@ static bool is_conversion(uint32_t types, tf_event_type_t type) {
     return (unsigned)type < 32 && (types >> (unsigned)type) & 1u;
 }
 
-/* Fills *pl from a validated batch. Returns 0, or -1 with *err filled (FATAL: out of
- * memory, or a new page view listed twice, which no single row can satisfy). */
+/* The event of a new assign. */
+static const tf_event_t *assign_event(const sink_pg_batch_t *b, const tf_sess_assign_t *a) {
+    return b->events[a->cookie].event;
+}
+
+/* The event in position k of pl->events. */
+static const tf_event_t *planned_event(const sink_pg_batch_t *b, const plan_t *pl, size_t k) {
+    return assign_event(b, &b->changes->assigns[pl->events[k]]);
+}
+
+/* Flags events[cookie] as refused for an eventId of another visitor. */
+static void flag_conflict(const sink_pg_batch_t *b, uint64_t cookie) {
+    if (b->conflicts) b->conflicts[cookie] = true;
+}
+
+/* Flags the new events whose eventId an earlier event (lower cookie) of another
+ * visitor has; pl->events[] already holds the earliest event of each eventId. Returns
+ * how many were flagged. */
+static size_t flag_batch_conflicts(const sink_pg_batch_t *b, const plan_t *pl) {
+    const tf_sess_changes_t *c = b->changes;
+    size_t n = 0;
+    for (size_t i = 0; i < c->n_assigns; i++) {
+        const tf_sess_assign_t *a = &c->assigns[i];
+        if (!a->is_new) continue;
+        const tf_event_t *ev = assign_event(b, a);
+        const tf_event_t *first = planned_event(b, pl, strmap_get(&pl->event_map, ev->event_id));
+        if (strcmp(first->visitor_id, ev->visitor_id) == 0) continue;
+        flag_conflict(b, a->cookie);
+        n++;
+    }
+    return n;
+}
+
+/* Fills *pl from a validated batch. Returns 0, or -1 with *err filled: CONFLICT when
+ * events of different visitors share an eventId (the later ones flagged), FATAL when
+ * out of memory or one visitor's new page view is listed twice (no single row can
+ * satisfy that). */
 static int plan_batch(const sink_pg_batch_t *b, plan_t *pl, sink_pg_error_t *err) {
     memset(pl, 0, sizeof(*pl));
     const tf_sess_changes_t *c = b->changes;
@@ -1368,17 +1410,36 @@ static int plan_batch(const sink_pg_batch_t *b, plan_t *pl, sink_pg_error_t *err
         set_error(err, SINK_PG_FATAL, NULL, "batch: out of memory");
         return -1;
     }
+    bool shared = false; /* an eventId is new twice */
     for (size_t i = 0; i < na; i++) {
         const tf_sess_assign_t *a = &c->assigns[i];
         if (!a->is_new) {
             pl->n_moved++;
             continue;
         }
-        const tf_event_t *ev = b->events[a->cookie].event;
-        if (strmap_add(&pl->event_map, ev->event_id, pl->n_events) != SIZE_MAX) continue;
-        pl->events[pl->n_events++] = i;
-        if (is_conversion(b->conversion_types, ev->type)) pl->n_conversions++;
+        const tf_event_t *ev = assign_event(b, a);
+        size_t k = strmap_add(&pl->event_map, ev->event_id, pl->n_events);
+        if (k == SIZE_MAX) {
+            pl->events[pl->n_events++] = i;
+            continue;
+        }
+        /* The eventId again: the batch's earliest message keeps it. */
+        shared = true;
+        if (a->cookie < c->assigns[pl->events[k]].cookie) pl->events[k] = i;
     }
+    if (shared) {
+        size_t n = flag_batch_conflicts(b, pl);
+        if (n) {
+            set_error(err, SINK_PG_CONFLICT, NULL,
+                      "batch: %zu event(s) with the eventId of an earlier event of another"
+                      " visitor",
+                      n);
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < pl->n_events; i++)
+        if (is_conversion(b->conversion_types, planned_event(b, pl, i)->type))
+            pl->n_conversions++;
     for (size_t i = 0; i < np; i++) {
         const tf_page_view_update_t *pv = &c->page_views[i];
         if (!pv->is_new) {
@@ -1399,16 +1460,23 @@ static int plan_batch(const sink_pg_batch_t *b, plan_t *pl, sink_pg_error_t *err
     return 0;
 }
 
-/* Marks the planned events and page views already stored (one indexed query). */
+/* Marks the planned events and page views already stored (one indexed query). Returns
+ * 0, or -1 with *err filled: CONFLICT when some are stored for another visitor (those
+ * flagged in b->conflicts). */
 static int find_stored(sink_pg_t *s, const sink_pg_batch_t *b, plan_t *pl,
                        sink_pg_error_t *err) {
     const tf_sess_changes_t *c = b->changes;
-    textbuf_t eids, pids;
+    textbuf_t eids, pids, cids;
     tb_init(&eids, PARAM_MAX_BYTES);
     tb_init(&pids, PARAM_MAX_BYTES);
+    tb_init(&cids, PARAM_MAX_BYTES);
     for (size_t i = 0; i < pl->n_events; i++) {
+        const tf_event_t *ev = planned_event(b, pl, i);
         tb_next(&eids);
-        tb_quoted(&eids, b->events[c->assigns[pl->events[i]].cookie].event->event_id);
+        tb_quoted(&eids, ev->event_id);
+        if (!is_conversion(b->conversion_types, ev->type)) continue;
+        tb_next(&cids);
+        tb_quoted(&cids, ev->event_id);
     }
     for (size_t i = 0; i < pl->n_pvs; i++) {
         tb_next(&pids);
@@ -1416,28 +1484,44 @@ static int find_stored(sink_pg_t *s, const sink_pg_batch_t *b, plan_t *pl,
     }
     tb_close(&eids);
     tb_close(&pids);
+    tb_close(&cids);
     PGresult *res = NULL;
     int rc = -1;
     if (tb_check(&eids, "finding stored events", err) != 0 ||
-        tb_check(&pids, "finding stored events", err) != 0)
+        tb_check(&pids, "finding stored events", err) != 0 ||
+        tb_check(&cids, "finding stored events", err) != 0)
         goto done;
-    const char *params[2] = {eids.data, pids.data};
+    const char *params[3] = {eids.data, pids.data, cids.data};
     if (query_prepared(s, ST_EXISTING, params, &res, err) != 0) goto done;
+    const char *conflict_id = NULL; /* the first one stored for another visitor */
     for (int r = 0; r < PQntuples(res); r++) {
+        char kind = PQgetvalue(res, r, 0)[0];
         const char *id = PQgetvalue(res, r, 1);
-        bool is_pv = PQgetvalue(res, r, 0)[0] == '1';
-        size_t k = strmap_get(is_pv ? &pl->pv_map : &pl->event_map, id);
+        size_t k = strmap_get(kind == '1' ? &pl->pv_map : &pl->event_map, id);
         if (k == SIZE_MAX) continue;
-        if (is_pv)
+        size_t e = kind == '1' ? pl->pv_event[k] : k;
+        const tf_sess_assign_t *a = &c->assigns[pl->events[e]];
+        if (strcmp(PQgetvalue(res, r, 2), assign_event(b, a)->visitor_id) != 0) {
+            flag_conflict(b, a->cookie);
+            if (!conflict_id) conflict_id = id;
+        } else if (kind == '1') {
             pl->pv_stored[k] = true;
-        else
+        } else if (kind == '0') {
             pl->event_stored[k] = true;
+        }
+    }
+    if (conflict_id) {
+        set_error(err, SINK_PG_CONFLICT, NULL,
+                  "finding stored events: eventId %s is stored for another visitor",
+                  conflict_id);
+        goto done;
     }
     rc = 0;
 done:
     PQclear(res);
     tb_free(&eids);
     tb_free(&pids);
+    tb_free(&cids);
     return rc;
 }
 
@@ -1519,9 +1603,11 @@ static int copy_new_end(sink_pg_t *s, const char *what, uint64_t *rows, sink_pg_
 }
 
 /* Everything of the write between BEGIN and COMMIT. Statements without input are not
- * sent. */
-static int write_rows(sink_pg_t *s, const sink_pg_batch_t *b, const plan_t *pl, counts_t *k,
-                      sink_pg_error_t *err) {
+ * sent. probed: find_stored ran; without it, a conversion found stored (its event was
+ * not, or the COPY would have failed) fails the write as a unique violation, so that it
+ * is redone with the probe, which tells whose it is. */
+static int write_rows(sink_pg_t *s, const sink_pg_batch_t *b, const plan_t *pl, bool probed,
+                      counts_t *k, sink_pg_error_t *err) {
     const tf_sess_changes_t *c = b->changes;
     if (c && c->n_upserts) {
         if (copy_begin(s, k_copy_sessions, err) != 0) return -1;
@@ -1593,16 +1679,24 @@ static int write_rows(sink_pg_t *s, const sink_pg_batch_t *b, const plan_t *pl, 
     }
     if (pl->n_conversions) {
         if (copy_begin(s, k_copy_conversions, err) != 0) return -1;
+        uint64_t staged = 0, inserted = 0;
         for (size_t i = 0; i < pl->n_events; i++) {
             const tf_sess_assign_t *a = &c->assigns[pl->events[i]];
             const sink_pg_event_row_t *row = &b->events[a->cookie];
-            if (is_conversion(b->conversion_types, row->event->type))
-                stage_conversion(s, row, a->session_id);
+            if (!is_conversion(b->conversion_types, row->event->type)) continue;
+            stage_conversion(s, row, a->session_id);
+            staged++;
         }
         if (copy_end(s, "staging conversions", NULL, err) != 0) return -1;
-        if (exec_planned(s, k_insert_conversions, "inserting conversions", &k->conversions,
-                         err) != 0)
+        if (exec_planned(s, k_insert_conversions, "inserting conversions", &inserted, err) != 0)
             return -1;
+        if (!probed && inserted < staged) {
+            set_error(err, SINK_PG_TRANSIENT, "23505",
+                      "inserting conversions: %llu of %llu already stored",
+                      (unsigned long long)(staged - inserted), (unsigned long long)staged);
+            return -1;
+        }
+        k->conversions += inserted;
     }
     if (c && c->n_deletes) {
         textbuf_t ids;
@@ -1666,7 +1760,7 @@ int sink_pg_write(sink_pg_t *s, const sink_pg_batch_t *b, sink_pg_error_t *err) 
          * COPY fail (TRANSIENT), and the retry finds it here. */
         if (probe && (pl.n_events || pl.n_pvs) && find_stored(s, b, &pl, err) != 0)
             goto fail;
-        if (write_rows(s, b, &pl, &k, err) == 0) break;
+        if (write_rows(s, b, &pl, probe, &k, err) == 0) break;
         if (probe || err->status != SINK_PG_TRANSIENT || strcmp(err->sqlstate, "23505") != 0)
             goto fail;
         abandon_transaction(s);
