@@ -14,6 +14,7 @@
 
 #include "common/cli.h"
 #include "common/log.h"
+#include "sinks/pg_plan.h"
 #include "transforms/device.h"
 #include "transforms/url.h"
 
@@ -1278,192 +1279,12 @@ static void stage_session(sink_pg_t *s, const tf_session_t *ss) {
     copy_row_end(s);
 }
 
-/* ---- which rows of a batch go where ------------------------------------------------ */
-
-/* eventId -> index, open addressing; sized once for the batch (at most half full). */
-typedef struct strmap_s {
-    const char **keys;
-    size_t *vals;
-    size_t mask;
-} strmap_t;
-
-static int strmap_init(strmap_t *m, size_t n) {
-    size_t cap = 16;
-    while (cap < 2 * n) cap *= 2;
-    m->keys = calloc(cap, sizeof(*m->keys));
-    m->vals = calloc(cap, sizeof(*m->vals));
-    m->mask = cap - 1;
-    return m->keys && m->vals ? 0 : -1;
-}
-
-static void strmap_free(strmap_t *m) {
-    free(m->keys);
-    free(m->vals);
-    memset(m, 0, sizeof(*m));
-}
-
-static size_t str_hash(const char *str) {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (const unsigned char *p = (const unsigned char *)str; *p; p++) {
-        h ^= *p;
-        h *= 1099511628211ULL;
-    }
-    return (size_t)(h ^ (h >> 32));
-}
-
-/* The index stored for key, or SIZE_MAX when absent. */
-static size_t strmap_get(const strmap_t *m, const char *key) {
-    for (size_t i = str_hash(key) & m->mask; m->keys[i]; i = (i + 1) & m->mask)
-        if (strcmp(m->keys[i], key) == 0) return m->vals[i];
-    return SIZE_MAX;
-}
-
-/* Stores key -> val unless key is present; returns the index already stored, or
- * SIZE_MAX when val was stored. key is borrowed. The map never fills: it holds at most
- * the n of strmap_init. */
-static size_t strmap_add(strmap_t *m, const char *key, size_t val) {
-    size_t i = str_hash(key) & m->mask;
-    for (; m->keys[i]; i = (i + 1) & m->mask)
-        if (strcmp(m->keys[i], key) == 0) return m->vals[i];
-    m->keys[i] = key;
-    m->vals[i] = val;
-    return SIZE_MAX;
-}
-
-/* The batch split by destination, computed before anything is sent. */
-typedef struct plan_s {
-    size_t *events;      /* assign index of each distinct new eventId (first one wins) */
-    bool *event_stored;  /* per events[]: the eventId is already in analytics_events */
-    size_t n_events, n_moved, n_conversions;
-    strmap_t event_map;  /* eventId -> position in events[] */
-    size_t *pvs;         /* page_views index of each new page view whose event is new */
-    size_t *pv_event;    /* per pvs[]: position of its event in events[] */
-    bool *pv_stored;     /* per pvs[]: a page_views row with its eventId exists */
-    size_t n_pvs, n_pv_changes;
-    strmap_t pv_map;     /* eventId -> position in pvs[] */
-} plan_t;
-
-static void plan_free(plan_t *pl) {
-    free(pl->events);
-    free(pl->event_stored);
-    free(pl->pvs);
-    free(pl->pv_event);
-    free(pl->pv_stored);
-    strmap_free(&pl->event_map);
-    strmap_free(&pl->pv_map);
-    memset(pl, 0, sizeof(*pl));
-}
-
-static bool is_conversion(uint32_t types, tf_event_type_t type) {
-    return (unsigned)type < 32 && (types >> (unsigned)type) & 1u;
-}
-
-/* The event of a new assign. */
-static const tf_event_t *assign_event(const sink_pg_batch_t *b, const tf_sess_assign_t *a) {
-    return b->events[a->cookie].event;
-}
-
-/* The event in position k of pl->events. */
-static const tf_event_t *planned_event(const sink_pg_batch_t *b, const plan_t *pl, size_t k) {
-    return assign_event(b, &b->changes->assigns[pl->events[k]]);
-}
-
-/* Flags events[cookie] as refused for an eventId of another visitor. */
-static void flag_conflict(const sink_pg_batch_t *b, uint64_t cookie) {
-    if (b->conflicts) b->conflicts[cookie] = true;
-}
-
-/* Flags the new events whose eventId an earlier event (lower cookie) of another
- * visitor has; pl->events[] already holds the earliest event of each eventId. Returns
- * how many were flagged. */
-static size_t flag_batch_conflicts(const sink_pg_batch_t *b, const plan_t *pl) {
-    const tf_sess_changes_t *c = b->changes;
-    size_t n = 0;
-    for (size_t i = 0; i < c->n_assigns; i++) {
-        const tf_sess_assign_t *a = &c->assigns[i];
-        if (!a->is_new) continue;
-        const tf_event_t *ev = assign_event(b, a);
-        const tf_event_t *first = planned_event(b, pl, strmap_get(&pl->event_map, ev->event_id));
-        if (strcmp(first->visitor_id, ev->visitor_id) == 0) continue;
-        flag_conflict(b, a->cookie);
-        n++;
-    }
-    return n;
-}
-
-/* Fills *pl from a validated batch. Returns 0, or -1 with *err filled: CONFLICT when
- * events of different visitors share an eventId (the later ones flagged), FATAL when
- * out of memory or one visitor's new page view is listed twice (no single row can
- * satisfy that). */
-static int plan_batch(const sink_pg_batch_t *b, plan_t *pl, sink_pg_error_t *err) {
-    memset(pl, 0, sizeof(*pl));
-    const tf_sess_changes_t *c = b->changes;
-    if (!c) return 0;
-    size_t na = c->n_assigns, np = c->n_page_views;
-    pl->events = malloc((na ? na : 1) * sizeof(*pl->events));
-    pl->event_stored = calloc(na ? na : 1, sizeof(*pl->event_stored));
-    pl->pvs = malloc((np ? np : 1) * sizeof(*pl->pvs));
-    pl->pv_event = malloc((np ? np : 1) * sizeof(*pl->pv_event));
-    pl->pv_stored = calloc(np ? np : 1, sizeof(*pl->pv_stored));
-    if (!pl->events || !pl->event_stored || !pl->pvs || !pl->pv_event || !pl->pv_stored ||
-        strmap_init(&pl->event_map, na) != 0 || strmap_init(&pl->pv_map, np) != 0) {
-        set_error(err, SINK_PG_FATAL, NULL, "batch: out of memory");
-        return -1;
-    }
-    bool shared = false; /* an eventId is new twice */
-    for (size_t i = 0; i < na; i++) {
-        const tf_sess_assign_t *a = &c->assigns[i];
-        if (!a->is_new) {
-            pl->n_moved++;
-            continue;
-        }
-        const tf_event_t *ev = assign_event(b, a);
-        size_t k = strmap_add(&pl->event_map, ev->event_id, pl->n_events);
-        if (k == SIZE_MAX) {
-            pl->events[pl->n_events++] = i;
-            continue;
-        }
-        /* The eventId again: the batch's earliest message keeps it. */
-        shared = true;
-        if (a->cookie < c->assigns[pl->events[k]].cookie) pl->events[k] = i;
-    }
-    if (shared) {
-        size_t n = flag_batch_conflicts(b, pl);
-        if (n) {
-            set_error(err, SINK_PG_CONFLICT, NULL,
-                      "batch: %zu event(s) with the eventId of an earlier event of another"
-                      " visitor",
-                      n);
-            return -1;
-        }
-    }
-    for (size_t i = 0; i < pl->n_events; i++)
-        if (is_conversion(b->conversion_types, planned_event(b, pl, i)->type))
-            pl->n_conversions++;
-    for (size_t i = 0; i < np; i++) {
-        const tf_page_view_update_t *pv = &c->page_views[i];
-        if (!pv->is_new) {
-            pl->n_pv_changes++;
-            continue;
-        }
-        size_t e = strmap_get(&pl->event_map, pv->event_id);
-        if (e == SIZE_MAX) continue; /* not an event of this batch: nothing to insert */
-        if (strmap_add(&pl->pv_map, pv->event_id, pl->n_pvs) != SIZE_MAX) {
-            set_error(err, SINK_PG_FATAL, NULL, "batch: new page view %s listed twice",
-                      pv->event_id);
-            return -1;
-        }
-        pl->pvs[pl->n_pvs] = i;
-        pl->pv_event[pl->n_pvs] = e;
-        pl->n_pvs++;
-    }
-    return 0;
-}
+/* ---- the write ----------------------------------------------------------------------- */
 
 /* Marks the planned events and page views already stored (one indexed query). Returns
  * 0, or -1 with *err filled: CONFLICT when some are stored for another visitor (those
  * flagged in b->conflicts). */
-static int find_stored(sink_pg_t *s, const sink_pg_batch_t *b, plan_t *pl,
+static int find_stored(sink_pg_t *s, const sink_pg_batch_t *b, sink_pg_plan_t *pl,
                        sink_pg_error_t *err) {
     const tf_sess_changes_t *c = b->changes;
     textbuf_t eids, pids, cids;
@@ -1471,10 +1292,10 @@ static int find_stored(sink_pg_t *s, const sink_pg_batch_t *b, plan_t *pl,
     tb_init(&pids, PARAM_MAX_BYTES);
     tb_init(&cids, PARAM_MAX_BYTES);
     for (size_t i = 0; i < pl->n_events; i++) {
-        const tf_event_t *ev = planned_event(b, pl, i);
+        const tf_event_t *ev = sink_pg_plan_event(b, pl, i);
         tb_next(&eids);
         tb_quoted(&eids, ev->event_id);
-        if (!is_conversion(b->conversion_types, ev->type)) continue;
+        if (!sink_pg_is_conversion(b->conversion_types, ev->type)) continue;
         tb_next(&cids);
         tb_quoted(&cids, ev->event_id);
     }
@@ -1497,12 +1318,12 @@ static int find_stored(sink_pg_t *s, const sink_pg_batch_t *b, plan_t *pl,
     for (int r = 0; r < PQntuples(res); r++) {
         char kind = PQgetvalue(res, r, 0)[0];
         const char *id = PQgetvalue(res, r, 1);
-        size_t k = strmap_get(kind == '1' ? &pl->pv_map : &pl->event_map, id);
+        size_t k = sink_pg_strmap_get(kind == '1' ? &pl->pv_map : &pl->event_map, id);
         if (k == SIZE_MAX) continue;
         size_t e = kind == '1' ? pl->pv_event[k] : k;
         const tf_sess_assign_t *a = &c->assigns[pl->events[e]];
-        if (strcmp(PQgetvalue(res, r, 2), assign_event(b, a)->visitor_id) != 0) {
-            flag_conflict(b, a->cookie);
+        if (strcmp(PQgetvalue(res, r, 2), sink_pg_assign_event(b, a)->visitor_id) != 0) {
+            sink_pg_flag_conflict(b, a->cookie);
             if (!conflict_id) conflict_id = id;
         } else if (kind == '1') {
             pl->pv_stored[k] = true;
@@ -1606,8 +1427,8 @@ static int copy_new_end(sink_pg_t *s, const char *what, uint64_t *rows, sink_pg_
  * sent. probed: find_stored ran; without it, a conversion found stored (its event was
  * not, or the COPY would have failed) fails the write as a unique violation, so that it
  * is redone with the probe, which tells whose it is. */
-static int write_rows(sink_pg_t *s, const sink_pg_batch_t *b, const plan_t *pl, bool probed,
-                      counts_t *k, sink_pg_error_t *err) {
+static int write_rows(sink_pg_t *s, const sink_pg_batch_t *b, const sink_pg_plan_t *pl,
+                      bool probed, counts_t *k, sink_pg_error_t *err) {
     const tf_sess_changes_t *c = b->changes;
     if (c && c->n_upserts) {
         if (copy_begin(s, k_copy_sessions, err) != 0) return -1;
@@ -1683,7 +1504,7 @@ static int write_rows(sink_pg_t *s, const sink_pg_batch_t *b, const plan_t *pl, 
         for (size_t i = 0; i < pl->n_events; i++) {
             const tf_sess_assign_t *a = &c->assigns[pl->events[i]];
             const sink_pg_event_row_t *row = &b->events[a->cookie];
-            if (!is_conversion(b->conversion_types, row->event->type)) continue;
+            if (!sink_pg_is_conversion(b->conversion_types, row->event->type)) continue;
             stage_conversion(s, row, a->session_id);
             staged++;
         }
@@ -1739,14 +1560,14 @@ int sink_pg_write(sink_pg_t *s, const sink_pg_batch_t *b, sink_pg_error_t *err) 
     clear_error(err);
     counts_t k;
     memset(&k, 0, sizeof(k));
-    plan_t pl;
+    sink_pg_plan_t pl;
     memset(&pl, 0, sizeof(pl));
     if (!b) {
         set_error(err, SINK_PG_FATAL, NULL, "write: no batch");
         goto fail;
     }
     if (validate_batch(b, err) != 0) goto fail;
-    if (plan_batch(b, &pl, err) != 0) goto fail;
+    if (sink_pg_plan_init(b, &pl, err) != 0) goto fail;
     /* The sessionizer already knows the stored events of the visitors it writes, so an
      * eventId of the batch is rarely stored: after a write whose probe found none, the
      * next one copies without probing, and a unique violation on an eventId (a replay
@@ -1774,7 +1595,7 @@ int sink_pg_write(sink_pg_t *s, const sink_pg_batch_t *b, sink_pg_error_t *err) 
     for (size_t i = 0; i < pl.n_events && !found; i++) found = pl.event_stored[i];
     for (size_t i = 0; i < pl.n_pvs && !found; i++) found = pl.pv_stored[i];
     s->probe_stored = found;
-    plan_free(&pl);
+    sink_pg_plan_free(&pl);
     s->stats.transactions++;
     s->stats.sessions_upserted += k.sessions;
     s->stats.sessions_deleted += k.deleted;
@@ -1785,7 +1606,7 @@ int sink_pg_write(sink_pg_t *s, const sink_pg_batch_t *b, sink_pg_error_t *err) 
     s->stats.offsets_written += k.offsets;
     return 0;
 fail:
-    plan_free(&pl);
+    sink_pg_plan_free(&pl);
     abandon_transaction(s);
     s->probe_stored = true; /* the retry may be of rows a lost COMMIT did store */
     s->stats.failed_writes++;
