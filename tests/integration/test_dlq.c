@@ -539,6 +539,15 @@ START_TEST(test_dlq_event_id_of_another_visitor_is_dead_lettered) {
                                   batch2[1][1]};
     const long long offs2[5] = {1, 3, 5, 9, 10};
     assert_conflict_letters(&fx, dead2, offs2, 5);
+    /* The replay tool knows the reason. */
+    char *out = NULL, *err = NULL;
+    ck_assert_msg(run_replay(&fx, "--dry-run --reason event_id_conflict", &out, &err) == 0, "%s",
+                  err);
+    long long in_dlq, selected;
+    summary_row(out, "event_id_conflict", &in_dlq, &selected);
+    ck_assert_msg(in_dlq == 5 && selected == 5, "%s", out);
+    free(out);
+    free(err);
     fixture_teardown(&fx);
 }
 END_TEST
