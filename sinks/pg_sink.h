@@ -145,10 +145,10 @@ typedef struct sink_pg_batch_s {
  * then COMMIT. Rows travel as COPY data and bound parameters only. Returns 0, or -1
  * with *err filled and the transaction rolled back.
  * How: inside the transaction one indexed query finds which of the batch's new eventIds
- * (and new page views and conversions) are already stored, and for which visitor; the others are COPied straight into
- * analytics_events and page_views (row ids made by the sink, random version 4 UUIDs as
- * the columns' default). A stored new page view is updated (sessionId, timeOnPage,
- * scrollDepth) when it is the same visitor's.
+ * (and new page views and conversions) are already stored, and for which visitor; the
+ * others are COPied straight into analytics_events and page_views (row ids made by the
+ * sink, random version 4 UUIDs as the columns' default). A stored new page view is
+ * updated (sessionId, timeOnPage, scrollDepth) when it is the same visitor's.
  * eventIds are unique across visitors (the first stored wins): a new event whose eventId
  * is stored in analytics_events, page_views or conversion_events for another visitor,
  * or that an event of another visitor with a lower index in events[] has, fails the

@@ -432,7 +432,8 @@ static const char k_q_rows[] =
     " SELECT 'e:' || \"eventId\" || ':' || \"visitorId\" AS x FROM analytics_events"
     " UNION ALL SELECT 'p:' || \"eventId\" || ':' || \"visitorId\" || ':' ||"
     "  COALESCE(\"timeOnPage\"::text, '-') FROM page_views"
-    " UNION ALL SELECT 'c:' || \"eventId\" || ':' || \"visitorId\" || ':' || value FROM conversion_events"
+    " UNION ALL SELECT 'c:' || \"eventId\" || ':' || \"visitorId\" || ':' || value"
+    "  FROM conversion_events"
     " UNION ALL SELECT 's:' || \"visitorId\" || ':' || \"eventCount\" || ':' || \"pageViewCount\""
     "  FROM analytics_sessions) u";
 
