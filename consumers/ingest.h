@@ -51,6 +51,7 @@ typedef struct ingest_msg_s {
     tf_enriched_t enriched;
     char session_id[37];
     char *db_error;          /* PostgreSQL's reason when it rejected the row (bisection) */
+    bool id_conflict;        /* its eventId is another visitor's (SINK_PG_CONFLICT) */
 } ingest_msg_t;
 
 /* A batch: filled by the main thread, written by the writer, finished by the main thread. */

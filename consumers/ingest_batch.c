@@ -268,6 +268,16 @@ static int send_dead_letter(ingest_t *in, ingest_msg_t *m, const char *code, con
     return 0;
 }
 
+#define ID_CONFLICT_CODE "event_id_conflict"
+#define ID_CONFLICT_TEXT "eventId: already stored, or earlier in the batch, for another visitor"
+
+/* The evpipe.reason of a dead message. */
+static const char *dead_letter_code(const ingest_msg_t *m) {
+    if (m->id_conflict) return ID_CONFLICT_CODE;
+    if (m->db_error) return "db_rejected";
+    return m->reason == TF_REASON_OK ? "internal" : tf_event_reason_code(m->reason);
+}
+
 /* Sends the dead letters of msgs (those with dead set and not yet confirmed) and waits
  * for their delivery. Returns 0, or 1 when stop was requested. */
 static int deliver_dead_letters(ingest_t *in, ingest_msg_t **list, size_t n) {
@@ -275,14 +285,13 @@ static int deliver_dead_letters(ingest_t *in, ingest_msg_t **list, size_t n) {
     for (;;) {
         for (size_t i = 0; i < n; i++) {
             ingest_msg_t *m = list[i];
-            const char *code, *text;
-            if (m->db_error) {
-                code = "db_rejected";
+            const char *code = dead_letter_code(m), *text;
+            if (m->id_conflict)
+                text = ID_CONFLICT_TEXT;
+            else if (m->db_error)
                 text = m->db_error;
-            } else {
-                code = m->reason == TF_REASON_OK ? "internal" : tf_event_reason_code(m->reason);
+            else
                 text = m->error ? m->error : code;
-            }
             while (send_dead_letter(in, m, code, text) != 0) {
                 if (ingest_stop_requested) return 1;
                 ingest_sleep(1000);
@@ -296,8 +305,7 @@ static int deliver_dead_letters(ingest_t *in, ingest_msg_t **list, size_t n) {
     for (size_t i = 0; i < n; i++) {
         ingest_msg_t *m = list[i];
         char labels[96];
-        snprintf(labels, sizeof(labels), "reason=\"%s\"",
-                 m->db_error ? "db_rejected" : tf_event_reason_code(m->reason));
+        snprintf(labels, sizeof(labels), "reason=\"%s\"", dead_letter_code(m));
         ev_metric_add(ev_metrics_counter(in->metrics, "dlq_messages_total",
                                          "Messages sent to the dead-letter topic, by reason",
                                          labels),
@@ -334,15 +342,17 @@ static size_t repointed(const tf_sess_changes_t *changes) {
 }
 
 /* One attempt at writing the given messages (all valid) in one transaction, with
- * the batch's offsets when with_offsets. Returns the sink status. */
+ * the batch's offsets when with_offsets. Returns the sink status; on SINK_PG_CONFLICT
+ * the refused messages have id_conflict set. */
 static sink_pg_status_t write_once(ingest_t *in, const ingest_batch_t *b, ingest_msg_t **list,
                                    size_t n, bool with_offsets, sink_pg_error_t *err) {
     memset(err, 0, sizeof(*err));
     sink_pg_event_row_t *rows = n ? calloc(n, sizeof(*rows)) : NULL;
-    if (n && !rows) {
+    bool *conflicts = n ? calloc(n, sizeof(*conflicts)) : NULL;
+    if (n && (!rows || !conflicts)) {
         err->status = SINK_PG_TRANSIENT;
         snprintf(err->message, sizeof(err->message), "out of memory");
-        return err->status;
+        goto done;
     }
     for (size_t i = 0; i < n; i++) {
         tf_sess_event_t se;
@@ -352,10 +362,9 @@ static sink_pg_status_t write_once(ingest_t *in, const ingest_batch_t *b, ingest
         rows[i].received_at_ms = list[i]->received_at_ms;
         if (tf_sessionizer_add(in->sessionizer, &se) != 0) {
             tf_sessionizer_abort(in->sessionizer);
-            free(rows);
             err->status = SINK_PG_TRANSIENT;
             snprintf(err->message, sizeof(err->message), "out of memory in the sessionizer");
-            return err->status;
+            goto done;
         }
     }
     size_t n_req = 0;
@@ -363,25 +372,22 @@ static sink_pg_status_t write_once(ingest_t *in, const ingest_batch_t *b, ingest
     const tf_sess_load_request_t *reqs = tf_sessionizer_load_requests(in->sessionizer, &n_req);
     if (!reqs) {
         tf_sessionizer_abort(in->sessionizer);
-        free(rows);
         err->status = SINK_PG_TRANSIENT; /* out of memory: retry the batch later */
         snprintf(err->message, sizeof(err->message), "out of memory in the sessionizer");
-        return err->status;
+        goto done;
     }
     if (n_req && sink_pg_load(in->pg, in->sessionizer, reqs, n_req, err) != 0) {
         tf_sessionizer_abort(in->sessionizer);
-        free(rows);
-        return err->status;
+        goto done;
     }
     int64_t t_load = ev_mono_ns();
     tf_sess_changes_t changes;
     if (tf_sessionizer_flush(in->sessionizer, &changes) != 0) {
         /* Out of memory (the batch is dropped inside): retry it later. */
         tf_sessionizer_abort(in->sessionizer);
-        free(rows);
         err->status = SINK_PG_TRANSIENT;
         snprintf(err->message, sizeof(err->message), "out of memory in the sessionizer");
-        return err->status;
+        goto done;
     }
     sink_pg_batch_t batch = {
         .events = rows,
@@ -393,12 +399,16 @@ static sink_pg_status_t write_once(ingest_t *in, const ingest_batch_t *b, ingest
         .partitions = b->partitions,
         .next_offsets = b->next_offsets,
         .n_offsets = with_offsets ? b->n_offsets : 0,
+        .conflicts = conflicts,
     };
     int64_t t_flush = ev_mono_ns();
     if (sink_pg_write(in->pg, &batch, err) != 0) {
+        /* The sessionizer holds the refused events too: it forgets the touched visitors,
+         * which the next attempt loads again. */
         tf_sessionizer_abort(in->sessionizer);
-        free(rows);
-        return err->status;
+        if (err->status == SINK_PG_CONFLICT)
+            for (size_t i = 0; i < n; i++) list[i]->id_conflict = conflicts[i];
+        goto done;
     }
     EV_DEBUG("  %zu events: load %zu visitors %.1f ms, sessionize %.1f ms, write %.1f ms "
              "(%zu sessions, %zu re-pointed)",
@@ -413,12 +423,55 @@ static sink_pg_status_t write_once(ingest_t *in, const ingest_batch_t *b, ingest
         list[as->cookie]->duplicate = false;
     }
     tf_sessionizer_commit(in->sessionizer);
+done:
     free(rows);
-    return SINK_PG_OK;
+    free(conflicts);
+    return err->status;
+}
+
+/* Dead-letters the messages of list the sink refused for an eventId of another visitor
+ * (id_conflict) and moves them behind the others, keeping both groups in order (the
+ * pointers stay in list). Returns 0 with *kept the number of the others, 1 when stop was
+ * requested, -1 when none was flagged (a sink bug: retrying would loop). */
+static int drop_conflicts(ingest_t *in, ingest_msg_t **list, size_t n, size_t *kept) {
+    ingest_msg_t **refused = malloc((n ? n : 1) * sizeof(*refused));
+    while (!refused) { /* out of memory: wait, never drop */
+        if (ingest_stop_requested) return 1;
+        EV_ERROR("out of memory dead-lettering eventId conflicts; retrying");
+        ingest_sleep(1000);
+        refused = malloc((n ? n : 1) * sizeof(*refused));
+    }
+    size_t k = 0, r = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (list[i]->id_conflict)
+            refused[r++] = list[i];
+        else
+            list[k++] = list[i];
+    }
+    memcpy(list + k, refused, r * sizeof(*refused));
+    int rc = -1;
+    if (r == 0) {
+        EV_ERROR("PostgreSQL sink reported an eventId conflict without naming an event; "
+                 "stopping");
+        goto done;
+    }
+    for (size_t i = 0; i < r; i++) {
+        ingest_msg_t *m = list[k + i];
+        m->dead = true;
+        EV_WARN("event %s from %s [%d] @%lld: eventId already stored, or earlier in the "
+                "batch, for another visitor; dead-lettering it",
+                m->event.event_id, in->topic, (int)m->partition, (long long)m->offset);
+    }
+    rc = deliver_dead_letters(in, list + k, r);
+    *kept = k;
+done:
+    free(refused);
+    return rc;
 }
 
 /* Writes list with retries of transient failures. On a data error, bisects down to
- * the rejected messages, which are marked dead with the database's error. Offsets
+ * the rejected messages, which are marked dead with the database's error; messages whose
+ * eventId is another visitor's are dead-lettered and the rest written again. Offsets
  * are written with the final transaction when with_offsets. Returns 0, 1 when
  * abandoned (stop requested), -1 fatal. */
 static int write_with_retry(ingest_t *in, const ingest_batch_t *b, ingest_msg_t **list, size_t n,
@@ -434,6 +487,13 @@ static int write_with_retry(ingest_t *in, const ingest_batch_t *b, ingest_msg_t 
         if (st == SINK_PG_FATAL) {
             EV_ERROR("PostgreSQL: %s (SQLSTATE %s); stopping", err.message, err.sqlstate);
             return -1;
+        }
+        if (st == SINK_PG_CONFLICT) {
+            pg_state(in, false, NULL);
+            size_t kept = 0;
+            int rc = drop_conflicts(in, list, n, &kept);
+            if (rc) return rc;
+            return write_with_retry(in, b, list, kept, with_offsets);
         }
         if (st == SINK_PG_TRANSIENT) {
             pg_state(in, true, err.message);

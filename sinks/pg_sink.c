@@ -14,6 +14,7 @@
 
 #include "common/cli.h"
 #include "common/log.h"
+#include "sinks/pg_plan.h"
 #include "transforms/device.h"
 #include "transforms/url.h"
 
@@ -133,14 +134,19 @@ static const stmt_t k_stmts[ST_COUNT] = {
          " \"screenHeight\" = EXCLUDED.\"screenHeight\","
          " \"startReason\" = EXCLUDED.\"startReason\", \"updatedAt\" = now()",
          0},
-    /* Which of the batch's new eventIds ($1) and new page views ($2) are stored: 0 for
-     * an event, 1 for a page view. */
+    /* Which of the batch's new eventIds ($1), new page views ($2) and new conversions
+     * ($3) are stored, and for which visitor: 0 for an event, 1 for a page view, 2 for a
+     * conversion. */
     [ST_EXISTING] =
         {"evpipe_existing",
-         "SELECT 0, \"eventId\" FROM analytics_events WHERE \"eventId\" = ANY($1::text[])"
+         "SELECT 0, \"eventId\", \"visitorId\" FROM analytics_events"
+         " WHERE \"eventId\" = ANY($1::text[])"
          " UNION ALL"
-         " SELECT 1, \"eventId\" FROM page_views WHERE \"eventId\" = ANY($2::text[])",
-         2},
+         " SELECT 1, \"eventId\", \"visitorId\" FROM page_views WHERE \"eventId\" = ANY($2::text[])"
+         " UNION ALL"
+         " SELECT 2, \"eventId\", \"visitorId\" FROM conversion_events"
+         " WHERE \"eventId\" = ANY($3::text[])",
+         3},
     [ST_DELETE_SESSIONS] = {"evpipe_delete_sessions",
                             "DELETE FROM analytics_sessions WHERE id = ANY($1::uuid[])", 1},
     [ST_UPSERT_OFFSETS] =
@@ -303,6 +309,7 @@ const char *sink_pg_status_name(sink_pg_status_t status) {
     case SINK_PG_OK: return "ok";
     case SINK_PG_TRANSIENT: return "transient";
     case SINK_PG_DATA: return "data";
+    case SINK_PG_CONFLICT: return "conflict";
     case SINK_PG_FATAL: return "fatal";
     }
     return "unknown";
@@ -534,6 +541,7 @@ static void count_error(sink_pg_t *s, const sink_pg_error_t *err) {
     switch (err->status) {
     case SINK_PG_TRANSIENT: s->stats.transient_errors++; break;
     case SINK_PG_DATA: s->stats.data_errors++; break;
+    case SINK_PG_CONFLICT: s->stats.conflict_errors++; break;
     case SINK_PG_FATAL: s->stats.fatal_errors++; break;
     case SINK_PG_OK: break;
     }
@@ -1271,144 +1279,25 @@ static void stage_session(sink_pg_t *s, const tf_session_t *ss) {
     copy_row_end(s);
 }
 
-/* ---- which rows of a batch go where ------------------------------------------------ */
+/* ---- the write ----------------------------------------------------------------------- */
 
-/* eventId -> index, open addressing; sized once for the batch (at most half full). */
-typedef struct strmap_s {
-    const char **keys;
-    size_t *vals;
-    size_t mask;
-} strmap_t;
-
-static int strmap_init(strmap_t *m, size_t n) {
-    size_t cap = 16;
-    while (cap < 2 * n) cap *= 2;
-    m->keys = calloc(cap, sizeof(*m->keys));
-    m->vals = calloc(cap, sizeof(*m->vals));
-    m->mask = cap - 1;
-    return m->keys && m->vals ? 0 : -1;
-}
-
-static void strmap_free(strmap_t *m) {
-    free(m->keys);
-    free(m->vals);
-    memset(m, 0, sizeof(*m));
-}
-
-static size_t str_hash(const char *str) {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (const unsigned char *p = (const unsigned char *)str; *p; p++) {
-        h ^= *p;
-        h *= 1099511628211ULL;
-    }
-    return (size_t)(h ^ (h >> 32));
-}
-
-/* The index stored for key, or SIZE_MAX when absent. */
-static size_t strmap_get(const strmap_t *m, const char *key) {
-    for (size_t i = str_hash(key) & m->mask; m->keys[i]; i = (i + 1) & m->mask)
-        if (strcmp(m->keys[i], key) == 0) return m->vals[i];
-    return SIZE_MAX;
-}
-
-/* Stores key -> val unless key is present; returns the index already stored, or
- * SIZE_MAX when val was stored. key is borrowed. The map never fills: it holds at most
- * the n of strmap_init. */
-static size_t strmap_add(strmap_t *m, const char *key, size_t val) {
-    size_t i = str_hash(key) & m->mask;
-    for (; m->keys[i]; i = (i + 1) & m->mask)
-        if (strcmp(m->keys[i], key) == 0) return m->vals[i];
-    m->keys[i] = key;
-    m->vals[i] = val;
-    return SIZE_MAX;
-}
-
-/* The batch split by destination, computed before anything is sent. */
-typedef struct plan_s {
-    size_t *events;      /* assign index of each distinct new eventId (first one wins) */
-    bool *event_stored;  /* per events[]: the eventId is already in analytics_events */
-    size_t n_events, n_moved, n_conversions;
-    strmap_t event_map;  /* eventId -> position in events[] */
-    size_t *pvs;         /* page_views index of each new page view whose event is new */
-    size_t *pv_event;    /* per pvs[]: position of its event in events[] */
-    bool *pv_stored;     /* per pvs[]: a page_views row with its eventId exists */
-    size_t n_pvs, n_pv_changes;
-    strmap_t pv_map;     /* eventId -> position in pvs[] */
-} plan_t;
-
-static void plan_free(plan_t *pl) {
-    free(pl->events);
-    free(pl->event_stored);
-    free(pl->pvs);
-    free(pl->pv_event);
-    free(pl->pv_stored);
-    strmap_free(&pl->event_map);
-    strmap_free(&pl->pv_map);
-    memset(pl, 0, sizeof(*pl));
-}
-
-static bool is_conversion(uint32_t types, tf_event_type_t type) {
-    return (unsigned)type < 32 && (types >> (unsigned)type) & 1u;
-}
-
-/* Fills *pl from a validated batch. Returns 0, or -1 with *err filled (FATAL: out of
- * memory, or a new page view listed twice, which no single row can satisfy). */
-static int plan_batch(const sink_pg_batch_t *b, plan_t *pl, sink_pg_error_t *err) {
-    memset(pl, 0, sizeof(*pl));
-    const tf_sess_changes_t *c = b->changes;
-    if (!c) return 0;
-    size_t na = c->n_assigns, np = c->n_page_views;
-    pl->events = malloc((na ? na : 1) * sizeof(*pl->events));
-    pl->event_stored = calloc(na ? na : 1, sizeof(*pl->event_stored));
-    pl->pvs = malloc((np ? np : 1) * sizeof(*pl->pvs));
-    pl->pv_event = malloc((np ? np : 1) * sizeof(*pl->pv_event));
-    pl->pv_stored = calloc(np ? np : 1, sizeof(*pl->pv_stored));
-    if (!pl->events || !pl->event_stored || !pl->pvs || !pl->pv_event || !pl->pv_stored ||
-        strmap_init(&pl->event_map, na) != 0 || strmap_init(&pl->pv_map, np) != 0) {
-        set_error(err, SINK_PG_FATAL, NULL, "batch: out of memory");
-        return -1;
-    }
-    for (size_t i = 0; i < na; i++) {
-        const tf_sess_assign_t *a = &c->assigns[i];
-        if (!a->is_new) {
-            pl->n_moved++;
-            continue;
-        }
-        const tf_event_t *ev = b->events[a->cookie].event;
-        if (strmap_add(&pl->event_map, ev->event_id, pl->n_events) != SIZE_MAX) continue;
-        pl->events[pl->n_events++] = i;
-        if (is_conversion(b->conversion_types, ev->type)) pl->n_conversions++;
-    }
-    for (size_t i = 0; i < np; i++) {
-        const tf_page_view_update_t *pv = &c->page_views[i];
-        if (!pv->is_new) {
-            pl->n_pv_changes++;
-            continue;
-        }
-        size_t e = strmap_get(&pl->event_map, pv->event_id);
-        if (e == SIZE_MAX) continue; /* not an event of this batch: nothing to insert */
-        if (strmap_add(&pl->pv_map, pv->event_id, pl->n_pvs) != SIZE_MAX) {
-            set_error(err, SINK_PG_FATAL, NULL, "batch: new page view %s listed twice",
-                      pv->event_id);
-            return -1;
-        }
-        pl->pvs[pl->n_pvs] = i;
-        pl->pv_event[pl->n_pvs] = e;
-        pl->n_pvs++;
-    }
-    return 0;
-}
-
-/* Marks the planned events and page views already stored (one indexed query). */
-static int find_stored(sink_pg_t *s, const sink_pg_batch_t *b, plan_t *pl,
+/* Marks the planned events and page views already stored (one indexed query). Returns
+ * 0, or -1 with *err filled: CONFLICT when some are stored for another visitor (those
+ * flagged in b->conflicts). */
+static int find_stored(sink_pg_t *s, const sink_pg_batch_t *b, sink_pg_plan_t *pl,
                        sink_pg_error_t *err) {
     const tf_sess_changes_t *c = b->changes;
-    textbuf_t eids, pids;
+    textbuf_t eids, pids, cids;
     tb_init(&eids, PARAM_MAX_BYTES);
     tb_init(&pids, PARAM_MAX_BYTES);
+    tb_init(&cids, PARAM_MAX_BYTES);
     for (size_t i = 0; i < pl->n_events; i++) {
+        const tf_event_t *ev = sink_pg_plan_event(b, pl, i);
         tb_next(&eids);
-        tb_quoted(&eids, b->events[c->assigns[pl->events[i]].cookie].event->event_id);
+        tb_quoted(&eids, ev->event_id);
+        if (!sink_pg_is_conversion(b->conversion_types, ev->type)) continue;
+        tb_next(&cids);
+        tb_quoted(&cids, ev->event_id);
     }
     for (size_t i = 0; i < pl->n_pvs; i++) {
         tb_next(&pids);
@@ -1416,28 +1305,44 @@ static int find_stored(sink_pg_t *s, const sink_pg_batch_t *b, plan_t *pl,
     }
     tb_close(&eids);
     tb_close(&pids);
+    tb_close(&cids);
     PGresult *res = NULL;
     int rc = -1;
     if (tb_check(&eids, "finding stored events", err) != 0 ||
-        tb_check(&pids, "finding stored events", err) != 0)
+        tb_check(&pids, "finding stored events", err) != 0 ||
+        tb_check(&cids, "finding stored events", err) != 0)
         goto done;
-    const char *params[2] = {eids.data, pids.data};
+    const char *params[3] = {eids.data, pids.data, cids.data};
     if (query_prepared(s, ST_EXISTING, params, &res, err) != 0) goto done;
+    const char *conflict_id = NULL; /* the first one stored for another visitor */
     for (int r = 0; r < PQntuples(res); r++) {
+        char kind = PQgetvalue(res, r, 0)[0];
         const char *id = PQgetvalue(res, r, 1);
-        bool is_pv = PQgetvalue(res, r, 0)[0] == '1';
-        size_t k = strmap_get(is_pv ? &pl->pv_map : &pl->event_map, id);
+        size_t k = sink_pg_strmap_get(kind == '1' ? &pl->pv_map : &pl->event_map, id);
         if (k == SIZE_MAX) continue;
-        if (is_pv)
+        size_t e = kind == '1' ? pl->pv_event[k] : k;
+        const tf_sess_assign_t *a = &c->assigns[pl->events[e]];
+        if (strcmp(PQgetvalue(res, r, 2), sink_pg_assign_event(b, a)->visitor_id) != 0) {
+            sink_pg_flag_conflict(b, a->cookie);
+            if (!conflict_id) conflict_id = id;
+        } else if (kind == '1') {
             pl->pv_stored[k] = true;
-        else
+        } else if (kind == '0') {
             pl->event_stored[k] = true;
+        }
+    }
+    if (conflict_id) {
+        set_error(err, SINK_PG_CONFLICT, NULL,
+                  "finding stored events: eventId %s is stored for another visitor",
+                  conflict_id);
+        goto done;
     }
     rc = 0;
 done:
     PQclear(res);
     tb_free(&eids);
     tb_free(&pids);
+    tb_free(&cids);
     return rc;
 }
 
@@ -1519,9 +1424,11 @@ static int copy_new_end(sink_pg_t *s, const char *what, uint64_t *rows, sink_pg_
 }
 
 /* Everything of the write between BEGIN and COMMIT. Statements without input are not
- * sent. */
-static int write_rows(sink_pg_t *s, const sink_pg_batch_t *b, const plan_t *pl, counts_t *k,
-                      sink_pg_error_t *err) {
+ * sent. probed: find_stored ran; without it, a conversion found stored (its event was
+ * not, or the COPY would have failed) fails the write as a unique violation, so that it
+ * is redone with the probe, which tells whose it is. */
+static int write_rows(sink_pg_t *s, const sink_pg_batch_t *b, const sink_pg_plan_t *pl,
+                      bool probed, counts_t *k, sink_pg_error_t *err) {
     const tf_sess_changes_t *c = b->changes;
     if (c && c->n_upserts) {
         if (copy_begin(s, k_copy_sessions, err) != 0) return -1;
@@ -1593,16 +1500,24 @@ static int write_rows(sink_pg_t *s, const sink_pg_batch_t *b, const plan_t *pl, 
     }
     if (pl->n_conversions) {
         if (copy_begin(s, k_copy_conversions, err) != 0) return -1;
+        uint64_t staged = 0, inserted = 0;
         for (size_t i = 0; i < pl->n_events; i++) {
             const tf_sess_assign_t *a = &c->assigns[pl->events[i]];
             const sink_pg_event_row_t *row = &b->events[a->cookie];
-            if (is_conversion(b->conversion_types, row->event->type))
-                stage_conversion(s, row, a->session_id);
+            if (!sink_pg_is_conversion(b->conversion_types, row->event->type)) continue;
+            stage_conversion(s, row, a->session_id);
+            staged++;
         }
         if (copy_end(s, "staging conversions", NULL, err) != 0) return -1;
-        if (exec_planned(s, k_insert_conversions, "inserting conversions", &k->conversions,
-                         err) != 0)
+        if (exec_planned(s, k_insert_conversions, "inserting conversions", &inserted, err) != 0)
             return -1;
+        if (!probed && inserted < staged) {
+            set_error(err, SINK_PG_TRANSIENT, "23505",
+                      "inserting conversions: %llu of %llu already stored",
+                      (unsigned long long)(staged - inserted), (unsigned long long)staged);
+            return -1;
+        }
+        k->conversions += inserted;
     }
     if (c && c->n_deletes) {
         textbuf_t ids;
@@ -1645,14 +1560,14 @@ int sink_pg_write(sink_pg_t *s, const sink_pg_batch_t *b, sink_pg_error_t *err) 
     clear_error(err);
     counts_t k;
     memset(&k, 0, sizeof(k));
-    plan_t pl;
+    sink_pg_plan_t pl;
     memset(&pl, 0, sizeof(pl));
     if (!b) {
         set_error(err, SINK_PG_FATAL, NULL, "write: no batch");
         goto fail;
     }
     if (validate_batch(b, err) != 0) goto fail;
-    if (plan_batch(b, &pl, err) != 0) goto fail;
+    if (sink_pg_plan_init(b, &pl, err) != 0) goto fail;
     /* The sessionizer already knows the stored events of the visitors it writes, so an
      * eventId of the batch is rarely stored: after a write whose probe found none, the
      * next one copies without probing, and a unique violation on an eventId (a replay
@@ -1666,7 +1581,7 @@ int sink_pg_write(sink_pg_t *s, const sink_pg_batch_t *b, sink_pg_error_t *err) 
          * COPY fail (TRANSIENT), and the retry finds it here. */
         if (probe && (pl.n_events || pl.n_pvs) && find_stored(s, b, &pl, err) != 0)
             goto fail;
-        if (write_rows(s, b, &pl, &k, err) == 0) break;
+        if (write_rows(s, b, &pl, probe, &k, err) == 0) break;
         if (probe || err->status != SINK_PG_TRANSIENT || strcmp(err->sqlstate, "23505") != 0)
             goto fail;
         abandon_transaction(s);
@@ -1680,7 +1595,7 @@ int sink_pg_write(sink_pg_t *s, const sink_pg_batch_t *b, sink_pg_error_t *err) 
     for (size_t i = 0; i < pl.n_events && !found; i++) found = pl.event_stored[i];
     for (size_t i = 0; i < pl.n_pvs && !found; i++) found = pl.pv_stored[i];
     s->probe_stored = found;
-    plan_free(&pl);
+    sink_pg_plan_free(&pl);
     s->stats.transactions++;
     s->stats.sessions_upserted += k.sessions;
     s->stats.sessions_deleted += k.deleted;
@@ -1691,7 +1606,7 @@ int sink_pg_write(sink_pg_t *s, const sink_pg_batch_t *b, sink_pg_error_t *err) 
     s->stats.offsets_written += k.offsets;
     return 0;
 fail:
-    plan_free(&pl);
+    sink_pg_plan_free(&pl);
     abandon_transaction(s);
     s->probe_stored = true; /* the retry may be of rows a lost COMMIT did store */
     s->stats.failed_writes++;

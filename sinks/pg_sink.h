@@ -17,6 +17,11 @@
  *                      23 other than the handled duplicates, 54 such as an index row too
  *                      large): nothing was written; the caller bisects the batch to find
  *                      the offending message and dead-letters it.
+ *   SINK_PG_CONFLICT   a new event's eventId belongs to another visitor: it is stored
+ *                      for another visitor, or an earlier event of the batch (lower
+ *                      index in events[]) has it (see sink_pg_write): nothing was
+ *                      written; the flagged events cannot be stored (the eventId is
+ *                      taken), the caller writes the batch again without them.
  *   SINK_PG_FATAL      schema missing, permission denied, or a caller bug (an assign
  *                      whose cookie is not an index of the events array...): stop.
  *
@@ -27,6 +32,7 @@
 #ifndef SINK_PG_SINK_H
 #define SINK_PG_SINK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,6 +45,7 @@ typedef enum {
     SINK_PG_OK = 0,
     SINK_PG_TRANSIENT,
     SINK_PG_DATA,
+    SINK_PG_CONFLICT,
     SINK_PG_FATAL,
 } sink_pg_status_t;
 
@@ -48,7 +55,7 @@ typedef struct sink_pg_error_s {
     char message[512];
 } sink_pg_error_t;
 
-/* "ok", "transient", "data", "fatal". */
+/* "ok", "transient", "data", "conflict", "fatal". */
 const char *sink_pg_status_name(sink_pg_status_t status);
 
 /* Creates a sink for conninfo (any libpq conninfo string or postgresql:// URL). Does
@@ -116,6 +123,9 @@ typedef struct sink_pg_batch_s {
     const int32_t *partitions; /* the batch's partitions and their next offsets */
     const int64_t *next_offsets;
     size_t n_offsets;
+    /* NULL, or n_events flags the write sets (true) for every event refused as
+     * SINK_PG_CONFLICT, and leaves alone otherwise. */
+    bool *conflicts;
 } sink_pg_batch_t;
 
 /* Writes the whole batch in ONE transaction, or nothing:
@@ -135,13 +145,20 @@ typedef struct sink_pg_batch_s {
  * then COMMIT. Rows travel as COPY data and bound parameters only. Returns 0, or -1
  * with *err filled and the transaction rolled back.
  * How: inside the transaction one indexed query finds which of the batch's new eventIds
- * (and new page views) are already stored; the others are COPied straight into
- * analytics_events and page_views (row ids made by the sink, random version 4 UUIDs as
- * the columns' default). A stored new page view is updated (sessionId, timeOnPage,
- * scrollDepth) when it is the same visitor's. An eventId listed twice in the batch is
- * written once (the first); a new page view listed twice is a caller bug (FATAL, before
- * connecting). Statements without input (no re-pointed events, no page view changes, no
- * conversions, no deletes, no offsets) are not sent. */
+ * (and new page views and conversions) are already stored, and for which visitor; the
+ * others are COPied straight into analytics_events and page_views (row ids made by the
+ * sink, random version 4 UUIDs as the columns' default). A stored new page view is
+ * updated (sessionId, timeOnPage, scrollDepth) when it is the same visitor's.
+ * eventIds are unique across visitors (the first stored wins): a new event whose eventId
+ * is stored in analytics_events, page_views or conversion_events for another visitor,
+ * or that an event of another visitor with a lower index in events[] has, fails the
+ * write as SINK_PG_CONFLICT (before connecting for the batch's own ones), with
+ * b->conflicts[i] set for each such event i; the caller's sessionizer state holds them,
+ * so it must abort, and write the batch again without them. The same visitor's eventId
+ * listed twice is written once (the first); the same visitor's new page view listed
+ * twice is a caller bug (FATAL, before connecting). Statements without input (no
+ * re-pointed events, no page view changes, no conversions, no deletes, no offsets) are
+ * not sent. */
 int sink_pg_write(sink_pg_t *s, const sink_pg_batch_t *b, sink_pg_error_t *err)
     __attribute__((warn_unused_result));
 
@@ -152,6 +169,7 @@ typedef struct sink_pg_stats_s {
     uint64_t failed_writes;       /* sink_pg_write calls that rolled back */
     uint64_t transient_errors;    /* calls failed as TRANSIENT (each one means a retry) */
     uint64_t data_errors;         /* calls failed as DATA */
+    uint64_t conflict_errors;     /* calls failed as CONFLICT */
     uint64_t fatal_errors;        /* calls failed as FATAL */
     uint64_t connects;            /* successful connections (1 + reconnections) */
     uint64_t sessions_upserted;

@@ -53,9 +53,11 @@ typedef struct dlq_replay_s {
     long long read, selected, send_errors;
 } dlq_replay_t;
 
-/* The reason codes ingest writes: the validator's, and the two of its own. */
+/* The reason codes ingest writes: the validator's, and the three of its own. */
 static bool dlq_reason_known(const char *code) {
-    if (strcmp(code, "db_rejected") == 0 || strcmp(code, "internal") == 0) return true;
+    if (strcmp(code, "db_rejected") == 0 || strcmp(code, "event_id_conflict") == 0 ||
+        strcmp(code, "internal") == 0)
+        return true;
     for (int r = 1; r < TF_REASON_COUNT; r++)
         if (strcmp(code, tf_event_reason_code((tf_event_reason_t)r)) == 0) return true;
     return false;
@@ -341,7 +343,8 @@ static const char dlq_replay_summary[] =
     "twice is harmless for what ingest stores (events are deduplicated by eventId); a\n"
     "message that is still invalid is dead-lettered again.\n"
     "Reason codes: the validator's (invalid_json, missing_field, bad_timestamp, ...),\n"
-    "db_rejected, internal; messages without the header count as (none).";
+    "db_rejected, event_id_conflict, internal; messages without the header count as\n"
+    "(none).";
 
 static const char dlq_replay_epilog[] =
     "Exit status: 0 every selected message was delivered (or counted, --dry-run);\n"

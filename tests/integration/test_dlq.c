@@ -5,6 +5,7 @@
  * exactly once, still-invalid ones replayed as they are come back to the dead-letter
  * topic, and bad usage exits 2. */
 #include <librdkafka/rdkafka.h>
+#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -377,6 +378,181 @@ START_TEST(test_dlq_replay_end_to_end) {
 }
 END_TEST
 
+/* ---- eventIds shared by two visitors ------------------------------------------------ */
+
+/* Produces the lines to partition 0 of topic, keyed by visitor, in order. */
+static void produce_in_order(const fixture_t *fx, const char *const (*lines)[2], size_t n) {
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", fx->brokers, errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr, sizeof(errstr));
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    ck_assert(rk != NULL);
+    for (size_t i = 0; i < n; i++) {
+        char key[64], value[1024]; /* the producer's arguments are not const */
+        ck_assert_uint_lt(strlen(lines[i][1]), sizeof(value));
+        snprintf(key, sizeof(key), "%s", lines[i][0]);
+        snprintf(value, sizeof(value), "%s", lines[i][1]);
+        ck_assert_int_eq(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(fx->raw), RD_KAFKA_V_PARTITION(0),
+                                           RD_KAFKA_V_KEY(key, strlen(key)),
+                                           RD_KAFKA_V_VALUE(value, strlen(value)),
+                                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                           RD_KAFKA_V_END),
+                         0);
+    }
+    ck_assert_int_eq(rd_kafka_flush(rk, 30000), 0);
+    rd_kafka_destroy(rk);
+}
+
+static char *db_text(const fixture_t *fx, const char *sql) {
+    PGconn *conn = tl_connect(fx->db);
+    char *text = tl_query_text(conn, sql);
+    PQfinish(conn);
+    return text;
+}
+
+#define assert_db_text(fx, sql, expected)                                                 \
+    do {                                                                                  \
+        char *got_ = db_text((fx), (sql));                                                \
+        ck_assert_msg(got_ && strcmp(got_, (expected)) == 0, "%s\n got: %s\n want: %s",   \
+                      (sql), got_ ? got_ : "(null)", (expected));                         \
+        free(got_);                                                                       \
+    } while (0)
+
+/* Every row count, "sessions/events/page views/conversions". */
+static const char k_q_counts[] =
+    "SELECT (SELECT count(*) FROM analytics_sessions) || '/' ||"
+    " (SELECT count(*) FROM analytics_events) || '/' || (SELECT count(*) FROM page_views)"
+    " || '/' || (SELECT count(*) FROM conversion_events)";
+static const char k_q_offsets[] =
+    "SELECT string_agg(partition || ':' || \"nextOffset\", ',' ORDER BY partition)"
+    " FROM consumer_offsets";
+static const char k_q_rows[] =
+    "SELECT string_agg(x, ' ' ORDER BY x) FROM ("
+    " SELECT 'e:' || \"eventId\" || ':' || \"visitorId\" AS x FROM analytics_events"
+    " UNION ALL SELECT 'p:' || \"eventId\" || ':' || \"visitorId\" || ':' ||"
+    "  COALESCE(\"timeOnPage\"::text, '-') FROM page_views"
+    " UNION ALL SELECT 'c:' || \"eventId\" || ':' || \"visitorId\" || ':' || value"
+    "  FROM conversion_events"
+    " UNION ALL SELECT 's:' || \"visitorId\" || ':' || \"eventCount\" || ':' || \"pageViewCount\""
+    "  FROM analytics_sessions) u";
+
+/* The dead letters from offset from_total on (DLQ partitions read from the start): each
+ * "source offset|reason|error" for the expected values, in the order of values. */
+static void assert_conflict_letters(const fixture_t *fx, const char *const *values,
+                                    const long long *source_offsets, size_t n) {
+    int64_t from[DLQ_PARTS] = {0};
+    size_t n_got = 0, n_err = 0, n_off = 0;
+    msg_t *reason = read_range(fx, fx->dlq, DLQ_PARTS, from, "evpipe.reason", &n_got);
+    msg_t *error = read_range(fx, fx->dlq, DLQ_PARTS, from, "evpipe.error", &n_err);
+    msg_t *offset = read_range(fx, fx->dlq, DLQ_PARTS, from, "evpipe.source.offset", &n_off);
+    ck_assert_uint_eq(n_got, n);
+    ck_assert_uint_eq(n_err, n);
+    ck_assert_uint_eq(n_off, n);
+    for (size_t i = 0; i < n; i++) {
+        size_t at = n;
+        for (size_t j = 0; j < n; j++)
+            if (strcmp(reason[j].value, values[i]) == 0) at = j;
+        ck_assert_msg(at < n, "no dead letter for %s", values[i]);
+        ck_assert_str_eq(reason[at].header ? reason[at].header : "", "event_id_conflict");
+        /* The three reads see the same partitions in the same order. */
+        ck_assert_str_eq(error[at].value, values[i]);
+        ck_assert_str_eq(error[at].header ? error[at].header : "",
+                         "eventId: already stored, or earlier in the batch, for another visitor");
+        ck_assert_str_eq(offset[at].value, values[i]);
+        ck_assert_int_eq(strtoll(offset[at].header ? offset[at].header : "-1", NULL, 10),
+                         source_offsets[i]);
+    }
+    msgs_free(reason, n_got);
+    msgs_free(error, n_err);
+    msgs_free(offset, n_off);
+}
+
+#define PV(id, vis, t, path) \
+    "{\"eventId\":\"" id "\",\"type\":\"PAGE_VIEW\",\"timestamp\":\"2026-03-01T10:" t "Z\"," \
+    "\"visitorId\":\"" vis "\",\"url\":\"https://shop.example.com/" path "\"}"
+#define BUY(id, vis, t, value) \
+    "{\"eventId\":\"" id "\",\"type\":\"PURCHASE\",\"timestamp\":\"2026-03-01T10:" t "Z\"," \
+    "\"visitorId\":\"" vis "\",\"value\":" value ",\"currency\":\"EUR\"}"
+#define EVT(id, type, vis, t) \
+    "{\"eventId\":\"" id "\",\"type\":\"" type "\",\"timestamp\":\"2026-03-01T10:" t "Z\"," \
+    "\"visitorId\":\"" vis "\"}"
+
+START_TEST(test_dlq_event_id_of_another_visitor_is_dead_lettered) {
+    fixture_t fx;
+    char errstr[256];
+    memset(&fx, 0, sizeof(fx));
+    fx.km = ev_kmock_new(3, errstr, sizeof(errstr));
+    ck_assert_msg(fx.km != NULL, "%s", errstr);
+    snprintf(fx.brokers, sizeof(fx.brokers), "%s", ev_kmock_bootstraps(fx.km));
+    fx.raw = tl_unique_name("raw");
+    fx.dlq = tl_unique_name("dlq");
+    fx.enriched = tl_unique_name("enriched");
+    fx.group = tl_unique_name("g");
+    ck_assert_int_eq(ev_kmock_topic_create(fx.km, fx.raw, RAW_PARTS, errstr, sizeof(errstr)), 0);
+    ck_assert_int_eq(ev_kmock_topic_create(fx.km, fx.dlq, DLQ_PARTS, errstr, sizeof(errstr)), 0);
+    ck_assert_int_eq(ev_kmock_topic_create(fx.km, fx.enriched, 6, errstr, sizeof(errstr)), 0);
+    fx.db = tl_db_create_migrated("dlqconflict");
+
+    /* One batch: v-b reuses v-a's page view and purchase, v-a reuses v-b's click, and
+     * v-a's page view comes again (a duplicate: ignored, not dead-lettered). The first
+     * message of each eventId wins. */
+    static const char *const batch1[][2] = {
+        {"v-a", PV("same-1", "v-a", "00:00", "a")},
+        {"v-b", PV("same-1", "v-b", "00:01", "b")},
+        {"v-a", BUY("buy-1", "v-a", "01:00", "10")},
+        {"v-b", BUY("buy-1", "v-b", "01:05", "20")},
+        {"v-b", EVT("ev-1", "CLICK", "v-b", "02:00")},
+        {"v-a", EVT("ev-1", "CLICK", "v-a", "02:30")},
+        {"v-a", "{\"eventId\":\"a-2\",\"type\":\"PAGE_LEAVE\",\"timestamp\":"
+                "\"2026-03-01T10:00:30Z\",\"visitorId\":\"v-a\",\"pageViewId\":\"same-1\","
+                "\"timeOnPage\":30}"},
+        {"v-b", PV("b-2", "v-b", "03:00", "b2")},
+        {"v-a", PV("same-1", "v-a", "00:00", "a")},
+    };
+    produce_in_order(&fx, batch1, 9);
+    run_ingest(&fx);
+    assert_db_text(&fx, k_q_counts, "2/5/2/1");
+    assert_db_text(&fx, k_q_rows,
+                   "c:buy-1:v-a:10.00 e:a-2:v-a e:b-2:v-b e:buy-1:v-a e:ev-1:v-b e:same-1:v-a "
+                   "p:b-2:v-b:- p:same-1:v-a:30 s:v-a:3:1 s:v-b:2:1");
+    assert_db_text(&fx, k_q_offsets, "0:9");
+    const char *const dead1[3] = {batch1[1][1], batch1[3][1], batch1[5][1]};
+    const long long offs1[3] = {1, 3, 5};
+    assert_conflict_letters(&fx, dead1, offs1, 3);
+
+    /* Later batches (a new run, its first write probes): v-c reuses stored eventIds of
+     * v-b and v-a; v-b's click comes again (a duplicate). */
+    static const char *const batch2[][2] = {
+        {"v-c", PV("b-2", "v-c", "10:00", "c")},
+        {"v-c", BUY("buy-1", "v-c", "10:05", "30")},
+        {"v-c", EVT("c-1", "CUSTOM", "v-c", "10:10")},
+        {"v-b", EVT("ev-1", "CLICK", "v-b", "02:00")},
+    };
+    produce_in_order(&fx, batch2, 4);
+    run_ingest(&fx);
+    assert_db_text(&fx, k_q_counts, "3/6/2/1");
+    assert_db_text(&fx, k_q_rows,
+                   "c:buy-1:v-a:10.00 e:a-2:v-a e:b-2:v-b e:buy-1:v-a e:c-1:v-c e:ev-1:v-b "
+                   "e:same-1:v-a p:b-2:v-b:- p:same-1:v-a:30 s:v-a:3:1 s:v-b:2:1 s:v-c:1:0");
+    assert_db_text(&fx, k_q_offsets, "0:13");
+    const char *const dead2[5] = {batch1[1][1], batch1[3][1], batch1[5][1], batch2[0][1],
+                                  batch2[1][1]};
+    const long long offs2[5] = {1, 3, 5, 9, 10};
+    assert_conflict_letters(&fx, dead2, offs2, 5);
+    /* The replay tool knows the reason. */
+    char *out = NULL, *err = NULL;
+    ck_assert_msg(run_replay(&fx, "--dry-run --reason event_id_conflict", &out, &err) == 0, "%s",
+                  err);
+    long long in_dlq, selected;
+    summary_row(out, "event_id_conflict", &in_dlq, &selected);
+    ck_assert_msg(in_dlq == 5 && selected == 5, "%s", out);
+    free(out);
+    free(err);
+    fixture_teardown(&fx);
+}
+END_TEST
+
 START_TEST(test_dlq_replay_usage_errors) {
     const char *bin = tl_evpipe_bin();
     static const struct {
@@ -421,6 +597,10 @@ int main(void) {
     tc = tcase_create("replay");
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_dlq_replay_end_to_end);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("conflicts");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_dlq_event_id_of_another_visitor_is_dead_lettered);
     suite_add_tcase(s, tc);
     return tl_run_suite(s) ? 1 : 0;
 }

@@ -640,12 +640,12 @@ START_TEST(test_pg_sink_batch_duplicates_and_stored_page_views) {
     f.changes.n_assigns = 8;
     f.batch.events = rows8;
     f.batch.n_events = 8;
-    /* Page views stored without their event: the same visitor's gets the new derived
-     * fields (its other columns stay), another visitor's is left alone. */
+    /* A page view stored without its event, the same visitor's: it gets the new derived
+     * fields (its other columns stay). Another visitor's is an eventId conflict
+     * (test_pg_sink_event_id_conflict_with_stored). */
     tl_exec(conn, "INSERT INTO page_views (\"sessionId\", \"eventId\", \"visitorId\", url,"
                   " \"timeOnPage\", \"viewedAt\") VALUES"
-                  " ('" S2 "', 'ev-1', 'v-alpha', 'https://old.test/', 1, to_timestamp(0)),"
-                  " ('" S2 "', 'ev-6', 'v-other', 'https://other.test/', 99, to_timestamp(0))");
+                  " ('" S2 "', 'ev-1', 'v-alpha', 'https://old.test/', 1, to_timestamp(0))");
     write_ok(s, &f.batch);
     assert_rows(conn, k_q_sessions, k_exp_sessions);
     assert_rows(conn, k_q_events, k_exp_events);
@@ -655,13 +655,218 @@ START_TEST(test_pg_sink_batch_duplicates_and_stored_page_views) {
                 "SELECT \"eventId\", \"sessionId\", \"visitorId\", url, \"timeOnPage\","
                 " \"scrollDepth\" FROM page_views ORDER BY 1",
                 "ev-1|" S1 "|v-alpha|https://old.test/|42|80\n"
-                "ev-6|" S2 "|v-other|https://other.test/|99|NULL");
+                "ev-6|" S2 "|v-beta|https://shop.example.com/|2|NULL");
     sink_pg_stats_t st;
     sink_pg_stats(s, &st);
     ck_assert_uint_eq(st.events_inserted, 7);
-    ck_assert_uint_eq(st.page_views_written, 1);
+    ck_assert_uint_eq(st.page_views_written, 2);
     ck_assert_uint_eq(st.conversions_inserted, 1);
     ck_assert_uint_eq(st.failed_writes, 0);
+    sink_pg_destroy(s);
+    PQfinish(conn);
+    tl_db_drop(url);
+    free(url);
+}
+END_TEST
+
+/* The flags of a CONFLICT write as a string of 't'/'f', one per event. */
+static void assert_conflicts(const bool *flags, size_t n, const char *expected) {
+    char got[64];
+    ck_assert_uint_lt(n, sizeof(got));
+    for (size_t i = 0; i < n; i++) got[i] = flags[i] ? 't' : 'f';
+    got[n] = '\0';
+    ck_assert_str_eq(got, expected);
+}
+
+START_TEST(test_pg_sink_event_id_conflict_in_batch) {
+    PGconn *conn;
+    char *url = migrated_db(&conn);
+    sink_pg_t *s = new_sink(url);
+    fixture_t f;
+    fixture_init(&f);
+    /* Three more messages reuse eventIds of the fixture for the other visitor: a page
+     * view (ev-1 is v-alpha's page view, message 6), a purchase (ev-4, v-alpha's, message
+     * 3) and a custom event for v-alpha (ev-7 is v-beta's, message 0). Their assigns come
+     * first: the earliest message wins, not the first assign. */
+    tf_event_t x[3];
+    event_base(&x[0], "ev-1", TF_EVENT_PAGE_VIEW, T0 + 2000, "v-beta");
+    x[0].url = "https://shop.example.com/other";
+    event_base(&x[1], "ev-4", TF_EVENT_PURCHASE, T0 + 2500, "v-beta");
+    x[1].has_value = true;
+    x[1].value = 5;
+    x[1].value_text = "5";
+    memcpy(x[1].currency, "USD", 4);
+    event_base(&x[2], "ev-7", TF_EVENT_CUSTOM, T0 + 70000, "v-alpha");
+    sink_pg_event_row_t rows10[10];
+    memcpy(rows10, f.rows, sizeof(f.rows));
+    tf_sess_assign_t as10[10];
+    static const char *const sess_of[3] = {S2, S2, S1};
+    for (int i = 0; i < 3; i++) {
+        rows10[7 + i] = (sink_pg_event_row_t){.event = &x[i], .received_at_ms = T0};
+        assign_set(&as10[i], x[i].event_id, sess_of[i], true, x[i].type, (uint64_t)(7 + i));
+    }
+    memcpy(as10 + 3, f.assigns, sizeof(f.assigns));
+    tf_page_view_update_t pvs3[3];
+    memcpy(pvs3, f.pvs, sizeof(f.pvs));
+    pv_set(&pvs3[2], "ev-1", S2, false, 0, -1, true);
+    f.changes.assigns = as10;
+    f.changes.n_assigns = 10;
+    f.changes.page_views = pvs3;
+    f.changes.n_page_views = 3;
+    f.batch.events = rows10;
+    f.batch.n_events = 10;
+    bool flags[10] = {false};
+    f.batch.conflicts = flags;
+    sink_pg_error_t err;
+    ck_assert_int_eq(sink_pg_write(s, &f.batch, &err), -1);
+    ck_assert_int_eq(err.status, SINK_PG_CONFLICT);
+    ck_assert_str_eq(sink_pg_status_name(err.status), "conflict");
+    ck_assert_str_eq(err.sqlstate, "");
+    ck_assert_str_eq(err.message,
+                     "batch: 3 event(s) with the eventId of an earlier event of another visitor");
+    assert_conflicts(flags, 10, "fffffffttt");
+    assert_counts(conn, 0, 0, 0, 0, 0);
+    sink_pg_stats_t st;
+    sink_pg_stats(s, &st);
+    ck_assert_uint_eq(st.connects, 0); /* refused before talking to the server */
+    ck_assert_uint_eq(st.conflict_errors, 1);
+    ck_assert_uint_eq(st.failed_writes, 1);
+    /* Without them (the sessionizer forgot them): the fixture's rows, exactly. */
+    fixture_t g;
+    fixture_init(&g);
+    write_ok(s, &g.batch);
+    assert_fixture_rows(conn);
+    sink_pg_destroy(s);
+    PQfinish(conn);
+    tl_db_drop(url);
+    free(url);
+}
+END_TEST
+
+#define S3 "33333333-3333-4333-8333-333333333333"
+
+/* A batch of one session of v-gamma (S3): events in message order, cookie = index. */
+typedef struct gamma_batch_s {
+    tf_event_t ev[8];
+    sink_pg_event_row_t rows[8];
+    tf_session_t session;
+    tf_sess_assign_t assigns[8];
+    tf_page_view_update_t pvs[8];
+    tf_sess_changes_t changes;
+    int32_t partition;
+    int64_t offset;
+    bool conflicts[8];
+    sink_pg_batch_t batch;
+} gamma_batch_t;
+
+/* Builds the batch of the n (at most 8) events ids[i] of types[i], a second apart. */
+static void gamma_batch_init(gamma_batch_t *g, const char *const *ids,
+                             const tf_event_type_t *types, size_t n, int64_t next_offset) {
+    memset(g, 0, sizeof(*g));
+    int32_t n_pv = 0;
+    for (size_t i = 0; i < n; i++) {
+        tf_event_t *ev = &g->ev[i];
+        event_base(ev, ids[i], types[i], T0 + 100000 + (int64_t)i * 1000, "v-gamma");
+        if (types[i] == TF_EVENT_PAGE_VIEW) {
+            ev->url = "https://shop.example.com/gamma";
+            pv_set(&g->pvs[n_pv++], ids[i], S3, false, 0, -1, true);
+        }
+        if (types[i] == TF_EVENT_PURCHASE) {
+            ev->has_value = true;
+            ev->value = 7;
+            ev->value_text = "7.00";
+            memcpy(ev->currency, "EUR", 4);
+        }
+        g->rows[i] = (sink_pg_event_row_t){.event = ev, .received_at_ms = ev->timestamp_ms};
+        assign_set(&g->assigns[i], ids[i], S3, true, types[i], (uint64_t)i);
+    }
+    session_base(&g->session, S3, "v-gamma", T0 + 100000, T0 + 100000 + (int64_t)(n - 1) * 1000,
+                 n_pv, (int32_t)n, TF_START_FIRST);
+    g->changes = (tf_sess_changes_t){.upserts = &g->session, .n_upserts = 1,
+                                     .assigns = g->assigns, .n_assigns = n,
+                                     .page_views = g->pvs, .n_page_views = (size_t)n_pv};
+    g->partition = 0;
+    g->offset = next_offset;
+    g->batch = (sink_pg_batch_t){.events = g->rows, .n_events = n, .changes = &g->changes,
+                                 .conversion_types = PURCHASE_BIT | LEAD_BIT,
+                                 .group = "evpipe-ingest", .topic = "analytics.events.raw",
+                                 .partitions = &g->partition, .next_offsets = &g->offset,
+                                 .n_offsets = 1, .conflicts = g->conflicts};
+}
+
+START_TEST(test_pg_sink_event_id_conflict_with_stored) {
+    PGconn *conn;
+    char *url = migrated_db(&conn);
+    sink_pg_t *s = new_sink(url);
+    fixture_t f;
+    fixture_init(&f);
+    write_ok(s, &f.batch);
+    /* Stored for another visitor without their events (another writer): a conversion
+     * and a page view. */
+    tl_exec(conn, "INSERT INTO conversion_events (\"sessionId\", \"eventId\", \"visitorId\","
+                  " type, \"occurredAt\") VALUES ('" S1 "', 'c-1', 'v-other', 'PURCHASE',"
+                  " to_timestamp(0)), ('" S1 "', 'c-2', 'v-other', 'PURCHASE', to_timestamp(0))");
+    tl_exec(conn, "INSERT INTO page_views (\"sessionId\", \"eventId\", \"visitorId\", url,"
+                  " \"viewedAt\") VALUES ('" S1 "', 'p-1', 'v-other', 'https://other.test/',"
+                  " to_timestamp(0))");
+    /* v-gamma reuses v-alpha's page view, purchase and custom event, v-beta's product
+     * view, and the other writer's conversion and page view; g-1 is its own. The write
+     * copies without probing (the last probe found nothing), hits the unique index,
+     * redoes the write with the probe, and refuses the six. */
+    static const char *const ids[7] = {"ev-1", "ev-4", "ev-5", "g-1", "ev-7", "c-1", "p-1"};
+    static const tf_event_type_t types[7] = {TF_EVENT_PAGE_VIEW, TF_EVENT_PURCHASE,
+                                             TF_EVENT_CUSTOM,    TF_EVENT_CUSTOM,
+                                             TF_EVENT_CLICK,     TF_EVENT_PURCHASE,
+                                             TF_EVENT_PAGE_VIEW};
+    gamma_batch_t g;
+    gamma_batch_init(&g, ids, types, 7, 20);
+    sink_pg_error_t err;
+    ck_assert_int_eq(sink_pg_write(s, &g.batch, &err), -1);
+    ck_assert_int_eq(err.status, SINK_PG_CONFLICT);
+    ck_assert_str_eq(err.sqlstate, "");
+    ck_assert_msg(strstr(err.message, "is stored for another visitor") != NULL, "%s",
+                  err.message);
+    assert_conflicts(g.conflicts, 7, "tttfttt");
+    assert_counts(conn, 2, 7, 3, 3, 2);
+    assert_rows(conn, k_q_sessions, k_exp_sessions);
+    assert_rows(conn, k_q_events, k_exp_events);
+    assert_rows(conn, k_q_offsets, k_exp_offsets);
+    sink_pg_stats_t st;
+    sink_pg_stats(s, &st);
+    ck_assert_uint_eq(st.existence_rechecks, 1);
+    ck_assert_uint_eq(st.conflict_errors, 1);
+    ck_assert_uint_eq(st.failed_writes, 1);
+
+    /* The batch again without them: g-1 alone is stored. */
+    static const char *const ids1[1] = {"g-1"};
+    static const tf_event_type_t types1[1] = {TF_EVENT_CUSTOM};
+    gamma_batch_init(&g, ids1, types1, 1, 20);
+    write_ok(s, &g.batch);
+    assert_conflicts(g.conflicts, 1, "f");
+    assert_counts(conn, 3, 8, 3, 3, 2);
+    assert_rows(conn, "SELECT \"eventId\", \"visitorId\", \"sessionId\" FROM analytics_events"
+                      " WHERE \"visitorId\" = 'v-gamma'",
+                "g-1|v-gamma|" S3);
+    assert_rows(conn, "SELECT \"eventCount\" FROM analytics_sessions WHERE id = '" S3 "'", "1");
+
+    /* A conversion stored without its event for another visitor, found by a write that
+     * does not probe: the insert comes up short, the write is redone with the probe. */
+    static const char *const ids2[2] = {"g-2", "c-2"};
+    static const tf_event_type_t types2[2] = {TF_EVENT_CUSTOM, TF_EVENT_PURCHASE};
+    gamma_batch_init(&g, ids2, types2, 2, 22);
+    ck_assert_int_eq(sink_pg_write(s, &g.batch, &err), -1);
+    ck_assert_int_eq(err.status, SINK_PG_CONFLICT);
+    ck_assert_str_eq(err.message,
+                     "finding stored events: eventId c-2 is stored for another visitor");
+    assert_conflicts(g.conflicts, 2, "ft");
+    assert_counts(conn, 3, 8, 3, 3, 2);
+    sink_pg_stats(s, &st);
+    ck_assert_uint_eq(st.existence_rechecks, 2);
+    ck_assert_uint_eq(st.conflict_errors, 2);
+    assert_rows(conn, "SELECT \"eventId\", \"visitorId\" FROM conversion_events ORDER BY 1",
+                "c-1|v-other\nc-2|v-other\nev-4|v-alpha");
+    assert_rows(conn, k_q_offsets,
+                "evpipe-ingest|analytics.events.raw|0|20\nevpipe-ingest|analytics.events.raw|3|42");
     sink_pg_destroy(s);
     PQfinish(conn);
     tl_db_drop(url);
@@ -1644,6 +1849,8 @@ static Suite *pg_sink_suite(void) {
     tcase_add_test(rows_tc, test_pg_sink_rewrite_is_idempotent);
     tcase_add_test(rows_tc, test_pg_sink_merge_repoints_and_deletes);
     tcase_add_test(rows_tc, test_pg_sink_batch_duplicates_and_stored_page_views);
+    tcase_add_test(rows_tc, test_pg_sink_event_id_conflict_in_batch);
+    tcase_add_test(rows_tc, test_pg_sink_event_id_conflict_with_stored);
     suite_add_tcase(suite, rows_tc);
     TCase *errors_tc = tcase_create("errors");
     tcase_set_timeout(errors_tc, 120);
