@@ -221,11 +221,13 @@ static int scan_row(scan_t *sc, PGresult *res, int r, char *prev_session, size_t
 }
 
 /* Recomputes funnel_entry_days of the funnel for the UTC days [from_ms, to_ms) from the
- * stored events of [from, to + window). Inside the caller's transaction. Returns the
- * number of rows written, or -1 with errstr. */
+ * stored events of [from, to + window): of every visitor, or with affected_only of the
+ * visitors in the temp table funnel_affected (their rows only; the others' entries
+ * cannot have changed). Inside the caller's transaction. Returns the number of rows
+ * written, or -1 with errstr. */
 static long long compute_days(PGconn *conn, const tf_funnel_t *funnel, const char *funnel_id,
-                              int64_t from_ms, int64_t to_ms, bool exclude_bots, char *errstr,
-                              size_t errstr_size) {
+                              int64_t from_ms, int64_t to_ms, bool exclude_bots,
+                              bool affected_only, char *errstr, size_t errstr_size) {
     char from[32], to[32], window[32], types[512] = "{";
     ev_format_rfc3339_ms(from_ms, from);
     ev_format_rfc3339_ms(to_ms, to);
@@ -240,11 +242,14 @@ static long long compute_days(PGconn *conn, const tf_funnel_t *funnel, const cha
     size_t tl = strlen(types);
     snprintf(types + tl, sizeof(types) - tl, "}");
     const char *del_params[] = {funnel_id, from, to};
-    if (stage_exec(conn, "DELETE FROM funnel_entry_days WHERE \"funnelId\" = $1 AND day >= "
-                         "($2::timestamptz AT TIME ZONE 'UTC')::date AND day < "
-                         "($3::timestamptz AT TIME ZONE 'UTC')::date",
-                   3, del_params, errstr, errstr_size) < 0)
-        return -1;
+    const char *only = affected_only ? " AND \"visitorId\" IN (SELECT v FROM funnel_affected)" : "";
+    char del_sql[400];
+    snprintf(del_sql, sizeof(del_sql),
+             "DELETE FROM funnel_entry_days WHERE \"funnelId\" = $1 AND day >= "
+             "($2::timestamptz AT TIME ZONE 'UTC')::date AND day < "
+             "($3::timestamptz AT TIME ZONE 'UTC')::date%s",
+             only);
+    if (stage_exec(conn, del_sql, 3, del_params, errstr, errstr_size) < 0) return -1;
     const char *params[] = {from, to, window, types, exclude_bots ? "true" : "false"};
     char sql[1024];
     snprintf(sql, sizeof(sql),
@@ -255,8 +260,9 @@ static long long compute_days(PGconn *conn, const tf_funnel_t *funnel, const cha
              "JOIN analytics_sessions s ON s.id = e.\"sessionId\" "
              "WHERE e.type = ANY($4::\"EventType\"[]) AND e.\"occurredAt\" >= $1::timestamptz "
              "AND e.\"occurredAt\" < $2::timestamptz + $3::bigint * interval '1 millisecond' "
-             "AND (NOT $5::boolean OR s.\"deviceType\" <> 'BOT') "
+             "AND (NOT $5::boolean OR s.\"deviceType\" <> 'BOT')%s "
              "ORDER BY e.\"visitorId\", %s e.\"occurredAt\"",
+             affected_only ? " AND e.\"visitorId\" IN (SELECT v FROM funnel_affected)" : "",
              tf_funnel_session_scope(funnel) ? "e.\"sessionId\"," : "");
     if (stage_exec(conn, sql, 5, params, errstr, errstr_size) < 0) return -1;
     scan_t sc = {.funnel = funnel, .funnel_id = funnel_id, .from_ms = from_ms, .to_ms = to_ms};
@@ -419,13 +425,13 @@ static char *days_literal(const int64_t *days, size_t n) {
 /* Recomputes the given days (sorted epoch-ms UTC midnights) of one funnel, run by run,
  * then their periods. Returns 0 or -1 with errstr. */
 static int recompute_days(PGconn *conn, const tf_funnel_t *funnel, const char *funnel_id,
-                          const int64_t *days, size_t n, bool exclude_bots,
+                          const int64_t *days, size_t n, bool exclude_bots, bool affected_only,
                           funnels_ctx_t *ctx, char *errstr, size_t errstr_size) {
     for (size_t i = 0; i < n;) {
         size_t j = i + 1;
         while (j < n && days[j] == days[j - 1] + DAY_MS) j++;
         if (compute_days(conn, funnel, funnel_id, days[i], days[j - 1] + DAY_MS, exclude_bots,
-                         errstr, errstr_size) < 0)
+                         affected_only, errstr, errstr_size) < 0)
             return -1;
         i = j;
     }
@@ -472,6 +478,19 @@ static int funnels_process(const stage_batch_t *batch, void *ud, char *errstr,
     funnels_ctx_t *ctx = ud;
     PGconn *conn = batch->conn;
     if (stage_exec(conn, FUNNELS_LOCK_SQL, 0, NULL, errstr, errstr_size) < 0) return -1;
+    /* The visitors whose entries can have changed: those with an event in a claimed
+     * hour (events are never deleted; a moved or reclassified session marks the hours
+     * of its events). Only their entries are recomputed, so a batch costs what its
+     * visitors' events cost, not what the days it touches hold. */
+    if (stage_exec(conn, "CREATE TEMPORARY TABLE IF NOT EXISTS funnel_affected (v text PRIMARY KEY) "
+                         "ON COMMIT DELETE ROWS", 0, NULL, errstr, errstr_size) < 0 ||
+        stage_exec(conn, "TRUNCATE funnel_affected", 0, NULL, errstr, errstr_size) < 0 ||
+        stage_exec(conn, "INSERT INTO funnel_affected SELECT DISTINCT e.\"visitorId\" FROM "
+                         "claimed_hours c JOIN analytics_events e ON e.\"occurredAt\" >= "
+                         "c.\"hourStart\" AND e.\"occurredAt\" < c.\"hourStart\" + interval "
+                         "'1 hour'", 0, NULL, errstr, errstr_size) < 0 ||
+        stage_exec(conn, "ANALYZE funnel_affected", 0, NULL, errstr, errstr_size) < 0)
+        return -1;
     /* Only funnels whose stored results are current: the others get their whole
      * history computed by tick(). */
     PGresult *res = PQexec(
@@ -504,8 +523,8 @@ static int funnels_process(const stage_batch_t *batch, void *ud, char *errstr,
                         "'1 hour' - interval '1 millisecond'), interval '1 day') d ORDER BY 1",
                         1, params, &days, &n, errstr, errstr_size);
         if (rc == 0)
-            rc = recompute_days(conn, funnel, id, days, n, batch->exclude_bots, ctx, errstr,
-                                errstr_size);
+            rc = recompute_days(conn, funnel, id, days, n, batch->exclude_bots, true, ctx,
+                                errstr, errstr_size);
         free(days);
         tf_funnel_destroy(funnel);
     }
@@ -590,7 +609,7 @@ static int compute_whole(PGconn *conn, const tf_funnel_t *funnel, const char *id
         if (stage_exec(conn, "DELETE FROM funnel_entry_days WHERE \"funnelId\" = $1", 1, params,
                        errstr, errstr_size) < 0)
             goto fail;
-        if (n && recompute_days(conn, funnel, id, days, n, exclude_bots, ctx, errstr,
+        if (n && recompute_days(conn, funnel, id, days, n, exclude_bots, false, ctx, errstr,
                                 errstr_size) != 0)
             goto fail;
         if (stage_exec(conn,
