@@ -132,7 +132,7 @@ int cmd_demo(int argc, char **argv) {
         PQfinish(conn);
         return 1;
     }
-    EV_INFO("schema migrated");
+    EV_INFO("[1/8] schema migrated");
 
     ev_kmock_t *km = ev_kmock_new(3, errstr, sizeof(errstr));
     if (!km || ev_kmock_topic_create(km, EV_TOPIC_RAW, 6, errstr, sizeof(errstr)) ||
@@ -144,7 +144,7 @@ int cmd_demo(int argc, char **argv) {
         return 1;
     }
     char *brokers = strdup(ev_kmock_bootstraps(km));
-    EV_INFO("mock Kafka cluster (3 brokers) at %s", brokers);
+    EV_INFO("[2/8] mock Kafka cluster (3 brokers) at %s", brokers);
 
     char s_visitors[32], s_days[32], s_seed[32], s_disorder[32], s_bad[32], s_dup[32];
     snprintf(s_visitors, sizeof(s_visitors), "%lld", visitors);
@@ -157,7 +157,7 @@ int cmd_demo(int argc, char **argv) {
                        s_visitors,    "--days",      s_days,       "--seed", s_seed,
                        "--disorder",  s_disorder,    "--bad-ratio", s_bad,   "--dup-ratio",
                        s_dup,         NULL};
-    EV_INFO("generating traffic: evpipe loadgen --visitors %s --days %s --seed %s", s_visitors,
+    EV_INFO("[3/8] generating traffic: evpipe loadgen --visitors %s --days %s --seed %s", s_visitors,
             s_days, s_seed);
     int status = run_self(loadgen);
     if (status != 0) {
@@ -169,7 +169,7 @@ int cmd_demo(int argc, char **argv) {
     const char *ingest[] = {"evpipe",           "ingest",         "--brokers", brokers,
                       "--database",       database, "--until-caught-up",
                       "--metrics-port",   "-1",             "--stats-interval", "5", NULL};
-    EV_INFO("ingesting %lld messages: evpipe ingest --until-caught-up", produced);
+    EV_INFO("[4/8] ingesting %lld messages: evpipe ingest --until-caught-up", produced);
     status = run_self(ingest);
     if (status != 0) {
         fprintf(stderr, "evpipe demo: ingest failed (exit %d)\n", status);
@@ -179,7 +179,7 @@ int cmd_demo(int argc, char **argv) {
     const char *metrics[] = {"evpipe",       "metrics",         "--database", database,
                              "--until-caught-up", "--debounce-ms", "0",
                              "--metrics-port", "-1",             NULL};
-    EV_INFO("computing metric snapshots: evpipe metrics --until-caught-up");
+    EV_INFO("[5/8] computing metric snapshots: evpipe metrics --until-caught-up");
     status = run_self(metrics);
     if (status != 0) {
         fprintf(stderr, "evpipe demo: metrics failed (exit %d)\n", status);
@@ -206,7 +206,7 @@ int cmd_demo(int argc, char **argv) {
     const char *funnels[] = {"evpipe",       "funnels",         "--database", database,
                              "--until-caught-up", "--debounce-ms", "0",
                              "--metrics-port", "-1",             NULL};
-    EV_INFO("computing funnel results: evpipe funnels --until-caught-up");
+    EV_INFO("[6/8] computing funnel results: evpipe funnels --until-caught-up");
     status = run_self(funnels);
     if (status != 0) {
         fprintf(stderr, "evpipe demo: funnels failed (exit %d)\n", status);
@@ -221,7 +221,7 @@ int cmd_demo(int argc, char **argv) {
     }
     const char *reports[] = {"evpipe", "reports", "--database", database, "--until-caught-up",
                              "--metrics-port", "-1", NULL};
-    EV_INFO("computing reports: evpipe reports --until-caught-up");
+    EV_INFO("[7/8] computing reports: evpipe reports --until-caught-up");
     status = run_self(reports);
     if (status != 0) {
         fprintf(stderr, "evpipe demo: reports failed (exit %d)\n", status);
@@ -242,7 +242,7 @@ int cmd_demo(int argc, char **argv) {
     snprintf(upload_url, sizeof(upload_url), "file://%s/", exports_abs);
     const char *exports[] = {"evpipe", "exports", "--database", database, "--until-caught-up",
                              "--metrics-port", "-1", "--upload-url", upload_url, NULL};
-    EV_INFO("running exports: evpipe exports --until-caught-up --upload-url %s", upload_url);
+    EV_INFO("[8/8] running exports: evpipe exports --until-caught-up --upload-url %s", upload_url);
     status = run_self(exports);
     if (status != 0) {
         fprintf(stderr, "evpipe demo: exports failed (exit %d)\n", status);

@@ -8,7 +8,8 @@
  * COMPLETED, 403 FAILS at once; two workers complete each export once; SIGTERM gives
  * a job back; a SIGKILLed worker's job is reclaimed after its lease; expiry marks
  * EXPIRED and deletes the file; XLSX rolls over to a new sheet; a report's result is
- * exported once the report is final. */
+ * exported once the report is final; a long-running worker is woken by NOTIFY and
+ * serves /healthz, /readyz and /metrics. */
 #include <check.h>
 #include <openssl/evp.h>
 #include <signal.h>
@@ -682,6 +683,63 @@ START_TEST(test_exports_report_result_once_the_report_is_final) {
 }
 END_TEST
 
+START_TEST(test_exports_long_running_woken_by_notify) {
+    if (!dav.pid) return;
+    char *url = tl_db_create_migrated("exports_live");
+    PGconn *conn = tl_connect(url);
+    load_data(conn);
+    int port = tl_free_port();
+    char port_s[16], upload[128];
+    snprintf(port_s, sizeof(port_s), "%d", port);
+    snprintf(upload, sizeof(upload), "http://127.0.0.1:%d/files/", dav.port);
+    pid_t pid = fork();
+    ck_assert(pid >= 0);
+    if (pid == 0) {
+        /* The poll fallback is a minute away: only the notification can wake it. */
+        execl(tl_evpipe_bin(), tl_evpipe_bin(), "exports", "--database", url, "--metrics-port",
+              port_s, "--poll-ms", "60000", "--log-level", "warn", "--upload-url", upload,
+              (char *)NULL);
+        _exit(127);
+    }
+    long status = 0;
+    char *body = NULL;
+    for (int i = 0; i < 200 && status != 200; i++) {
+        sleep_ms(50);
+        free(body);
+        status = tl_http_get(port, "/readyz", &body);
+    }
+    ck_assert_int_eq(status, 200);
+    free(body);
+    ck_assert_int_eq(tl_http_get(port, "/healthz", &body), 200);
+    free(body);
+    sleep_ms(200); /* LISTEN is in place before /readyz answers; margin for the first wait */
+    free(add_export(conn, "live", "CSV", "{\"dataset\": \"page_views\"}", NULL));
+    free(add_export(conn, "live_bad", "CSV", "{\"dataset\": \"page_views\", \"to\": 5}", NULL));
+    long long done = 0;
+    for (int i = 0; i < 200 && done < 2; i++) {
+        sleep_ms(50);
+        done = tl_query_ll(conn, "SELECT count(*) FROM exports WHERE status IN ('COMPLETED', "
+                                 "'FAILED')");
+    }
+    ck_assert_int_eq(done, 2);
+    assert_status(conn, "live", "COMPLETED", NULL);
+    assert_status(conn, "live_bad", "FAILED", "parameters.to: must be an RFC 3339");
+    ck_assert_int_eq(tl_http_get(port, "/metrics", &body), 200);
+    ck_assert_msg(strstr(body, "evpipe_exports_jobs_total{status=\"COMPLETED\"} 1\n") &&
+                      strstr(body, "evpipe_exports_jobs_total{status=\"FAILED\"} 1\n") &&
+                      strstr(body, "evpipe_exports_rows_total 300\n"),
+                  "%s", body);
+    free(body);
+    kill(pid, SIGTERM);
+    int st = 0;
+    ck_assert(waitpid(pid, &st, 0) == pid);
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    PQfinish(conn);
+    tl_db_drop(url);
+    free(url);
+}
+END_TEST
+
 static Suite *exports_suite(void) {
     Suite *s = suite_create("exports");
     TCase *tc = tcase_create("stage");
@@ -696,6 +754,7 @@ static Suite *exports_suite(void) {
         tcase_add_test(tc, test_exports_expiry_marks_expired_and_deletes_the_file);
         tcase_add_test(tc, test_exports_xlsx_starts_a_new_sheet_when_one_is_full);
         tcase_add_test(tc, test_exports_report_result_once_the_report_is_final);
+        tcase_add_test(tc, test_exports_long_running_woken_by_notify);
     }
     suite_add_tcase(s, tc);
     return s;
