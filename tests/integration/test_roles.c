@@ -2,9 +2,10 @@
  * (ingest through an in-process mock Kafka cluster, metrics, funnels, reports, status,
  * migrate verify) logged in as LOGIN users that are members of the group roles, in a
  * database whose PUBLIC rights on the database and the schema are revoked, give exact
- * row counts; what a role must not do is refused with permission denied (42501); the
- * down migration revokes everything and drops only the roles it created and no other
- * database uses; two databases migrating at once both succeed. */
+ * row counts; what a role must not do is refused with permission denied (42501); a
+ * stage run as the wrong role exits naming the role to join; the down migration
+ * revokes everything and drops only the roles it created that no other database uses;
+ * two databases migrating at once both succeed. */
 #include <check.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -381,6 +382,75 @@ START_TEST(test_roles_refuse_what_a_stage_must_not_do) {
 }
 END_TEST
 
+/* ---------------------------------------------------------------- the wrong role */
+
+/* Runs ARGS as user; asserts the exit status and that stderr names the refusal and the
+ * role to join. */
+static void assert_refused(const char *url, const char *user, const char *args, int want_rc,
+                           const char *role) {
+    char *as = url_as(url, user);
+    char *cmd = fmt_alloc("'%s' %s --database '%s'", tl_evpipe_bin(), args, as);
+    char *err = NULL;
+    int rc = tl_run(cmd, NULL, &err);
+    ck_assert_msg(rc == want_rc && err && strstr(err, "permission denied") &&
+                      strstr(err, role) && strstr(err, "Database roles"),
+                  "as %s: evpipe %s: want exit %d naming %s, got %d:\n%s", user, args, want_rc,
+                  role, rc, err ? err : "");
+    free(err);
+    free(cmd);
+    free(as);
+}
+
+START_TEST(test_roles_stage_as_wrong_role_exits_naming_its_role) {
+    char errstr[256];
+    ev_kmock_t *km = ev_kmock_new(1, errstr, sizeof(errstr));
+    ck_assert_msg(km != NULL, "%s", errstr);
+    char *url = tl_db_create_migrated("roles_wrong");
+    char *name = db_name(url);
+    PGconn *admin = tl_connect(url);
+    exec_fmt(admin, "REVOKE ALL ON DATABASE \"%s\" FROM PUBLIC", name);
+    char *readonly = login_user(admin, "evpipe_readonly");
+    char *exporter = login_user(admin, "evpipe_exporter");
+    char *stages = login_user(admin, "evpipe_stages");
+    /* Refused while starting: exit 2, as for an unmigrated schema. */
+    char *args = fmt_alloc("ingest --brokers %s --topic none --group g --enriched-topic '' "
+                           "--metrics-port -1 --until-caught-up",
+                           ev_kmock_bootstraps(km));
+    assert_refused(url, readonly, args, 2, "evpipe_ingest");
+    free(args);
+    assert_refused(url, exporter, "metrics --until-caught-up --metrics-port -1", 2,
+                   "evpipe_stages");
+    assert_refused(url, readonly, "funnels --until-caught-up --metrics-port -1", 2,
+                   "evpipe_stages");
+    assert_refused(url, stages, "reports --until-caught-up --metrics-port -1", 2,
+                   "evpipe_exporter");
+    /* Refused once working: ingest as stages (may read the traffic, not its offsets)
+     * once the partitions are assigned; reports as readonly (may read the jobs, not
+     * fail them). Exit 1. */
+    char *path = publish_stream(km);
+    args = fmt_alloc("ingest --brokers %s --topic raw --group g --enriched-topic '' "
+                     "--metrics-port -1 --until-caught-up",
+                     ev_kmock_bootstraps(km));
+    assert_refused(url, stages, args, 1, "evpipe_ingest");
+    free(args);
+    assert_query(admin, "SELECT count(*) FROM analytics_events", "0");
+    unlink(path);
+    free(path);
+    assert_refused(url, readonly, "reports --until-caught-up --metrics-port -1", 1,
+                   "evpipe_exporter");
+    PQfinish(admin);
+    admin = tl_connect(tl_database_url());
+    drop_user(admin, readonly);
+    drop_user(admin, exporter);
+    drop_user(admin, stages);
+    PQfinish(admin);
+    tl_db_drop(url);
+    free(name);
+    free(url);
+    ev_kmock_destroy(km);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- down */
 
 START_TEST(test_roles_down_drops_only_unused_roles_it_created) {
@@ -476,6 +546,7 @@ static Suite *roles_suite(void) {
     tcase_set_timeout(tc, 180);
     tcase_add_test(tc, test_roles_refuse_what_a_stage_must_not_do);
     tcase_add_test(tc, test_roles_stages_run_as_members_of_their_roles);
+    tcase_add_test(tc, test_roles_stage_as_wrong_role_exits_naming_its_role);
     tcase_add_test(tc, test_roles_down_drops_only_unused_roles_it_created);
     suite_add_tcase(s, tc);
     return s;
