@@ -1,11 +1,11 @@
 /* test_roles.c — migration 0010_roles against a real PostgreSQL: the real binaries
  * (ingest through an in-process mock Kafka cluster, metrics, funnels, reports, status,
- * migrate verify) logged in as LOGIN users that are members of the group roles, in a
- * database whose PUBLIC rights on the database and the schema are revoked, give exact
- * row counts; what a role must not do is refused with permission denied (42501); a
- * stage run as the wrong role exits naming the role to join; the down migration
- * revokes everything and drops only the roles it created that no other database uses;
- * two databases migrating at once both succeed. */
+ * migrate verify) and the exports' job lifecycle, logged in as LOGIN users that are
+ * members of the group roles in a database whose PUBLIC rights on the database and the
+ * schema are revoked, give exact row counts; what a role must not do is refused with
+ * permission denied (42501); a stage run as the wrong role exits naming the role to
+ * join; the down migration revokes everything and drops only the roles it created that
+ * no other database uses; two databases migrating at once both succeed. */
 #include <check.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/kmock.h"
+#include "consumers/jobs.h"
 #include "tests/integration/ingest_oracle.h"
 #include "tests/testlib.h"
 
@@ -382,6 +383,71 @@ START_TEST(test_roles_refuse_what_a_stage_must_not_do) {
 }
 END_TEST
 
+/* ---------------------------------------------------------------- the export lifecycle */
+
+/* The exports stage's statements (consumers/jobs.h) as a member of evpipe_exporter:
+ * LISTEN, snapshot, claim, renew, finish with the file's columns, release, reclaim,
+ * fail after the last attempt, expire; each change audited. */
+START_TEST(test_roles_exporter_runs_the_export_job_lifecycle) {
+    char *url = tl_db_create_migrated("roles_exports");
+    PGconn *admin = tl_connect(url);
+    tl_exec(admin, "INSERT INTO exports (id, format) VALUES "
+                   "('00000000-0000-0000-0000-000000000001', 'CSV'), "
+                   "('00000000-0000-0000-0000-000000000002', 'JSON')");
+    char *exporter = login_user(admin, "evpipe_exporter");
+    char *as = url_as(url, exporter), err[512];
+    jobs_t *jobs = jobs_new(as, JOBS_EXPORTS, "exports", "w1", 30, 2, err, sizeof(err));
+    ck_assert_msg(jobs != NULL, "%s", err);
+    long long n = -1;
+    ck_assert_msg(jobs_listen(jobs, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_msg(jobs_snapshot(jobs, &n, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_int_eq(n, 2);
+    jobs_job_t *a = NULL, *b = NULL;
+    ck_assert_msg(jobs_claim(jobs, &a, err, sizeof(err)) == 0 && a, "%s", err);
+    ck_assert_msg(jobs_claim(jobs, &b, err, sizeof(err)) == 0 && b, "%s", err);
+    ck_assert_msg(jobs_renew(jobs, a, err, sizeof(err)) == 0, "%s", err);
+    const char *file[] = {"file:///tmp/e1.csv", "3"};
+    ck_assert_msg(jobs_finish(jobs, a, "COMPLETED", NULL,
+                              ", \"fileUrl\" = $5, \"rowCount\" = $6::bigint, "
+                              "\"completedAt\" = now(), \"expiresAt\" = now() - interval "
+                              "'1 second'",
+                              2, file, err, sizeof(err)) == 0,
+                  "%s", err);
+    /* Given back (PENDING again fires the NOTIFY trigger as the exporter), claimed again
+     * under a lease that then runs out after the last attempt: FAILED. */
+    ck_assert_msg(jobs_release(jobs, b, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_int_eq(jobs_wait(jobs, 5000), 1);
+    jobs_job_free(b);
+    b = NULL;
+    ck_assert_msg(jobs_claim(jobs, &b, err, sizeof(err)) == 0 && b, "%s", err);
+    tl_exec(admin, "UPDATE exports SET attempts = 2, \"leaseExpiresAt\" = now() - interval "
+                   "'1 second' WHERE id = '00000000-0000-0000-0000-000000000002'");
+    ck_assert_msg(jobs_fail_exhausted(jobs, &n, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_int_eq(n, 1);
+    ck_assert_msg(jobs_expire(jobs, &n, NULL, NULL, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_int_eq(n, 1);
+    assert_query(admin,
+                 "SELECT string_agg(id || ':' || status || ':' || coalesce(\"rowCount\"::text, "
+                 "'-'), ',' ORDER BY id) FROM exports",
+                 "00000000-0000-0000-0000-000000000001:EXPIRED:3,"
+                 "00000000-0000-0000-0000-000000000002:FAILED:-");
+    assert_query(admin,
+                 "SELECT string_agg(right(\"entityId\", 1) || action, ',' ORDER BY "
+                 "\"entityId\", action) FROM audit_logs",
+                 "1claim,1completed,1expired,2claim,2claim,2failed,2release");
+    jobs_job_free(a);
+    jobs_job_free(b);
+    jobs_destroy(jobs);
+    free(as);
+    PQfinish(admin);
+    admin = tl_connect(tl_database_url());
+    drop_user(admin, exporter);
+    PQfinish(admin);
+    tl_db_drop(url);
+    free(url);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- the wrong role */
 
 /* Runs ARGS as user; asserts the exit status and that stderr names the refusal and the
@@ -546,6 +612,7 @@ static Suite *roles_suite(void) {
     tcase_set_timeout(tc, 180);
     tcase_add_test(tc, test_roles_refuse_what_a_stage_must_not_do);
     tcase_add_test(tc, test_roles_stages_run_as_members_of_their_roles);
+    tcase_add_test(tc, test_roles_exporter_runs_the_export_job_lifecycle);
     tcase_add_test(tc, test_roles_stage_as_wrong_role_exits_naming_its_role);
     tcase_add_test(tc, test_roles_down_drops_only_unused_roles_it_created);
     suite_add_tcase(s, tc);
