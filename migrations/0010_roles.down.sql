@@ -2,7 +2,8 @@
 -- reverse, then drops each group role that the up migration created, unless something
 -- still refers to it: grants or objects in another database of the cluster (which
 -- migrated 0010 too), or grants made here by someone else. Those roles are kept, with
--- a NOTICE. Dropping a role ends the memberships of its login users; the users remain.
+-- an INFO message that `evpipe migrate` logs. Dropping a role ends the memberships of
+-- its login users; the users remain.
 
 DO $$
 BEGIN
@@ -58,10 +59,10 @@ BEGIN
         CONTINUE WHEN role_oid IS NULL;
         IF shobj_description(role_oid, 'pg_authid') IS DISTINCT FROM
            'evpipe group role (created by migration 0010_roles)' THEN
-            RAISE NOTICE 'role % kept: it was not created by migration 0010_roles', r;
+            RAISE INFO 'role % kept: it was not created by migration 0010_roles', r;
         ELSIF EXISTS (SELECT 1 FROM pg_shdepend
                       WHERE refclassid = 'pg_authid'::regclass AND refobjid = role_oid) THEN
-            RAISE NOTICE 'role % kept: another database (or another grant) still uses it', r;
+            RAISE INFO 'role % kept: another database (or another grant) still uses it', r;
         ELSE
             EXECUTE format('DROP ROLE %I', r);
         END IF;

@@ -73,14 +73,29 @@ static char *url_as(const char *url, const char *user) {
     return fmt_alloc("%s%cuser=%s&password=pw-%s", url, strchr(url, '?') ? '&' : '?', user, user);
 }
 
-static int run_migrate(const char *url, const char *args) {
+/* Runs `evpipe migrate ARGS`; returns the exit status and, when log is not NULL, its
+ * log (stderr, malloc'd). */
+static int run_migrate_log(const char *url, const char *args, char **log) {
     char *cmd = fmt_alloc("'%s' migrate %s --database '%s'", tl_evpipe_bin(), args, url);
     char *err = NULL;
     int rc = tl_run(cmd, NULL, &err);
     if (rc != 0) fprintf(stderr, "migrate %s exited %d: %s\n", args, rc, err ? err : "");
-    free(err);
+    if (log)
+        *log = err ? err : strdup("");
+    else
+        free(err);
     free(cmd);
     return rc;
+}
+
+static int run_migrate(const char *url, const char *args) {
+    return run_migrate_log(url, args, NULL);
+}
+
+static int count_substr(const char *hay, const char *needle) {
+    int n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle)) n++;
+    return n;
 }
 
 /* Runs the binary with ARGS, connected as user; asserts exit 0; returns stdout. */
@@ -546,8 +561,15 @@ START_TEST(test_roles_down_drops_only_unused_roles_it_created) {
                  "evpipe_stages:false");
     char *user = login_user(admin, "evpipe_ingest");
 
-    /* Down in db1: its grants are gone, the roles stay for db2, which still works. */
-    ck_assert_int_eq(run_migrate(url1, "down 1"), 0);
+    /* Down in db1: its grants are gone, the roles stay for db2 (said in the log), which
+     * still works. */
+    char *log = NULL;
+    ck_assert_int_eq(run_migrate_log(url1, "down 1", &log), 0);
+    ck_assert_msg(count_substr(log, "kept: another database (or another grant) still uses "
+                                    "it") == N_ROLES,
+                  "%s", log);
+    ck_assert_msg(strstr(log, "INFO  migrate: server: role evpipe_ingest kept"), "%s", log);
+    free(log);
     ck_assert_int_eq(roles_present(admin), N_ROLES);
     PGconn *c1 = tl_connect(url1), *c2 = tl_connect(url2);
     const char *grants =
@@ -581,7 +603,12 @@ START_TEST(test_roles_down_drops_only_unused_roles_it_created) {
         tl_exec(admin, "CREATE ROLE evpipe_readonly NOLOGIN");
         ck_assert_int_eq(run_migrate(url1, "up"), 0);
         ck_assert_int_eq(roles_present(admin), N_ROLES);
-        ck_assert_int_eq(run_migrate(url1, "down 1"), 0);
+        ck_assert_int_eq(run_migrate_log(url1, "down 1", &log), 0);
+        ck_assert_msg(strstr(log, "role evpipe_readonly kept: it was not created by migration "
+                                  "0010_roles"),
+                      "%s", log);
+        ck_assert_int_eq(count_substr(log, " kept: "), 1);
+        free(log);
         assert_query(admin, "SELECT string_agg(rolname, ',') FROM pg_roles WHERE rolname IN "
                             ROLES_IN, "evpipe_readonly");
         assert_query(c1, grants, "0");
