@@ -87,7 +87,10 @@ static void on_assign(ingest_t *in, rd_kafka_topic_partition_list_t *parts) {
         sink_pg_error_t err;
         if (sink_pg_read_offsets(in->pg, in->group, in->topic, ids, offsets, n, &err) == 0) break;
         if (err.status == SINK_PG_FATAL) {
-            EV_ERROR("cannot read stored offsets: %s; stopping", err.message);
+            bool refused = strcmp(err.sqlstate, "42501") == 0;
+            EV_ERROR("cannot read stored offsets: %s%s%s%s; stopping", err.message,
+                     refused ? " (" : "", refused ? INGEST_GRANT_HINT : "", refused ? ")" : "");
+            in->offsets_fatal = true;
             ingest_stop_requested = 1;
             rd_kafka_assign(in->consumer, NULL);
             return;
@@ -584,9 +587,12 @@ int cmd_ingest(int argc, char **argv) {
         }
         if (migrated && sink_pg_ping(in->pg, &err) == 0) break;
         if (err.status == SINK_PG_FATAL) {
+            /* 42501: the user lacks a grant (migration 0010_roles), not the schema. */
             EV_ERROR("database: %s%s", err.message,
-                     migrate ? ""
-                             : " (is the schema migrated? run `evpipe migrate up` or pass --migrate)");
+                     strcmp(err.sqlstate, "42501") == 0 ? " (" INGEST_GRANT_HINT ")"
+                     : migrate ? ""
+                               : " (is the schema migrated? run `evpipe migrate up` or pass "
+                                 "--migrate)");
             exit_code = 2;
             goto out;
         }
@@ -688,6 +694,7 @@ int cmd_ingest(int argc, char **argv) {
             next_stats = now + stats_every * 1000;
         }
     }
+    if (in->offsets_fatal) exit_code = 1;
     /* Shutdown: finish (or abandon) the open batch, leave the group, then destroy. */
     if (exit_code == 0) {
         ingest_stop_requested = 0; /* give the last batch its chance */

@@ -97,6 +97,7 @@ typedef struct ingest_s {
     tf_settings_t settings_base; /* defaults + flags/environment: what tracking_configs overlays */
     unsigned settings_pinned;
     bool settings_unreadable;    /* for logging state changes of the reload */
+    bool offsets_fatal;          /* the stored offsets could not be read for good: exit 1 */
     tf_session_config_t session_cfg;
 
     /* components */
@@ -188,6 +189,9 @@ int ingest_batch_drain_feed(ingest_t *in, int timeout_ms);
 /* Retries back off exponentially from 0.1 s to 10 s. */
 #define INGEST_BACKOFF_MIN_MS 100
 #define INGEST_BACKOFF_MAX_MS 10000
+/* Said with an error of SQLSTATE 42501 (a missing grant; retrying cannot help). */
+#define INGEST_GRANT_HINT \
+    "make this user a member of evpipe_ingest: docs/operations.md, \"Database roles\""
 
 /* The delay after ms: doubled, capped at INGEST_BACKOFF_MAX_MS. */
 int64_t ingest_next_backoff(int64_t ms);

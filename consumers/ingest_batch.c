@@ -485,7 +485,9 @@ static int write_with_retry(ingest_t *in, const ingest_batch_t *b, ingest_msg_t 
             return 0;
         }
         if (st == SINK_PG_FATAL) {
-            EV_ERROR("PostgreSQL: %s (SQLSTATE %s); stopping", err.message, err.sqlstate);
+            bool refused = strcmp(err.sqlstate, "42501") == 0;
+            EV_ERROR("PostgreSQL: %s (SQLSTATE %s%s%s); stopping", err.message, err.sqlstate,
+                     refused ? "; " : "", refused ? INGEST_GRANT_HINT : "");
             return -1;
         }
         if (st == SINK_PG_CONFLICT) {

@@ -24,6 +24,10 @@
 
 static volatile sig_atomic_t reports_stop_requested;
 
+/* Said when a statement is refused for want of a grant (SQLSTATE 42501). */
+static const char k_grant_hint[] =
+    "make this user a member of evpipe_exporter: docs/operations.md, \"Database roles\"";
+
 static void on_signal(int sig) {
     (void)sig;
     reports_stop_requested = 1;
@@ -321,6 +325,11 @@ int cmd_reports(int argc, char **argv) {
             exit_code = 2;
             goto out;
         }
+        if (strstr(errstr, "permission denied")) {
+            EV_ERROR("%s (%s)", errstr, k_grant_hint);
+            exit_code = 2;
+            goto out;
+        }
         if (!down) EV_WARN("waiting for PostgreSQL: %s", errstr);
         down = true;
         ev_metric_add(run->m_retries, 1);
@@ -351,6 +360,11 @@ int cmd_reports(int argc, char **argv) {
                 backoff = REPORTS_BACKOFF_MIN_MS;
                 continue;
             }
+        }
+        if (!ok && strstr(errstr, "permission denied")) {
+            EV_ERROR("%s (%s); stopping", errstr, k_grant_hint);
+            exit_code = 1;
+            goto out;
         }
         if (!ok) {
             if (!down) EV_WARN("%s (retrying with backoff)", errstr);

@@ -123,6 +123,13 @@ static bool conn_broken(const stage_run_t *run) {
     return !run->conn || PQstatus(run->conn) != CONNECTION_OK;
 }
 
+/* A statement refused for want of a grant (SQLSTATE 42501): retrying cannot help. */
+static const char k_grant_hint[] =
+    "make this user a member of evpipe_stages: docs/operations.md, \"Database roles\"";
+static bool stage_refused(const stage_run_t *run, const char *errstr) {
+    return !conn_broken(run) && strstr(errstr, "permission denied") != NULL;
+}
+
 /* Reads bots.excludeFromMetrics and, when it differs from what the stage last applied
  * (downstream_stages.appliedSettings), marks every stored hour so that everything is
  * recomputed under the new value. Returns 0 or -1 with errstr. */
@@ -451,6 +458,11 @@ int stage_main(const stage_def_t *def, int argc, char **argv) {
             exit_code = 2;
             goto out;
         }
+        if (stage_refused(run, errstr)) {
+            EV_ERROR("database: %s (%s)", errstr, k_grant_hint);
+            exit_code = 2;
+            goto out;
+        }
         if (!down) EV_WARN("waiting for PostgreSQL: %s", errstr);
         down = true;
         ev_metric_add(run->m_retries, 1);
@@ -485,6 +497,11 @@ int stage_main(const stage_def_t *def, int argc, char **argv) {
         if (ok && (until_caught_up || now >= next_stats))
             ok = (pending = stage_pending(run, until_caught_up ? target : 0, errstr,
                                           sizeof(errstr))) >= 0;
+        if (!ok && stage_refused(run, errstr)) {
+            EV_ERROR("%s (%s); stopping", errstr, k_grant_hint);
+            exit_code = 1;
+            goto out;
+        }
         if (!ok) {
             if (!down) EV_WARN("%s (retrying with backoff)", errstr);
             down = true;

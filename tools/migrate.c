@@ -120,12 +120,21 @@ static int exec_cmd(PGconn *conn, const char *sql, const char *what, char *errst
     return 0;
 }
 
-/* Logs the server's notices (DROP ... IF EXISTS and the like) at debug level. */
-static void notice_to_log(void *arg, const char *message) {
+/* Logs the server's messages: WARNING at warn level (a GRANT that granted nothing),
+ * INFO at info level (what a migration chose to say, e.g. a role it kept), NOTICE and
+ * below (DROP ... IF EXISTS and the like) at debug level. */
+static void notice_to_log(void *arg, const PGresult *res) {
     (void)arg;
+    const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+    const char *message = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
     char line[MIG_MSG_MAX];
-    one_line(line, sizeof(line), message);
-    EV_DEBUG("server: %s", line);
+    one_line(line, sizeof(line), message ? message : PQresultErrorMessage(res));
+    if (severity && strcmp(severity, "WARNING") == 0)
+        EV_WARN("server: %s", line);
+    else if (severity && strcmp(severity, "INFO") == 0)
+        EV_INFO("server: %s", line);
+    else
+        EV_DEBUG("server: %s", line);
 }
 
 static int conn_ready(PGconn *conn, char *errstr, size_t errstr_size) {
@@ -1146,7 +1155,7 @@ int cmd_migrate(int argc, char **argv) {
         EV_ERROR("cannot connect to the database: %s", errstr);
         return 2;
     }
-    PQsetNoticeProcessor(conn, notice_to_log, NULL);
+    PQsetNoticeReceiver(conn, notice_to_log, NULL);
     if (lock_timeout > 0) {
         char value[32];
         snprintf(value, sizeof(value), "%llds", lock_timeout);

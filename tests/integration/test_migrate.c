@@ -655,6 +655,14 @@ START_TEST(test_migrate_down_to_zero_leaves_nothing) {
                  "0");
     assert_query(conn, "SELECT count(*) FROM pg_trigger", "0");
     assert_query(conn, "SELECT count(*) FROM schema_migrations", "0");
+    /* No grant of 0010_roles is left: on schema_migrations, the schema, the defaults. */
+    assert_query(conn,
+                 "SELECT (SELECT count(*) FROM pg_class c, aclexplode(c.relacl) a WHERE "
+                 "c.relnamespace = 'public'::regnamespace AND a.grantee <> c.relowner) + "
+                 "(SELECT count(*) FROM pg_default_acl) + (SELECT count(*) FROM pg_namespace n, "
+                 "aclexplode(n.nspacl) a JOIN pg_roles r ON r.oid = a.grantee WHERE "
+                 "r.rolname LIKE 'evpipe\\_%')",
+                 "0");
     fp = schema_fingerprint(conn);
     assert_same_schema(fp, "", "down all vs empty");
     free(fp);
