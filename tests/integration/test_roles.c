@@ -273,6 +273,28 @@ START_TEST(test_roles_stages_run_as_members_of_their_roles) {
                  "audit_logs a JOIN reports r ON a.\"entityId\" = r.id::text",
                  "claim,completed");
 
+    /* evpipe exports as a member of evpipe_exporter: every format, and the report. */
+    exec_fmt(admin, "INSERT INTO exports (format, parameters, \"reportId\") VALUES "
+             "('CSV', '{\"dataset\": \"events\"}', NULL), ('XLSX', '{\"dataset\": "
+             "\"sessions\", \"filters\": {\"deviceType\": \"DESKTOP\"}}', NULL), ('JSON', "
+             "'{\"dataset\": \"report\"}', (SELECT id FROM reports WHERE name = 'nov'))");
+    char files[] = "/tmp/evroles-files.XXXXXX";
+    ck_assert(mkdtemp(files) != NULL);
+    char *exp_args = fmt_alloc("exports --until-caught-up --metrics-port -1 --upload-url "
+                               "'file://%s/'", files);
+    free(run_as(url, exporter, exp_args));
+    free(exp_args);
+    assert_query(admin,
+                 "SELECT string_agg(format || ' ' || status || ' ' || (\"rowCount\" = CASE format "
+                 "WHEN 'CSV' THEN (SELECT count(*) FROM analytics_events) WHEN 'XLSX' THEN (SELECT "
+                 "count(*) FROM analytics_sessions WHERE \"deviceType\" = 'DESKTOP') ELSE 1 END), "
+                 "',' ORDER BY format) FROM exports",
+                 "CSV COMPLETED true,JSON COMPLETED true,XLSX COMPLETED true");
+    assert_query(admin, "SELECT count(*) FROM analytics_events", "8");
+    char *rm = fmt_alloc("rm -rf '%s'", files);
+    ck_assert_int_eq(system(rm), 0);
+    free(rm);
+
     /* evpipe status and evpipe migrate verify as a member of evpipe_readonly. */
     char *out = run_as(url, readonly, "status --json --brokers 127.0.0.1:1 --kafka-timeout 1");
     ck_assert_msg(out && strstr(out, "\"g\""), "%s", out ? out : "");
