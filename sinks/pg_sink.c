@@ -1573,10 +1573,21 @@ int sink_pg_write(sink_pg_t *s, const sink_pg_batch_t *b, sink_pg_error_t *err) 
      * next one copies without probing, and a unique violation on an eventId (a replay
      * the sessionizer could not see, another writer) rolls back and redoes the write
      * with the probe. */
-    bool probe = s->probe_stored;
+    bool probe = s->probe_stored, begin_retried = false;
     for (;;) {
         if (ensure_connection(s, err) != 0) goto fail;
-        if (exec_simple(s, "BEGIN", "BEGIN", err) != 0) goto fail;
+        if (exec_simple(s, "BEGIN", "BEGIN", err) != 0) {
+            /* The server closed the idle connection an instant before its goodbye
+             * could be seen: nothing was sent yet, so connect again and begin, once. */
+            if (!begin_retried && s->conn && PQstatus(s->conn) != CONNECTION_OK) {
+                begin_retried = true;
+                EV_WARN("PostgreSQL: the idle connection was closed by the server; reconnecting");
+                s->ready = false;
+                clear_error(err);
+                continue;
+            }
+            goto fail;
+        }
         /* In the transaction: a row committed meanwhile by another writer makes the
          * COPY fail (TRANSIENT), and the retry finds it here. */
         if (probe && (pl.n_events || pl.n_pvs) && find_stored(s, b, &pl, err) != 0)
