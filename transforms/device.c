@@ -83,6 +83,7 @@ void tf_ua_classifier_destroy(tf_ua_classifier_t *c) {
     if (!c) return;
     for (int s = 0; s < SECTION_COUNT; s++)
         ua_rule_list_free(&c->rules[s]);
+    ua_data_free(c);
     cache_entry_t *e = c->lru_head;
     while (e) {
         cache_entry_t *next = e->next;
@@ -212,8 +213,16 @@ static tf_device_type_t type_from_agent(tf_ua_classifier_t *c, const char *lower
     /* Android; also its agents that lost the word but keep "Linux; ... Build/". */
     if (ua_has(lower, "android") || (ua_has(lower, "linux") && ua_has(lower, " build/")))
         *flags |= UA_FLAG_ANDROID;
-    if (ua_is_bot_agent(c, lower, p)) return TF_DEVICE_BOT;
+    if (ua_is_bot_agent(c, lower, n, p)) return TF_DEVICE_BOT;
     const char *fam = p->device_family, *os = p->os_family;
+    if (*flags & UA_FLAG_ANDROID) {
+        /* A model name that says "Tab", "Pad" or "Tablet" is a tablet. */
+        if (has_tablet_word(lower)) return TF_DEVICE_TABLET;
+        /* Then the device model decides, not the "Mobile" token: tablets that send it,
+         * and Android on laptops and Chromebooks (device-detector's models). */
+        int t = ua_model_type(c, p);
+        if (t >= 0) return (tf_device_type_t)t;
+    }
 
     if (is_tablet_device(lower, p)) return TF_DEVICE_TABLET;
     /* Windows RT (ARM) devices are tablets; other Windows NT "Tablet PC"/"Touch"
@@ -237,6 +246,17 @@ static tf_device_type_t type_from_agent(tf_ua_classifier_t *c, const char *lower
             return TF_DEVICE_MOBILE;
         return TF_DEVICE_TABLET;
     }
+    /* Apple's CFNetwork apps name the kernel and, on a Mac, its CPU ("Darwin/20.3.0
+     * (x86_64)"; iPhones and iPads never run x86_64): apps on macOS. */
+    if (ua_has(lower, "cfnetwork/") && ua_has(lower, "darwin/") &&
+        (ua_has(lower, "x86_64") || ua_has(lower, "macintosh") || ua_has(lower, "macbook") ||
+         ua_has(lower, "imac"))) {
+        *flags |= UA_FLAG_MAC;
+        return TF_DEVICE_DESKTOP;
+    }
+    /* Microsoft Office's desktop programs ("compatible; ms-office; MSOffice 16") name no
+     * platform; Office on phones and tablets sends its system's agent. */
+    if (ua_has(lower, "ms-office") || ua_has(lower, "msoffice")) return TF_DEVICE_DESKTOP;
     if (strcmp(os, "iOS") == 0 || strcmp(fam, "iPhone") == 0 || strcmp(fam, "iPod") == 0 ||
         strcmp(fam, "iPod Touch") == 0)
         return TF_DEVICE_MOBILE;
@@ -434,6 +454,19 @@ static void bucket_remove(tf_ua_classifier_t *c, cache_entry_t *e) {
         pp = &(*pp)->hnext;
     if (*pp) *pp = e->hnext;
     e->hnext = NULL;
+}
+
+void ua_cache_clear(tf_ua_classifier_t *c) {
+    cache_entry_t *e = c->lru_head;
+    while (e) {
+        cache_entry_t *next = e->next;
+        free(e->key);
+        free(e);
+        e = next;
+    }
+    c->lru_head = c->lru_tail = NULL;
+    c->cache_n = 0;
+    if (c->buckets) memset(c->buckets, 0, c->nbuckets * sizeof(*c->buckets));
 }
 
 /* Stores a copy of base under the key; evicts the least recently used entry at

@@ -22,6 +22,9 @@ typedef enum {
 /* Where the Debian package uap-core installs its regexes. */
 #define TF_UA_REGEXES_DEFAULT_PATH "/usr/share/uap-core/regexes.yaml"
 
+/* Where tools/deps_data.sh installs the data sets (see tf_ua_classifier_add_data). */
+#define TF_UA_DATA_DEFAULT_PATH "/usr/local/share/evpipe/ua-data"
+
 /* Only the first TF_UA_MAX_BYTES bytes of a user agent are considered (SPEC §3 maximum);
  * two agents equal on that prefix get the same answer. */
 #define TF_UA_MAX_BYTES 2048
@@ -67,6 +70,30 @@ typedef struct tf_ua_classifier_s tf_ua_classifier_t;
  * regex does not compile, a section is missing, or memory runs out. */
 tf_ua_classifier_t *tf_ua_classifier_new(const char *regexes_yaml, size_t len, size_t cache_entries,
                                          char *errstr, size_t errstr_size);
+
+/* The data sets beyond uap-core, in the JSON form of Matomo device-detector's regexes
+ * (as tools/deps_data.sh installs them under TF_UA_DATA_DEFAULT_PATH):
+ *  - TF_UA_DATA_BOTS: bots.json, a list of {"regex", "name", ...}: robots;
+ *  - TF_UA_DATA_LIBRARIES: client/libraries.json, same form: HTTP libraries and tools;
+ *  - TF_UA_DATA_CLIENTS: client/feed_readers.json, pim.json, mediaplayers.json,
+ *    mobile_apps.json: programs people use that are not browsers (never robots);
+ *  - TF_UA_DATA_DEVICES: device/mobiles.json, {brand: {"regex", "device", "models":
+ *    [{"regex", "device"}]}}: device models and their types. */
+typedef enum {
+    TF_UA_DATA_BOTS = 0,
+    TF_UA_DATA_LIBRARIES,
+    TF_UA_DATA_CLIENTS,
+    TF_UA_DATA_DEVICES,
+} tf_ua_data_kind_t;
+
+/* Adds one data set (len bytes of JSON text, not retained) to the classifier; may be
+ * called several times per kind (the entries are appended, in order). Regexes are
+ * compiled as device-detector applies them: case-insensitive, anchored at a word start.
+ * Empties the cache. Returns 0, or -1 with errstr filled (malformed JSON, an entry
+ * without a regex, a regex that does not compile, out of memory); the classifier then
+ * keeps what it had before the call. */
+int tf_ua_classifier_add_data(tf_ua_classifier_t *c, tf_ua_data_kind_t kind, const char *json,
+                              size_t len, char *errstr, size_t errstr_size);
 
 /* Releases the classifier and its cache. NULL is a no-op. */
 void tf_ua_classifier_destroy(tf_ua_classifier_t *c);

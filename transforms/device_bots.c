@@ -205,6 +205,35 @@ static bool has_domain(const char *lower) {
     return false;
 }
 
+/* An e-mail address ("crawler@example.com", "bot at example dot com" is left to the
+ * token rules): robots give a contact; browsers never do. */
+static bool has_email(const char *lower) {
+    for (const char *p = strchr(lower, '@'); p; p = strchr(p + 1, '@')) {
+        if (p == lower || !(ua_is_alnum(p[-1]) || p[-1] == '.' || p[-1] == '_' || p[-1] == '-'))
+            continue;
+        const char *q = p + 1;
+        size_t label = 0;
+        bool dot = false;
+        while (ua_is_alnum(*q) || *q == '-' || *q == '.') {
+            if (*q == '.') dot = label > 0;
+            label = *q == '.' ? 0 : label + 1;
+            q++;
+        }
+        if (dot && label >= 2) return true;
+    }
+    return false;
+}
+
+/* A run of at least three ASCII letters. */
+static bool has_word(const char *lower) {
+    size_t run = 0;
+    for (const char *p = lower; *p; p++) {
+        run = (*p >= 'a' && *p <= 'z') ? run + 1 : 0;
+        if (run >= 3) return true;
+    }
+    return false;
+}
+
 /* "Name/1.0 ..." at the start: a program's product token. */
 static bool starts_with_product_token(const char *lower) {
     const char *p = lower;
@@ -219,9 +248,21 @@ static bool starts_with_product_token(const char *lower) {
     return *p == '/' && (p[1] == 'v' || (p[1] >= '0' && p[1] <= '9'));
 }
 
-bool ua_is_bot_agent(tf_ua_classifier_t *c, const char *lower, const tf_ua_parse_t *p) {
-    (void)c;
+bool ua_is_bot_agent(tf_ua_classifier_t *c, const char *lower, size_t len, const tf_ua_parse_t *p) {
     if (strcmp(p->device_family, "Spider") == 0) return true;
+    /* Injection probes sent as the agent by scanners: Log4Shell lookups
+     * (CVE-2021-44228, "${jndi:ldap://..."), template and script injection. */
+    if (ua_has(lower, "${") || ua_has(lower, "#{") || ua_has(lower, "<script") ||
+        ua_has(lower, "<?php") || ua_has(lower, "() { :;"))
+        return true;
+    /* device-detector's robots; its HTTP libraries unless a browser engine speaks. */
+    if (ua_list_first_match(c, &c->bots, len)) return true;
+    bool engine_like = (ua_starts_with(lower, "mozilla/") || ua_starts_with(lower, "opera/")) &&
+                       (ua_has(lower, "applewebkit") || ua_has(lower, "gecko") ||
+                        ua_has(lower, "presto") || ua_has(lower, "trident"));
+    if (!engine_like && ua_list_first_match(c, &c->libraries, len)) return true;
+    /* Programs people use (feed readers, mail, media players, apps): never robots. */
+    if (ua_list_first_match(c, &c->clients, len)) return false;
     if (has_bot_word(lower)) return true;
     for (size_t i = 0; i < sizeof(bot_tokens) / sizeof(bot_tokens[0]); i++)
         if (ua_has(lower, bot_tokens[i])) return true;
@@ -249,6 +290,13 @@ bool ua_is_bot_agent(tf_ua_classifier_t *c, const char *lower, const tf_ua_parse
             !UA_ANY_OF(lower, compatible_browser_tokens))
             return true;
         if (has_domain(lower)) return true;
+        /* A bare program name ("coccoc", "Amazon CloudFront", "url"): browsers always
+         * say "Mozilla/"; what names neither a browser nor a platform is a tool. Junk
+         * without a word ("-", "12345", "Mozilla/5.0") stays without a signal. */
+        if (!browser_like && strcmp(p->ua_family, "Other") == 0 && has_word(lower) &&
+            !UA_ANY_OF(lower, compatible_browser_tokens))
+            return true;
+        if (has_email(lower) && !UA_ANY_OF(lower, compatible_browser_tokens)) return true;
     }
     return false;
 }

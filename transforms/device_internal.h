@@ -39,6 +39,7 @@ typedef struct rule_s {
     uint32_t nsets;
     uint32_t *set_off, *lit_off;
     uint16_t *tri;
+    int tag; /* data-set rules: the DeviceType of a device model, -1 when not given */
 } rule_t;
 
 typedef struct rule_list_s {
@@ -69,8 +70,21 @@ typedef struct cache_entry_s {
     ua_base_t value;
 } cache_entry_t;
 
+/* A device brand of the data sets: its regex (repl[0] = the brand's name, tag = the
+ * brand's DeviceType or -1) and its models, models.v[first .. first + n). */
+typedef struct ua_brand_s {
+    rule_t rule;
+    size_t first, n;
+} ua_brand_t;
+
 struct tf_ua_classifier_s {
     rule_list_t rules[SECTION_COUNT];
+    /* Data sets (tf_ua_classifier_add_data): robots, HTTP libraries, other non-browser
+     * clients (repl[0] = name), device brands and their models (tag = DeviceType). */
+    rule_list_t bots, libraries, clients, models;
+    ua_brand_t *brands;
+    size_t nbrands, brands_cap;
+
     pcre2_match_context *mctx;
     pcre2_jit_stack *jit_stack;
     pcre2_match_data *md;
@@ -133,8 +147,8 @@ void ua_copy_clean(char *dst, size_t size, const char *src, size_t n);
  * Returns -1 only when memory ran out. */
 int ua_rule_prefilter(rule_t *rule, const char *pattern, size_t len);
 
-/* Hashes the trigrams of c->lower[0 .. n) into c->trigrams. */
-void ua_trigrams_compute(tf_ua_classifier_t *c, size_t n);
+/* Hashes the trigrams of lower[0 .. n) (ASCII-lowercased text) into c->trigrams. */
+void ua_trigrams_compute(tf_ua_classifier_t *c, const char *lower, size_t n);
 
 /* False when the rule certainly cannot match the agent whose trigrams are computed. */
 bool ua_rule_may_match(const tf_ua_classifier_t *c, const rule_t *rule);
@@ -167,10 +181,28 @@ void ua_parse_subject(tf_ua_classifier_t *c, const char *subject, size_t len, tf
  * its length. */
 size_t ua_set_subject(tf_ua_classifier_t *c, const char *ua);
 
+/* ---- data sets (device_data.c) ------------------------------------------------- */
+
+/* Empties the cache of parses (device.c). */
+void ua_cache_clear(tf_ua_classifier_t *c);
+
+/* Frees the data sets' rules and brands. */
+void ua_data_free(tf_ua_classifier_t *c);
+
+/* The first rule of list that matches c->subject[0 .. len), or NULL. */
+const rule_t *ua_list_first_match(tf_ua_classifier_t *c, const rule_list_t *list, size_t len);
+
+/* ---- device models (device_models.c) -------------------------------------------- */
+
+/* The DeviceType that the data sets' device models give the device uap-core parsed
+ * (p: its brand, model and Android version), or -1 when they give none. Clobbers the
+ * trigrams of the agent. */
+int ua_model_type(tf_ua_classifier_t *c, const tf_ua_parse_t *p);
+
 /* ---- robots (device_bots.c) ------------------------------------------------------ */
 
 /* True when the agent (lowercased in lower; parsed as p) is a robot by the rules of
  * device_bots.c. */
-bool ua_is_bot_agent(tf_ua_classifier_t *c, const char *lower, const tf_ua_parse_t *p);
+bool ua_is_bot_agent(tf_ua_classifier_t *c, const char *lower, size_t len, const tf_ua_parse_t *p);
 
 #endif

@@ -425,9 +425,9 @@ int ua_rule_prefilter(rule_t *rule, const char *pattern, size_t len) {
     return rc;
 }
 
-void ua_trigrams_compute(tf_ua_classifier_t *c, size_t n) {
+void ua_trigrams_compute(tf_ua_classifier_t *c, const char *lower, size_t n) {
     memset(c->trigrams, 0, sizeof(c->trigrams));
-    const unsigned char *s = (const unsigned char *)c->lower;
+    const unsigned char *s = (const unsigned char *)lower;
     for (size_t i = 0; i + 2 < n; i++) {
         uint16_t h = tri_hash(s[i], s[i + 1], s[i + 2]);
         c->trigrams[h >> 6] |= (uint64_t)1 << (h & 63);

@@ -303,7 +303,7 @@ static void field_value(tf_ua_classifier_t *c, int npairs, const char *subject, 
 
 void ua_parse_subject(tf_ua_classifier_t *c, const char *subject, size_t len, tf_ua_parse_t *out) {
     memset(out, 0, sizeof(*out));
-    ua_trigrams_compute(c, len);
+    ua_trigrams_compute(c, c->lower, len);
     /* Browser: the first rule that yields a family wins. */
     const rule_list_t *list = &c->rules[SECTION_UA];
     for (size_t i = 0; i < list->n; i++) {
