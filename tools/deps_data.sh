@@ -30,7 +30,8 @@ TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 (cd "$TMP" && npm pack --silent "$PKG@$VER" >/dev/null)
 TGZ="$TMP/$PKG-$VER.tgz"
-GOT="sha512-$(openssl dgst -sha512 -binary "$TGZ" | base64 -w0)"
+GOT=$(python3 -c 'import base64, hashlib, sys
+print("sha512-" + base64.b64encode(hashlib.sha512(open(sys.argv[1], "rb").read()).digest()).decode())' "$TGZ")
 if [ "$GOT" != "$INTEGRITY" ]; then
     echo "deps-data: $PKG@$VER integrity mismatch: got $GOT, want $INTEGRITY" >&2
     exit 1
