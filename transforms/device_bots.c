@@ -256,13 +256,13 @@ bool ua_is_bot_agent(tf_ua_classifier_t *c, const char *lower, size_t len, const
         ua_has(lower, "<?php") || ua_has(lower, "() { :;"))
         return true;
     /* device-detector's robots; its HTTP libraries unless a browser engine speaks. */
-    if (ua_list_first_match(c, &c->bots, len)) return true;
+    if (ua_list_any_match(c, &c->bots, &c->bots_ix, len)) return true;
     bool engine_like = (ua_starts_with(lower, "mozilla/") || ua_starts_with(lower, "opera/")) &&
                        (ua_has(lower, "applewebkit") || ua_has(lower, "gecko") ||
                         ua_has(lower, "presto") || ua_has(lower, "trident"));
-    if (!engine_like && ua_list_first_match(c, &c->libraries, len)) return true;
+    if (!engine_like && ua_list_any_match(c, &c->libraries, &c->libraries_ix, len)) return true;
     /* Programs people use (feed readers, mail, media players, apps): never robots. */
-    if (ua_list_first_match(c, &c->clients, len)) return false;
+    if (ua_list_any_match(c, &c->clients, &c->clients_ix, len)) return false;
     if (has_bot_word(lower)) return true;
     for (size_t i = 0; i < sizeof(bot_tokens) / sizeof(bot_tokens[0]); i++)
         if (ua_has(lower, bot_tokens[i])) return true;

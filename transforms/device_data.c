@@ -241,6 +241,9 @@ static int list_append(rule_list_t *dst, rule_list_t *src) {
     return 0;
 }
 
+static void ua_data_index(tf_ua_classifier_t *c);
+static void index_free(ua_index_t *ix);
+
 static void brands_free(ua_brand_t *brands, size_t n) {
     for (size_t i = 0; i < n; i++)
         ua_rule_clear(&brands[i].rule);
@@ -327,11 +330,17 @@ int tf_ua_classifier_add_data(tf_ua_classifier_t *c, tf_ua_data_kind_t kind, con
     ua_rule_list_free(&list);
     ua_rule_list_free(&models);
     brands_free(brands, nbrands);
-    if (rc == 0) ua_cache_clear(c);
+    if (rc == 0) {
+        ua_data_index(c);
+        ua_cache_clear(c);
+    }
     return rc;
 }
 
 void ua_data_free(tf_ua_classifier_t *c) {
+    index_free(&c->bots_ix);
+    index_free(&c->libraries_ix);
+    index_free(&c->clients_ix);
     ua_rule_list_free(&c->bots);
     ua_rule_list_free(&c->libraries);
     ua_rule_list_free(&c->clients);
@@ -341,8 +350,94 @@ void ua_data_free(tf_ua_classifier_t *c) {
     c->nbrands = c->brands_cap = 0;
 }
 
-const rule_t *ua_list_first_match(tf_ua_classifier_t *c, const rule_list_t *list, size_t len) {
-    for (size_t i = 0; i < list->n; i++)
-        if (ua_rule_match(c, &list->v[i], c->subject, len) > 0) return &list->v[i];
-    return NULL;
+static void index_free(ua_index_t *ix) {
+    free(ix->off);
+    free(ix->ids);
+    free(ix->always);
+    free(ix->stamp);
+    memset(ix, 0, sizeof(*ix));
+}
+
+/* (Re)builds the index of list; on out of memory leaves no index (every rule is then
+ * tried, the answers do not change). */
+static void index_build(ua_index_t *ix, const rule_list_t *list) {
+    index_free(ix);
+    if (list->n == 0) return;
+    ix->off = calloc(TRI_BITS + 1, sizeof(uint32_t));
+    ix->stamp = calloc(list->n, sizeof(uint32_t));
+    ix->always = malloc(list->n * sizeof(uint32_t));
+    size_t nids = 0;
+    for (size_t r = 0; r < list->n; r++) {
+        const rule_t *rule = &list->v[r];
+        if (rule->nsets) nids += rule->set_off[1] - rule->set_off[0];
+    }
+    ix->ids = malloc((nids ? nids : 1) * sizeof(uint32_t));
+    if (!ix->off || !ix->stamp || !ix->always || !ix->ids) {
+        index_free(ix);
+        return;
+    }
+    /* counts, then prefix sums, then fill */
+    for (size_t r = 0; r < list->n; r++) {
+        const rule_t *rule = &list->v[r];
+        if (!rule->nsets) {
+            ix->always[ix->nalways++] = (uint32_t)r;
+            continue;
+        }
+        for (uint32_t i = rule->set_off[0]; i < rule->set_off[1]; i++)
+            ix->off[rule->tri[rule->lit_off[i]] + 1]++;
+    }
+    for (size_t h = 0; h < TRI_BITS; h++)
+        ix->off[h + 1] += ix->off[h];
+    uint32_t *fill = calloc(TRI_BITS, sizeof(uint32_t));
+    if (!fill) {
+        index_free(ix);
+        return;
+    }
+    for (size_t r = 0; r < list->n; r++) {
+        const rule_t *rule = &list->v[r];
+        for (uint32_t i = rule->nsets ? rule->set_off[0] : 0; rule->nsets && i < rule->set_off[1];
+             i++) {
+            uint16_t h = rule->tri[rule->lit_off[i]];
+            ix->ids[ix->off[h] + fill[h]++] = (uint32_t)r;
+        }
+    }
+    free(fill);
+}
+
+static void ua_data_index(tf_ua_classifier_t *c) {
+    index_build(&c->bots_ix, &c->bots);
+    index_build(&c->libraries_ix, &c->libraries);
+    index_build(&c->clients_ix, &c->clients);
+}
+
+bool ua_list_any_match(tf_ua_classifier_t *c, const rule_list_t *list, ua_index_t *ix, size_t len) {
+    if (!ix->off) {
+        for (size_t i = 0; i < list->n; i++)
+            if (ua_rule_match(c, &list->v[i], c->subject, len) > 0) return true;
+        return false;
+    }
+    if (++c->query == 0) { /* wrapped: forget every stamp */
+        memset(c->bucket_stamp, 0, sizeof(c->bucket_stamp));
+        ua_index_t *all[] = {&c->bots_ix, &c->libraries_ix, &c->clients_ix};
+        const rule_list_t *lists[] = {&c->bots, &c->libraries, &c->clients};
+        for (int k = 0; k < 3; k++)
+            if (all[k]->stamp) memset(all[k]->stamp, 0, lists[k]->n * sizeof(uint32_t));
+        c->query = 1;
+    }
+    uint32_t q = c->query;
+    const unsigned char *s = (const unsigned char *)c->lower;
+    for (size_t i = 0; i + 2 < len; i++) {
+        uint16_t h = ua_tri_hash(s[i], s[i + 1], s[i + 2]);
+        if (c->bucket_stamp[h] == q) continue;
+        c->bucket_stamp[h] = q;
+        for (uint32_t k = ix->off[h]; k < ix->off[h + 1]; k++) {
+            uint32_t r = ix->ids[k];
+            if (ix->stamp[r] == q) continue;
+            ix->stamp[r] = q;
+            if (ua_rule_match(c, &list->v[r], c->subject, len) > 0) return true;
+        }
+    }
+    for (size_t k = 0; k < ix->nalways; k++)
+        if (ua_rule_match(c, &list->v[ix->always[k]], c->subject, len) > 0) return true;
+    return false;
 }

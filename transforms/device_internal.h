@@ -70,6 +70,16 @@ typedef struct cache_entry_s {
     ua_base_t value;
 } cache_entry_t;
 
+/* An inverted index of a list of rules by trigram, to find the rules that may match an
+ * agent without testing every prefilter: the rules whose first required set has a
+ * literal starting with trigram h are ids[off[h] .. off[h + 1]); the rules without a
+ * prefilter are always[0 .. nalways). stamp[i]: the query that last looked at rule i.
+ * off NULL: no index (every rule is tried). */
+typedef struct ua_index_s {
+    uint32_t *off, *ids, *always, *stamp;
+    size_t nalways;
+} ua_index_t;
+
 /* A device brand of the data sets: its regex (repl[0] = the brand's name, tag = the
  * brand's DeviceType or -1) and its models, models.v[first .. first + n). */
 typedef struct ua_brand_s {
@@ -82,8 +92,11 @@ struct tf_ua_classifier_s {
     /* Data sets (tf_ua_classifier_add_data): robots, HTTP libraries, other non-browser
      * clients (repl[0] = name), device brands and their models (tag = DeviceType). */
     rule_list_t bots, libraries, clients, models;
+    ua_index_t bots_ix, libraries_ix, clients_ix;
     ua_brand_t *brands;
     size_t nbrands, brands_cap;
+    uint32_t query;                  /* index queries so far (stamps) */
+    uint32_t bucket_stamp[TRI_BITS]; /* the query that last walked each trigram's rules */
 
     pcre2_match_context *mctx;
     pcre2_jit_stack *jit_stack;
@@ -143,6 +156,12 @@ void ua_copy_clean(char *dst, size_t size, const char *src, size_t n);
 
 /* ---- literal prefilter (device_prefilter.c) -------------------------------------- */
 
+/* The 14-bit hash of a trigram (ASCII case folded), as the prefilter stores it. */
+static inline uint16_t ua_tri_hash(unsigned char a, unsigned char b, unsigned char c) {
+    uint32_t x = ((uint32_t)a << 16) | ((uint32_t)b << 8) | c;
+    return (uint16_t)((x * 2654435761u) >> (32 - 14)); /* 14 bits: TRI_BITS */
+}
+
 /* Extracts the prefilter of a pattern into the rule (left empty when none is known).
  * Returns -1 only when memory ran out. */
 int ua_rule_prefilter(rule_t *rule, const char *pattern, size_t len);
@@ -189,8 +208,9 @@ void ua_cache_clear(tf_ua_classifier_t *c);
 /* Frees the data sets' rules and brands. */
 void ua_data_free(tf_ua_classifier_t *c);
 
-/* The first rule of list that matches c->subject[0 .. len), or NULL. */
-const rule_t *ua_list_first_match(tf_ua_classifier_t *c, const rule_list_t *list, size_t len);
+/* True when a rule of list (indexed by ix) matches c->subject[0 .. len) (lowercased in
+ * c->lower, whose trigrams are computed). */
+bool ua_list_any_match(tf_ua_classifier_t *c, const rule_list_t *list, ua_index_t *ix, size_t len);
 
 /* ---- device models (device_models.c) -------------------------------------------- */
 

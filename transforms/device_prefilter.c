@@ -359,11 +359,6 @@ static void rx_alt(rx_parser_t *ps, litset_t *req, lit_t *exact, bool *exact_ok)
     *req = acc;
 }
 
-static uint16_t tri_hash(unsigned char a, unsigned char b, unsigned char c) {
-    uint32_t x = ((uint32_t)a << 16) | ((uint32_t)b << 8) | c;
-    return (uint16_t)((x * 2654435761u) >> (32 - 14)); /* 14 bits: TRI_BITS */
-}
-
 /* Extracts the prefilter of a pattern into the rule; leaves it empty when none is
  * known. Returns -1 only when memory ran out. */
 int ua_rule_prefilter(rule_t *rule, const char *pattern, size_t len) {
@@ -411,7 +406,7 @@ int ua_rule_prefilter(rule_t *rule, const char *pattern, size_t len) {
                     rule->lit_off[li] = (uint32_t)ti;
                     const unsigned char *t = (const unsigned char *)sets[k].v[i].s;
                     for (size_t j = 0; j + 2 < sets[k].v[i].len; j++)
-                        rule->tri[ti++] = tri_hash(t[j], t[j + 1], t[j + 2]);
+                        rule->tri[ti++] = ua_tri_hash(t[j], t[j + 1], t[j + 2]);
                 }
             }
             rule->set_off[nsets] = (uint32_t)li;
@@ -429,7 +424,7 @@ void ua_trigrams_compute(tf_ua_classifier_t *c, const char *lower, size_t n) {
     memset(c->trigrams, 0, sizeof(c->trigrams));
     const unsigned char *s = (const unsigned char *)lower;
     for (size_t i = 0; i + 2 < n; i++) {
-        uint16_t h = tri_hash(s[i], s[i + 1], s[i + 2]);
+        uint16_t h = ua_tri_hash(s[i], s[i + 1], s[i + 2]);
         c->trigrams[h >> 6] |= (uint64_t)1 << (h & 63);
     }
 }
