@@ -1,6 +1,7 @@
 /* device.h — device classification (SPEC §4): uap-core regexes (browser, OS, device
- * family) plus client hints and screen size -> DeviceType. Pure: the caller reads the
- * regexes file and passes its text in; no I/O, no clock, no logging. */
+ * family), Matomo device-detector's robots and device models, client hints and screen
+ * size -> DeviceType. Pure: the caller reads the files and passes their text in
+ * (common/ua_load.h does it); no I/O, no clock, no logging. */
 #ifndef TF_DEVICE_H
 #define TF_DEVICE_H
 
@@ -101,18 +102,24 @@ void tf_ua_classifier_destroy(tf_ua_classifier_t *c);
 /* Classifies one event's device from its user agent (may be NULL; only the first
  * TF_UA_MAX_BYTES bytes count; any bytes, invalid UTF-8 included) and hints (may be
  * NULL). Always fills *out (type UNKNOWN and empty strings when nothing is known).
- * DeviceType, in order:
- *  - BOT: uap-core's "Spider" device, crawler / preview / monitoring / HTTP-library /
- *    browser-automation agents (curl, python-requests, Go-http-client, HeadlessChrome,
- *    Lighthouse ...), agents naming a contact URL, and agents that name no platform
- *    but a program's product token ("Name/1.0") or a domain. Hints never undo BOT.
+ * DeviceType, in order (docs/devices.md):
+ *  - BOT: uap-core's "Spider" device, injection probes, the robots of the data sets,
+ *    their HTTP libraries (unless a browser engine speaks); then, unless a data set
+ *    names the agent a non-browser client people use (feed reader, mail, player, app),
+ *    crawler / preview / monitoring / HTTP-library / browser-automation tokens (curl,
+ *    HeadlessChrome, Lighthouse ...), a contact URL or address, and agents that name no
+ *    platform but a program's product token ("Name/1.0"), a domain or a bare word.
+ *    Hints never undo BOT.
+ *  - Android: a Tab/Pad/Tablet model name is a TABLET; then the data sets' device
+ *    model decides (tablets that send "Mobile", laptops and Chromebooks -> DESKTOP).
  *  - TABLET: iPad, Kindle/Silk, PlayBook, uap "Generic Tablet", tablet model names
  *    (Tab, Pad, MIDnnnn, Tablet), Windows RT, Android 3, Android browsers without
  *    "Mobile".
  *  - MOBILE: iPhone/iPod, Android "Mobile" and Android apps' own agents, Windows
  *    Phone, BlackBerry, Symbian, feature phones (MIDP, WAP ...), other devices
  *    uap-core names.
- *  - DESKTOP: Windows, macOS, Linux/X11, Chrome OS and other desktop systems; also
+ *  - DESKTOP: Windows, macOS (CFNetwork apps on "Darwin (x86_64)" too), Microsoft
+ *    Office's desktop agents, Linux/X11, Chrome OS and other desktop systems; also
  *    televisions and game consoles (large screen, no touch).
  *  - then hints: platform "iPadOS" or an iPad model -> TABLET; Sec-CH-UA-Mobile ?1 ->
  *    MOBILE; ?0 on Android -> TABLET; a Macintosh agent with an iPad screen (e.g.
