@@ -136,12 +136,63 @@ START_TEST(test_reclassify_from_to_bounds) {
 }
 END_TEST
 
+static int run_metrics(const char *db) {
+    char cmd[2048], *err = NULL;
+    snprintf(cmd, sizeof(cmd),
+             "%s metrics --database '%s' --until-caught-up --metrics-port -1 --debounce-ms 0",
+             tl_evpipe_bin(), db);
+    int rc = tl_run(cmd, NULL, &err);
+    if (rc != 0) fprintf(stderr, "metrics exited %d: %s\n", rc, err ? err : "");
+    free(err);
+    return rc;
+}
+
+static long long daily(PGconn *conn, const char *key, const char *day) {
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "SELECT coalesce(sum(value), 0)::bigint FROM metric_snapshots WHERE \"metricKey\" = "
+             "'%s' AND period = 'DAILY' AND \"periodStart\" = '%s 00:00+00'",
+             key, day);
+    return tl_query_ll(conn, sql);
+}
+
+/* The metrics stage follows: the bot leaves the session counts, the tablet moves. */
+START_TEST(test_reclassify_metrics_follow) {
+    char *db = tl_db_create_migrated("reclassify");
+    PGconn *conn = tl_connect(db);
+    seed(conn);
+    tl_exec(conn, "INSERT INTO dirty_hours (stage, entity, \"hourStart\")"
+                  " SELECT 'metrics', 'analytics_sessions', h FROM generate_series("
+                  "'2026-11-02 00:00Z'::timestamptz, '2026-11-03 23:00Z', '1 hour') h");
+    ck_assert_int_eq(run_metrics(db), 0);
+    ck_assert_int_eq(daily(conn, "sessions", "2026-11-02"), 3);
+    ck_assert_int_eq(daily(conn, "sessions{deviceType=MOBILE}", "2026-11-03"), 1);
+    ck_assert_int_eq(daily(conn, "sessions{deviceType=TABLET}", "2026-11-03"), 0);
+    char *err = NULL;
+    int rc;
+    char *out = run(db, "", &rc, &err);
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, err);
+    free(out);
+    free(err);
+    ck_assert_int_eq(run_metrics(db), 0);
+    ck_assert_int_eq(daily(conn, "sessions", "2026-11-02"), 2);
+    ck_assert_int_eq(daily(conn, "sessions{deviceType=DESKTOP}", "2026-11-02"), 1);
+    ck_assert_int_eq(daily(conn, "sessions{deviceType=MOBILE}", "2026-11-03"), 0);
+    ck_assert_int_eq(daily(conn, "sessions{deviceType=TABLET}", "2026-11-03"), 1);
+    ck_assert_int_eq(daily(conn, "sessions", "2026-11-03"), 1);
+    PQfinish(conn);
+    tl_db_drop(db);
+    free(db);
+}
+END_TEST
+
 static Suite *reclassify_suite(void) {
     Suite *s = suite_create("reclassify");
     TCase *tc = tcase_create("reclassify");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_reclassify_updates_changed_sessions_and_marks_their_hours);
     tcase_add_test(tc, test_reclassify_from_to_bounds);
+    tcase_add_test(tc, test_reclassify_metrics_follow);
     suite_add_tcase(s, tc);
     return s;
 }
