@@ -203,11 +203,15 @@ static int load_devices(yajl_val root, ua_brand_t **brands, size_t *nbrands, siz
                 snprintf(errstr, errstr_size, "%s[%zu]: not an object", what, i);
                 return -1;
             }
+            /* A model without a type has its brand's, unless it is a catch-all that
+             * names whatever it captured ("model": "$1"): that knows no device. */
+            int tag = device_type_of(YAJL_GET_STRING(obj_get(m, "device")));
+            const char *mname = YAJL_GET_STRING(obj_get(m, "model"));
+            if (tag < 0) tag = mname && strchr(mname, '$') ? UA_TAG_NONE : UA_TAG_BRAND;
             /* Model regexes run only after their brand matched: the interpreter keeps
              * start-up short. */
-            if (compile_entry(what, i, YAJL_GET_STRING(obj_get(m, "regex")), NULL,
-                              device_type_of(YAJL_GET_STRING(obj_get(m, "device"))), false, &rule,
-                              errstr, errstr_size) != 0)
+            if (compile_entry(what, i, YAJL_GET_STRING(obj_get(m, "regex")), NULL, tag, false,
+                              &rule, errstr, errstr_size) != 0)
                 return -1;
             if (ua_rule_list_push(models, &rule) != 0) {
                 ua_rule_clear(&rule);

@@ -39,8 +39,11 @@ typedef struct rule_s {
     uint32_t nsets;
     uint32_t *set_off, *lit_off;
     uint16_t *tri;
-    int tag; /* data-set rules: the DeviceType of a device model, -1 when not given */
+    int tag; /* data-set rules: the DeviceType of a brand or model, or UA_TAG_* */
 } rule_t;
+
+#define UA_TAG_NONE (-1)  /* no type: a brand without one, a catch-all model */
+#define UA_TAG_BRAND (-2) /* a model without a type of its own: its brand's */
 
 typedef struct rule_list_s {
     rule_t *v;

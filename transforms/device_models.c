@@ -25,16 +25,16 @@ static const ua_brand_t *brand_by_name(const tf_ua_classifier_t *c, const char *
     return NULL;
 }
 
-/* The type its first matching model gives (its own, else the brand's); -2 when no model
- * matches. */
+/* The type its first matching model gives (its own, else the brand's); -1 when that
+ * model gives none or no model matches. */
 static int brand_models_type(tf_ua_classifier_t *c, const ua_brand_t *br, const char *subject,
                              size_t len) {
     for (size_t i = 0; i < br->n; i++) {
         const rule_t *m = &c->models.v[br->first + i];
         if (ua_rule_match(c, m, subject, len) == 0) continue;
-        return m->tag >= 0 ? m->tag : br->rule.tag;
+        return m->tag == UA_TAG_BRAND ? br->rule.tag : m->tag;
     }
-    return -2;
+    return -1;
 }
 
 int ua_model_type(tf_ua_classifier_t *c, const tf_ua_parse_t *p) {
