@@ -342,6 +342,10 @@ int tf_ua_classifier_add_data(tf_ua_classifier_t *c, tf_ua_data_kind_t kind, con
 }
 
 void ua_data_free(tf_ua_classifier_t *c) {
+    free(c->brands_by_name);
+    c->brands_by_name = NULL;
+    index_free(&c->brands_ix);
+    index_free(&c->models_ix);
     index_free(&c->bots_ix);
     index_free(&c->libraries_ix);
     index_free(&c->clients_ix);
@@ -359,30 +363,38 @@ static void index_free(ua_index_t *ix) {
     free(ix->ids);
     free(ix->always);
     free(ix->stamp);
+    free(ix->cand);
     memset(ix, 0, sizeof(*ix));
 }
 
-/* (Re)builds the index of list; on out of memory leaves no index (every rule is then
- * tried, the answers do not change). */
-static void index_build(ua_index_t *ix, const rule_list_t *list) {
+static const rule_t *rule_at(const void *base, size_t stride, size_t i) {
+    return (const rule_t *)(const void *)((const char *)base + i * stride);
+}
+
+/* (Re)builds the index of the n rules at base + i * stride; on out of memory leaves no
+ * index (every rule is then tried, the answers do not change). */
+static void index_build(ua_index_t *ix, const void *base, size_t n, size_t stride) {
     index_free(ix);
-    if (list->n == 0) return;
+    if (n == 0) return;
     ix->off = calloc(TRI_BITS + 1, sizeof(uint32_t));
-    ix->stamp = calloc(list->n, sizeof(uint32_t));
-    ix->always = malloc(list->n * sizeof(uint32_t));
+    ix->stamp = calloc(n, sizeof(uint32_t));
+    ix->always = malloc(n * sizeof(uint32_t));
+    ix->cand = malloc(n * sizeof(uint32_t));
     size_t nids = 0;
-    for (size_t r = 0; r < list->n; r++) {
-        const rule_t *rule = &list->v[r];
+    for (size_t r = 0; r < n; r++) {
+        const rule_t *rule = rule_at(base, stride, r);
         if (rule->nsets) nids += rule->set_off[1] - rule->set_off[0];
     }
     ix->ids = malloc((nids ? nids : 1) * sizeof(uint32_t));
-    if (!ix->off || !ix->stamp || !ix->always || !ix->ids) {
+    uint32_t *fill = calloc(TRI_BITS, sizeof(uint32_t));
+    if (!ix->off || !ix->stamp || !ix->always || !ix->cand || !ix->ids || !fill) {
+        free(fill);
         index_free(ix);
         return;
     }
     /* counts, then prefix sums, then fill */
-    for (size_t r = 0; r < list->n; r++) {
-        const rule_t *rule = &list->v[r];
+    for (size_t r = 0; r < n; r++) {
+        const rule_t *rule = rule_at(base, stride, r);
         if (!rule->nsets) {
             ix->always[ix->nalways++] = (uint32_t)r;
             continue;
@@ -392,13 +404,8 @@ static void index_build(ua_index_t *ix, const rule_list_t *list) {
     }
     for (size_t h = 0; h < TRI_BITS; h++)
         ix->off[h + 1] += ix->off[h];
-    uint32_t *fill = calloc(TRI_BITS, sizeof(uint32_t));
-    if (!fill) {
-        index_free(ix);
-        return;
-    }
-    for (size_t r = 0; r < list->n; r++) {
-        const rule_t *rule = &list->v[r];
+    for (size_t r = 0; r < n; r++) {
+        const rule_t *rule = rule_at(base, stride, r);
         for (uint32_t i = rule->nsets ? rule->set_off[0] : 0; rule->nsets && i < rule->set_off[1];
              i++) {
             uint16_t h = rule->tri[rule->lit_off[i]];
@@ -406,12 +413,60 @@ static void index_build(ua_index_t *ix, const rule_list_t *list) {
         }
     }
     free(fill);
+    ix->n = n;
+}
+
+int ua_ci_compare(const char *a, const char *b) {
+    for (;; a++, b++) {
+        unsigned char x = (unsigned char)ua_ascii_lower(*a), y = (unsigned char)ua_ascii_lower(*b);
+        if (x != y || !x) return x < y ? -1 : x > y;
+    }
+}
+
+typedef struct named_s {
+    const char *name;
+    uint32_t index;
+} named_t;
+
+static int cmp_named(const void *a, const void *b) {
+    const named_t *x = a, *y = b;
+    int r = ua_ci_compare(x->name, y->name);
+    return r ? r : (x->index < y->index ? -1 : x->index > y->index);
 }
 
 static void ua_data_index(tf_ua_classifier_t *c) {
-    index_build(&c->bots_ix, &c->bots);
-    index_build(&c->libraries_ix, &c->libraries);
-    index_build(&c->clients_ix, &c->clients);
+    free(c->brands_by_name);
+    c->brands_by_name = NULL;
+    named_t *tmp = c->nbrands ? malloc(c->nbrands * sizeof(*tmp)) : NULL;
+    c->brands_by_name = tmp ? malloc(c->nbrands * sizeof(uint32_t)) : NULL;
+    if (c->brands_by_name) {
+        for (size_t b = 0; b < c->nbrands; b++) {
+            const char *name = c->brands[b].rule.repl[0];
+            tmp[b] = (named_t){name ? name : "", (uint32_t)b};
+        }
+        qsort(tmp, c->nbrands, sizeof(*tmp), cmp_named);
+        for (size_t b = 0; b < c->nbrands; b++)
+            c->brands_by_name[b] = tmp[b].index;
+    }
+    free(tmp);
+    index_build(&c->bots_ix, c->bots.v, c->bots.n, sizeof(rule_t));
+    index_build(&c->libraries_ix, c->libraries.v, c->libraries.n, sizeof(rule_t));
+    index_build(&c->clients_ix, c->clients.v, c->clients.n, sizeof(rule_t));
+    index_build(&c->brands_ix, c->brands, c->nbrands, sizeof(ua_brand_t));
+    index_build(&c->models_ix, c->models.v, c->models.n, sizeof(rule_t));
+}
+
+/* A new query number for the stamps; on wrap-around every stamp is forgotten. */
+static uint32_t next_query(tf_ua_classifier_t *c) {
+    if (++c->query == 0) {
+        memset(c->bucket_stamp, 0, sizeof(c->bucket_stamp));
+        ua_index_t *all[] = {&c->bots_ix, &c->libraries_ix, &c->clients_ix, &c->brands_ix,
+                             &c->models_ix};
+        for (size_t k = 0; k < sizeof(all) / sizeof(all[0]); k++)
+            if (all[k]->stamp) memset(all[k]->stamp, 0, all[k]->n * sizeof(uint32_t));
+        c->query = 1;
+    }
+    return c->query;
 }
 
 bool ua_list_any_match(tf_ua_classifier_t *c, const rule_list_t *list, ua_index_t *ix, size_t len) {
@@ -420,15 +475,7 @@ bool ua_list_any_match(tf_ua_classifier_t *c, const rule_list_t *list, ua_index_
             if (ua_rule_match(c, &list->v[i], c->subject, len) > 0) return true;
         return false;
     }
-    if (++c->query == 0) { /* wrapped: forget every stamp */
-        memset(c->bucket_stamp, 0, sizeof(c->bucket_stamp));
-        ua_index_t *all[] = {&c->bots_ix, &c->libraries_ix, &c->clients_ix};
-        const rule_list_t *lists[] = {&c->bots, &c->libraries, &c->clients};
-        for (int k = 0; k < 3; k++)
-            if (all[k]->stamp) memset(all[k]->stamp, 0, lists[k]->n * sizeof(uint32_t));
-        c->query = 1;
-    }
-    uint32_t q = c->query;
+    uint32_t q = next_query(c);
     const unsigned char *s = (const unsigned char *)c->lower;
     for (size_t i = 0; i + 2 < len; i++) {
         uint16_t h = ua_tri_hash(s[i], s[i + 1], s[i + 2]);
@@ -444,4 +491,41 @@ bool ua_list_any_match(tf_ua_classifier_t *c, const rule_list_t *list, ua_index_
     for (size_t k = 0; k < ix->nalways; k++)
         if (ua_rule_match(c, &list->v[ix->always[k]], c->subject, len) > 0) return true;
     return false;
+}
+
+static int cmp_u32(const void *a, const void *b) {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+long ua_index_first_match(tf_ua_classifier_t *c, ua_index_t *ix, const void *base, size_t stride,
+                          size_t lo, size_t hi, const char *lower, const char *subject,
+                          size_t len) {
+    ua_trigrams_compute(c, lower, len);
+    if (!ix->off) {
+        for (size_t i = lo; i < hi; i++)
+            if (ua_rule_match(c, rule_at(base, stride, i), subject, len) > 0) return (long)i;
+        return -1;
+    }
+    uint32_t q = next_query(c);
+    size_t ncand = 0;
+    const unsigned char *s = (const unsigned char *)lower;
+    for (size_t i = 0; i + 2 < len; i++) {
+        uint16_t h = ua_tri_hash(s[i], s[i + 1], s[i + 2]);
+        if (c->bucket_stamp[h] == q) continue;
+        c->bucket_stamp[h] = q;
+        for (uint32_t k = ix->off[h]; k < ix->off[h + 1]; k++) {
+            uint32_t r = ix->ids[k];
+            if (r < lo || r >= hi || ix->stamp[r] == q) continue;
+            ix->stamp[r] = q;
+            ix->cand[ncand++] = r;
+        }
+    }
+    for (size_t k = 0; k < ix->nalways; k++)
+        if (ix->always[k] >= lo && ix->always[k] < hi) ix->cand[ncand++] = ix->always[k];
+    qsort(ix->cand, ncand, sizeof(uint32_t), cmp_u32);
+    for (size_t k = 0; k < ncand; k++)
+        if (ua_rule_match(c, rule_at(base, stride, ix->cand[k]), subject, len) > 0)
+            return (long)ix->cand[k];
+    return -1;
 }

@@ -80,7 +80,8 @@ typedef struct cache_entry_s {
  * off NULL: no index (every rule is tried). */
 typedef struct ua_index_s {
     uint32_t *off, *ids, *always, *stamp;
-    size_t nalways;
+    uint32_t *cand; /* room for every rule: the candidates of one query */
+    size_t n, nalways;
 } ua_index_t;
 
 /* A device brand of the data sets: its regex (repl[0] = the brand's name, tag = the
@@ -95,9 +96,10 @@ struct tf_ua_classifier_s {
     /* Data sets (tf_ua_classifier_add_data): robots, HTTP libraries, other non-browser
      * clients (repl[0] = name), device brands and their models (tag = DeviceType). */
     rule_list_t bots, libraries, clients, models;
-    ua_index_t bots_ix, libraries_ix, clients_ix;
+    ua_index_t bots_ix, libraries_ix, clients_ix, brands_ix, models_ix;
     ua_brand_t *brands;
     size_t nbrands, brands_cap;
+    uint32_t *brands_by_name;        /* brand indexes sorted by name (ASCII case folded) */
     uint32_t query;                  /* index queries so far (stamps) */
     uint32_t bucket_stamp[TRI_BITS]; /* the query that last walked each trigram's rules */
 
@@ -210,6 +212,14 @@ void ua_cache_clear(tf_ua_classifier_t *c);
 
 /* Frees the data sets' rules and brands. */
 void ua_data_free(tf_ua_classifier_t *c);
+
+/* Case-insensitive ASCII comparison, as strcmp. */
+int ua_ci_compare(const char *a, const char *b);
+
+/* The lowest i in [lo, hi) whose rule (at base + i * stride; indexed by ix) matches
+ * subject[0 .. len), lowercased in lower; -1 when none does. Clobbers c->trigrams. */
+long ua_index_first_match(tf_ua_classifier_t *c, ua_index_t *ix, const void *base, size_t stride,
+                          size_t lo, size_t hi, const char *lower, const char *subject, size_t len);
 
 /* True when a rule of list (indexed by ix) matches c->subject[0 .. len) (lowercased in
  * c->lower, whose trigrams are computed). */

@@ -17,24 +17,35 @@
  * the like name no brand). */
 static const ua_brand_t *brand_by_name(const tf_ua_classifier_t *c, const char *name) {
     if (!name[0] || ua_starts_with(name, "Generic")) return NULL;
-    for (size_t b = 0; b < c->nbrands; b++) {
-        const char *bn = c->brands[b].rule.repl[0];
-        if (bn && ua_ascii_lower(bn[0]) == ua_ascii_lower(name[0]) && ua_ci_equal(bn, name))
-            return &c->brands[b];
+    if (!c->brands_by_name) { /* no index (out of memory): a scan */
+        for (size_t b = 0; b < c->nbrands; b++)
+            if (c->brands[b].rule.repl[0] && ua_ci_equal(c->brands[b].rule.repl[0], name))
+                return &c->brands[b];
+        return NULL;
     }
-    return NULL;
+    size_t lo = 0, hi = c->nbrands;
+    while (lo < hi) { /* the first of equal names, as the scan would find */
+        size_t mid = lo + (hi - lo) / 2;
+        const char *bn = c->brands[c->brands_by_name[mid]].rule.repl[0];
+        if (ua_ci_compare(bn ? bn : "", name) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == c->nbrands) return NULL;
+    const ua_brand_t *br = &c->brands[c->brands_by_name[lo]];
+    return br->rule.repl[0] && ua_ci_equal(br->rule.repl[0], name) ? br : NULL;
 }
 
 /* The type its first matching model gives (its own, else the brand's); -1 when that
  * model gives none or no model matches. */
-static int brand_models_type(tf_ua_classifier_t *c, const ua_brand_t *br, const char *subject,
-                             size_t len) {
-    for (size_t i = 0; i < br->n; i++) {
-        const rule_t *m = &c->models.v[br->first + i];
-        if (ua_rule_match(c, m, subject, len) == 0) continue;
-        return m->tag == UA_TAG_BRAND ? br->rule.tag : m->tag;
-    }
-    return -1;
+static int brand_models_type(tf_ua_classifier_t *c, const ua_brand_t *br, const char *lower,
+                             const char *subject, size_t len) {
+    long i = ua_index_first_match(c, &c->models_ix, c->models.v, sizeof(rule_t), br->first,
+                                  br->first + br->n, lower, subject, len);
+    if (i < 0) return -1;
+    const rule_t *m = &c->models.v[i];
+    return m->tag == UA_TAG_BRAND ? br->rule.tag : m->tag;
 }
 
 int ua_model_type(tf_ua_classifier_t *c, const tf_ua_parse_t *p) {
@@ -52,18 +63,13 @@ int ua_model_type(tf_ua_classifier_t *c, const tf_ua_parse_t *p) {
     size_t len = (size_t)n < sizeof(subject) ? (size_t)n : sizeof(subject) - 1;
     for (size_t i = 0; i < len; i++)
         lower[i] = ua_ascii_lower(subject[i]);
-    ua_trigrams_compute(c, lower, len);
 
-    const ua_brand_t *named = brand_by_name(c, p->device_brand);
-    if (named) {
-        int t = brand_models_type(c, named, subject, len);
-        return t >= 0 ? t : -1;
+    const ua_brand_t *br = brand_by_name(c, p->device_brand);
+    if (!br) {
+        long b = ua_index_first_match(c, &c->brands_ix, c->brands, sizeof(ua_brand_t), 0,
+                                      c->nbrands, lower, subject, len);
+        if (b < 0) return -1;
+        br = &c->brands[b];
     }
-    for (size_t b = 0; b < c->nbrands; b++) {
-        const ua_brand_t *br = &c->brands[b];
-        if (ua_rule_match(c, &br->rule, subject, len) == 0) continue;
-        int t = brand_models_type(c, br, subject, len);
-        return t >= 0 ? t : -1;
-    }
-    return -1;
+    return brand_models_type(c, br, lower, subject, len);
 }
