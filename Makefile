@@ -98,7 +98,7 @@ clean:
 
 help:
 	@echo "make            build $(BUILD)/evpipe"
-	@echo "make deps       install the Debian packages needed to build, test and demo"
+	@echo "make deps       install the Debian packages and the classifier data sets (tools/deps_data.sh)"
 	@echo "make demo       run the pipeline end to end on embedded defaults"
 	@echo "make check      build and run every test (private PostgreSQL + mock Kafka)"
 	@echo "make check-asan the same under AddressSanitizer + UndefinedBehaviorSanitizer"

@@ -21,6 +21,7 @@ static const command_t commands[] = {
     {"replay", cmd_replay, "publish NDJSON files (plain or gzip) to a topic, for backfills"},
     {"loadgen", cmd_loadgen, "generate realistic synthetic traffic to Kafka or NDJSON"},
     {"classify-ua", cmd_classify_ua, "classify user agents read from stdin, one per line"},
+    {"reclassify", cmd_reclassify, "classify stored sessions again with the current data sets"},
     {"dlq", cmd_dlq, "replay dead-lettered messages to the raw topic (dlq replay)"},
     {"status", cmd_status, "positions, lag, dead letters, jobs and waiting work, for operators"},
     {"kafka-mock", cmd_kafka_mock, "host librdkafka's mock Kafka cluster until SIGTERM"},

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <yajl/yajl_tree.h>
 
+#include "common/ua_load.h"
 #include "common/util.h"
 #include "transforms/device.h"
 #include "transforms/enrich.h"
@@ -121,13 +122,10 @@ int main(int argc, char **argv) {
     const char *hold_env = getenv("BENCH_HOLD_ALL");
     bool hold_all = hold_env && strcmp(hold_env, "1") == 0;
     const char *regexes = argc > 2 ? argv[2] : TF_UA_REGEXES_DEFAULT_PATH;
-    char errstr[256];
-    char *yaml = NULL;
-    size_t yaml_len = 0;
-    if (ev_read_file(regexes, 64u << 20, &yaml, &yaml_len, errstr, sizeof(errstr))) {
-        fprintf(stderr, "%s\n", errstr);
-        return 2;
-    }
+    /* The data sets as ingest loads them (EVPIPE_UA_DATA, else the default folder). */
+    const char *ua_data = getenv("EVPIPE_UA_DATA");
+    if (!ua_data || !*ua_data) ua_data = TF_UA_DATA_DEFAULT_PATH;
+    char errstr[1024];
 
     /* Baseline: a bare JSON tree parse of the same bytes. */
     int64_t t0 = ev_mono_ns();
@@ -164,8 +162,8 @@ int main(int argc, char **argv) {
     size_t n_ua = 0;
     for (size_t i = 0; i < c.n; i++)
         if (ok[i] && evs[i].user_agent) n_ua++;
-    cold = tf_ua_classifier_new(yaml, yaml_len, 0, errstr, sizeof(errstr));
-    warm = tf_ua_classifier_new(yaml, yaml_len, 10000, errstr, sizeof(errstr));
+    cold = ev_ua_classifier_load(regexes, ua_data, 0, errstr, sizeof(errstr));
+    warm = ev_ua_classifier_load(regexes, ua_data, 10000, errstr, sizeof(errstr));
     if (!cold || !warm) {
         fprintf(stderr, "classifier: %s\n", errstr);
         return 2;
@@ -208,7 +206,11 @@ int main(int argc, char **argv) {
     }
     /* The three together, as ingest runs them: parse, enrich (URL, attribution,
      * cached device), sessionize. */
-    tf_ua_classifier_t *clf = tf_ua_classifier_new(yaml, yaml_len, 10000, errstr, sizeof(errstr));
+    tf_ua_classifier_t *clf = ev_ua_classifier_load(regexes, ua_data, 10000, errstr, sizeof(errstr));
+    if (!clf) {
+        fprintf(stderr, "classifier: %s\n", errstr);
+        return 2;
+    }
     sz = tf_sessionizer_new(&cfg);
     t0 = ev_mono_ns();
     if (run_all_three(&c, clf, sz) != 0) return 1;
@@ -230,7 +232,6 @@ int main(int argc, char **argv) {
     free(ok);
     free(c.lines);
     free(c.lens);
-    free(yaml);
     tf_sessionizer_destroy(sz);
     tf_ua_classifier_destroy(clf);
     tf_ua_classifier_destroy(cold);

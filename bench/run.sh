@@ -29,6 +29,9 @@ echo "== 1. transforms (one core)"
 "$BIN" loadgen --seed 3 --visitors $((N_TRANSFORM / 25)) --days 7 --events "$N_TRANSFORM" \
     --output "$work/transform.ndjson" 2>/dev/null
 "$BUILD/bench/bench_transforms" "$work/transform.ndjson"
+echo
+echo "== 1b. device classification: held-out agreement, cold and cached rates"
+"$BUILD/bench/bench_device" tests/data/ua/heldout.tsv tests/data/ua/labelled.tsv
 if command -v perf >/dev/null 2>&1 && perf stat -e instructions true 2>&1 | grep -q "[0-9] *instructions"; then
     BENCH_ALL_ONLY=1 perf stat -e instructions -o "$work/perf.txt" \
         "$BUILD/bench/bench_transforms" "$work/transform.ndjson" >/dev/null

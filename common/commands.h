@@ -10,6 +10,7 @@ int cmd_ingest(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
 int cmd_loadgen(int argc, char **argv);
 int cmd_classify_ua(int argc, char **argv);
+int cmd_reclassify(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_metrics(int argc, char **argv);
 int cmd_dlq(int argc, char **argv);

@@ -14,6 +14,7 @@
 #include "common/kafka_log.h"
 #include "common/kmock.h"
 #include "common/log.h"
+#include "common/ua_load.h"
 #include "common/util.h"
 #include "consumers/ingest.h"
 #include "tools/migrate.h"
@@ -347,7 +348,7 @@ int cmd_ingest(int argc, char **argv) {
     mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     ingest_t *in = calloc(1, sizeof(*in));
     if (!in) return 1;
-    const char *log_level = "info", *log_format = "text", *regexes_path = NULL;
+    const char *log_level = "info", *log_format = "text", *regexes_path = NULL, *ua_data = NULL;
     const char *conversion_types = NULL, *time_zone = NULL;
     long long timeout_s = -1, max_duration_s = -1, metrics_port = 9101, ua_cache = 10000,
               config_poll = 10, stats_every = 10, lateness_s = 3600;
@@ -399,6 +400,9 @@ int cmd_ingest(int argc, char **argv) {
          604800},
         {"ua-regexes", 0, EV_OPT_STR, TF_UA_REGEXES_DEFAULT_PATH, "EVPIPE_UA_REGEXES", "PATH",
          "uap-core regexes.yaml", &regexes_path, 0, 0},
+        {"ua-data", 0, EV_OPT_STR, TF_UA_DATA_DEFAULT_PATH, "EVPIPE_UA_DATA", "DIR",
+         "device and robot data sets (docs/devices.md; installed by tools/deps_data.sh)",
+         &ua_data, 0, 0},
         {"ua-cache", 0, EV_OPT_INT, "10000", NULL, "N", "user agents kept classified",
          &ua_cache, 16, 10000000},
         {"config-poll", 0, EV_OPT_INT, "10", NULL, "SECONDS",
@@ -484,17 +488,10 @@ int cmd_ingest(int argc, char **argv) {
     apply_settings(in);
 
     exit_code = 1;
-    char *yaml = NULL;
-    size_t yaml_len = 0;
-    if (ev_read_file(regexes_path, 64u << 20, &yaml, &yaml_len, errstr, sizeof(errstr)) != 0) {
-        EV_ERROR("user agent regexes: %s", errstr);
-        goto out;
-    }
-    in->classifier = tf_ua_classifier_new(yaml, yaml_len, (size_t)ua_cache, errstr,
-                                          sizeof(errstr));
-    free(yaml);
+    in->classifier =
+        ev_ua_classifier_load(regexes_path, ua_data, (size_t)ua_cache, errstr, sizeof(errstr));
     if (!in->classifier) {
-        EV_ERROR("user agent regexes %s: %s", regexes_path, errstr);
+        EV_ERROR("%s", errstr);
         goto out;
     }
     in->enrich_cache = tf_enrich_cache_new(16384);

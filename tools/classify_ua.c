@@ -8,10 +8,9 @@
 #include "common/cli.h"
 #include "common/commands.h"
 #include "common/log.h"
+#include "common/ua_load.h"
 #include "common/util.h"
 #include "transforms/device.h"
-
-#define CLASSIFY_REGEXES_MAX_BYTES (16u * 1024u * 1024u)
 
 /* Writes s as one TSV field: tabs and line breaks (already removed by the classifier's
  * output rules) cannot occur, so the text is written as is. */
@@ -39,12 +38,15 @@ static long read_line(FILE *in, char *buf, size_t cap) {
 }
 
 int cmd_classify_ua(int argc, char **argv) {
-    const char *regexes_path = NULL;
+    const char *regexes_path = NULL, *data_dir = NULL;
     long long cache = 10000;
     bool stats = false;
     const ev_opt_t opts[] = {
         {"regexes", 'r', EV_OPT_STR, TF_UA_REGEXES_DEFAULT_PATH, "EVPIPE_UA_REGEXES", "PATH",
          "uap-core regexes.yaml to classify with", &regexes_path, 0, 0},
+        {"ua-data", 'd', EV_OPT_STR, TF_UA_DATA_DEFAULT_PATH, "EVPIPE_UA_DATA", "DIR",
+         "folder of the device and robot data sets (tools/deps_data.sh installs them)", &data_dir,
+         0, 0},
         {"cache", 'c', EV_OPT_INT, "10000", "EVPIPE_UA_CACHE", "N",
          "entries of the LRU cache of parsed agents (0 disables it)", &cache, 0, 1 << 24},
         {"stats", 0, EV_OPT_BOOL, NULL, NULL, NULL,
@@ -77,18 +79,10 @@ int cmd_classify_ua(int argc, char **argv) {
     }
     ev_log_init("classify-ua", EV_LOG_INFO, 0);
 
-    char *yaml = NULL;
-    size_t yaml_len = 0;
-    if (ev_read_file(regexes_path, CLASSIFY_REGEXES_MAX_BYTES, &yaml, &yaml_len, errstr,
-                     sizeof(errstr)) != 0) {
-        EV_ERROR("%s", errstr);
-        return 2;
-    }
     tf_ua_classifier_t *c =
-        tf_ua_classifier_new(yaml, yaml_len, (size_t)cache, errstr, sizeof(errstr));
-    free(yaml);
+        ev_ua_classifier_load(regexes_path, data_dir, (size_t)cache, errstr, sizeof(errstr));
     if (!c) {
-        EV_ERROR("%s: %s", regexes_path, errstr);
+        EV_ERROR("%s", errstr);
         return 2;
     }
 

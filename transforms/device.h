@@ -1,6 +1,7 @@
 /* device.h — device classification (SPEC §4): uap-core regexes (browser, OS, device
- * family) plus client hints and screen size -> DeviceType. Pure: the caller reads the
- * regexes file and passes its text in; no I/O, no clock, no logging. */
+ * family), Matomo device-detector's robots and device models, client hints and screen
+ * size -> DeviceType. Pure: the caller reads the files and passes their text in
+ * (common/ua_load.h does it); no I/O, no clock, no logging. */
 #ifndef TF_DEVICE_H
 #define TF_DEVICE_H
 
@@ -21,6 +22,9 @@ typedef enum {
 
 /* Where the Debian package uap-core installs its regexes. */
 #define TF_UA_REGEXES_DEFAULT_PATH "/usr/share/uap-core/regexes.yaml"
+
+/* Where tools/deps_data.sh installs the data sets (see tf_ua_classifier_add_data). */
+#define TF_UA_DATA_DEFAULT_PATH "/usr/local/share/evpipe/ua-data"
 
 /* Only the first TF_UA_MAX_BYTES bytes of a user agent are considered (SPEC §3 maximum);
  * two agents equal on that prefix get the same answer. */
@@ -68,24 +72,54 @@ typedef struct tf_ua_classifier_s tf_ua_classifier_t;
 tf_ua_classifier_t *tf_ua_classifier_new(const char *regexes_yaml, size_t len, size_t cache_entries,
                                          char *errstr, size_t errstr_size);
 
+/* The data sets beyond uap-core, in the JSON form of Matomo device-detector's regexes
+ * (as tools/deps_data.sh installs them under TF_UA_DATA_DEFAULT_PATH):
+ *  - TF_UA_DATA_BOTS: bots.json, a list of {"regex", "name", ...}: robots;
+ *  - TF_UA_DATA_LIBRARIES: client/libraries.json, same form: HTTP libraries and tools;
+ *  - TF_UA_DATA_CLIENTS: client/feed_readers.json, pim.json, mediaplayers.json,
+ *    mobile_apps.json: programs people use that are not browsers (never robots);
+ *  - TF_UA_DATA_DEVICES: device/mobiles.json, {brand: {"regex", "device", "models":
+ *    [{"regex", "device"}]}}: device models and their types. */
+typedef enum {
+    TF_UA_DATA_BOTS = 0,
+    TF_UA_DATA_LIBRARIES,
+    TF_UA_DATA_CLIENTS,
+    TF_UA_DATA_DEVICES,
+} tf_ua_data_kind_t;
+
+/* Adds one data set (len bytes of JSON text, not retained) to the classifier; may be
+ * called several times per kind (the entries are appended, in order). Regexes are
+ * compiled as device-detector applies them: case-insensitive, anchored at a word start.
+ * Empties the cache. Returns 0, or -1 with errstr filled (malformed JSON, an entry
+ * without a regex, a regex that does not compile, out of memory); the classifier then
+ * keeps what it had before the call. */
+int tf_ua_classifier_add_data(tf_ua_classifier_t *c, tf_ua_data_kind_t kind, const char *json,
+                              size_t len, char *errstr, size_t errstr_size);
+
 /* Releases the classifier and its cache. NULL is a no-op. */
 void tf_ua_classifier_destroy(tf_ua_classifier_t *c);
 
 /* Classifies one event's device from its user agent (may be NULL; only the first
  * TF_UA_MAX_BYTES bytes count; any bytes, invalid UTF-8 included) and hints (may be
  * NULL). Always fills *out (type UNKNOWN and empty strings when nothing is known).
- * DeviceType, in order:
- *  - BOT: uap-core's "Spider" device, crawler / preview / monitoring / HTTP-library /
- *    browser-automation agents (curl, python-requests, Go-http-client, HeadlessChrome,
- *    Lighthouse ...), agents naming a contact URL, and agents that name no platform
- *    but a program's product token ("Name/1.0") or a domain. Hints never undo BOT.
+ * DeviceType, in order (docs/devices.md):
+ *  - BOT: uap-core's "Spider" device, injection probes, the robots of the data sets,
+ *    their HTTP libraries (unless a browser engine speaks); then, unless a data set
+ *    names the agent a non-browser client people use (feed reader, mail, player, app),
+ *    crawler / preview / monitoring / HTTP-library / browser-automation tokens (curl,
+ *    HeadlessChrome, Lighthouse ...), a contact URL or address, and agents that name no
+ *    platform but a program's product token ("Name/1.0"), a domain or a bare word.
+ *    Hints never undo BOT.
+ *  - Android: a Tab/Pad/Tablet model name is a TABLET; then the data sets' device
+ *    model decides (tablets that send "Mobile", laptops and Chromebooks -> DESKTOP).
  *  - TABLET: iPad, Kindle/Silk, PlayBook, uap "Generic Tablet", tablet model names
  *    (Tab, Pad, MIDnnnn, Tablet), Windows RT, Android 3, Android browsers without
  *    "Mobile".
  *  - MOBILE: iPhone/iPod, Android "Mobile" and Android apps' own agents, Windows
  *    Phone, BlackBerry, Symbian, feature phones (MIDP, WAP ...), other devices
  *    uap-core names.
- *  - DESKTOP: Windows, macOS, Linux/X11, Chrome OS and other desktop systems; also
+ *  - DESKTOP: Windows, macOS (CFNetwork apps on "Darwin (x86_64)" too), Microsoft
+ *    Office's desktop agents, Linux/X11, Chrome OS and other desktop systems; also
  *    televisions and game consoles (large screen, no touch).
  *  - then hints: platform "iPadOS" or an iPad model -> TABLET; Sec-CH-UA-Mobile ?1 ->
  *    MOBILE; ?0 on Android -> TABLET; a Macintosh agent with an iPad screen (e.g.

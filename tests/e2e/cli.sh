@@ -19,7 +19,7 @@ version=$(cat VERSION)
 check "no command" 2 "$bin"
 check "unknown command" 2 "$bin" frobnicate
 check "--help" 0 "$bin" --help
-for cmd in demo migrate ingest replay loadgen classify-ua kafka-mock; do
+for cmd in demo migrate ingest replay loadgen classify-ua reclassify kafka-mock; do
     check "$cmd --help" 0 "$bin" "$cmd" --help
     grep -q "^Usage: evpipe $cmd" /tmp/evpipe_cli_out.$$ || { echo "FAIL: $cmd --help has no usage line" >&2; fail=1; }
     check "$cmd with an unknown option" 2 "$bin" "$cmd" --no-such-option
@@ -29,7 +29,7 @@ done
 for cmd in ingest replay loadgen; do
     "$bin" "$cmd" --help | grep -q -- "--brokers" || { echo "FAIL: $cmd --help lacks --brokers" >&2; fail=1; }
 done
-for cmd in ingest migrate demo; do
+for cmd in ingest migrate demo reclassify; do
     "$bin" "$cmd" --help | grep -q "DATABASE_URL" || { echo "FAIL: $cmd --help lacks DATABASE_URL" >&2; fail=1; }
 done
 rm -f /tmp/evpipe_cli_out.$$
