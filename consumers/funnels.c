@@ -326,26 +326,47 @@ static void parse_stats(const char *counts, const char *medians, size_t n_steps,
 }
 
 /* Rewrites the DAILY, WEEKLY and MONTHLY results of the funnel for the periods that
- * hold one of the days (a PostgreSQL date[] literal) from funnel_entry_days: an upsert
+ * hold one of the days (a PostgreSQL date[] literal): the per-visitor bests of
+ * funnel_entry_periods are folded again from funnel_entry_days (of the visitors in
+ * funnel_affected only, with affected_only), then each period is read from them: an upsert
  * that leaves an unchanged row alone (same id and computedAt), a delete for a period
  * without entrants. Returns the number of periods written, or -1 with errstr. */
 static long long write_periods(PGconn *conn, const tf_funnel_t *funnel, const char *funnel_id,
-                               const char *days, char *errstr, size_t errstr_size) {
+                               const char *days, bool affected_only, char *errstr,
+                               size_t errstr_size) {
     const char *params[] = {funnel_id, days};
+#define PERIODS_CTE                                                                               \
+    "WITH days AS (SELECT DISTINCT unnest($2::date[])::timestamptz AS d), "                       \
+    "periods AS (SELECT 'DAILY'::\"MetricPeriod\" AS period, d AS ps, d + interval '1 day' AS pe " \
+    "FROM days UNION SELECT 'WEEKLY', date_trunc('week', d), date_trunc('week', d) + "            \
+    "interval '1 week' FROM days UNION SELECT 'MONTHLY', date_trunc('month', d), "                \
+    "date_trunc('month', d) + interval '1 month' FROM days) "
+    /* The per-visitor bests of the periods (of the batch's visitors only when the other
+     * visitors' entry days did not change), then each period from one row per visitor. */
+    const char *only_best = affected_only ? " AND b.\"visitorId\" IN (SELECT v FROM funnel_affected)" : "";
+    const char *only_days = affected_only ? " AND e.\"visitorId\" IN (SELECT v FROM funnel_affected)" : "";
+    char sql[1600];
+    snprintf(sql, sizeof(sql),
+             PERIODS_CTE "DELETE FROM funnel_entry_periods b USING periods p WHERE "
+             "b.\"funnelId\" = $1 AND b.period = p.period AND b.\"periodStart\" = p.ps%s",
+             only_best);
+    if (stage_exec(conn, sql, 2, params, errstr, errstr_size) < 0) return -1;
+    snprintf(sql, sizeof(sql),
+             PERIODS_CTE "INSERT INTO funnel_entry_periods SELECT DISTINCT ON (p.period, p.ps, "
+             "e.\"visitorId\") $1::uuid, p.period, p.ps, e.\"visitorId\", e.\"firstAt\", e.level, "
+             "e.\"stepSeconds\" FROM periods p JOIN funnel_entry_days e ON e.\"funnelId\" = $1 "
+             "AND e.day >= p.ps::date AND e.day < p.pe::date%s "
+             "ORDER BY p.period, p.ps, e.\"visitorId\", e.level DESC, e.\"firstAt\"",
+             only_days);
+    if (stage_exec(conn, sql, 2, params, errstr, errstr_size) < 0) return -1;
     PGresult *res = PQexecParams(
         conn,
-        "WITH days AS (SELECT DISTINCT unnest($2::date[])::timestamptz AS d), "
-        "periods AS (SELECT 'DAILY'::\"MetricPeriod\" AS period, d AS ps, d + interval '1 day' AS pe "
-        "FROM days UNION SELECT 'WEEKLY', date_trunc('week', d), date_trunc('week', d) + "
-        "interval '1 week' FROM days UNION SELECT 'MONTHLY', date_trunc('month', d), "
-        "date_trunc('month', d) + interval '1 month' FROM days), "
-        "best AS (SELECT DISTINCT ON (p.period, p.ps, e.\"visitorId\") p.period, p.ps, e.level, "
-        "e.\"stepSeconds\" FROM periods p JOIN funnel_entry_days e ON e.\"funnelId\" = $1 "
-        "AND e.day >= p.ps::date AND e.day < p.pe::date "
-        "ORDER BY p.period, p.ps, e.\"visitorId\", e.level DESC, e.\"firstAt\"), "
-        "steps AS (SELECT b.period, b.ps, k, count(*) AS cnt, percentile_cont(0.5) WITHIN "
-        "GROUP (ORDER BY b.\"stepSeconds\"[k - 1]) FILTER (WHERE k > 1) AS med "
-        "FROM best b, generate_series(1, b.level) k GROUP BY b.period, b.ps, k) "
+        PERIODS_CTE
+        ", steps AS (SELECT b.period, b.\"periodStart\" AS ps, k, count(*) AS cnt, "
+        "percentile_cont(0.5) WITHIN GROUP (ORDER BY b.\"stepSeconds\"[k - 1]) FILTER (WHERE k > "
+        "1) AS med FROM periods p JOIN funnel_entry_periods b ON b.\"funnelId\" = $1 AND "
+        "b.period = p.period AND b.\"periodStart\" = p.ps, generate_series(1, b.level) k "
+        "GROUP BY b.period, b.\"periodStart\", k) "
         "SELECT p.period::text, to_char(p.ps AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
         "to_char(p.pe AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
         "string_agg(s.cnt::text, ',' ORDER BY s.k), "
@@ -353,6 +374,7 @@ static long long write_periods(PGconn *conn, const tf_funnel_t *funnel, const ch
         "FROM periods p LEFT JOIN steps s ON s.period = p.period AND s.ps = p.ps "
         "GROUP BY p.period, p.ps, p.pe ORDER BY 1, 2",
         2, NULL, params, NULL, NULL, 0);
+#undef PERIODS_CTE
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         pg_err(res, errstr, errstr_size);
         PQclear(res);
@@ -440,7 +462,7 @@ static int recompute_days(PGconn *conn, const tf_funnel_t *funnel, const char *f
         snprintf(errstr, errstr_size, "out of memory");
         return -1;
     }
-    long long w = write_periods(conn, funnel, funnel_id, lit, errstr, errstr_size);
+    long long w = write_periods(conn, funnel, funnel_id, lit, affected_only, errstr, errstr_size);
     free(lit);
     if (w < 0) return -1;
     if (ctx) {
@@ -607,7 +629,9 @@ static int compute_whole(PGconn *conn, const tf_funnel_t *funnel, const char *id
                        1, tp, &days, &n, errstr, errstr_size) != 0)
             goto fail;
         if (stage_exec(conn, "DELETE FROM funnel_entry_days WHERE \"funnelId\" = $1", 1, params,
-                       errstr, errstr_size) < 0)
+                       errstr, errstr_size) < 0 ||
+            stage_exec(conn, "DELETE FROM funnel_entry_periods WHERE \"funnelId\" = $1", 1,
+                       params, errstr, errstr_size) < 0)
             goto fail;
         if (n && recompute_days(conn, funnel, id, days, n, exclude_bots, false, ctx, errstr,
                                 errstr_size) != 0)
