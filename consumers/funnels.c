@@ -359,28 +359,38 @@ static long long write_periods(PGconn *conn, const tf_funnel_t *funnel, const ch
              "ORDER BY p.period, p.ps, e.\"visitorId\", e.level DESC, e.\"firstAt\"",
              only_days);
     if (stage_exec(conn, sql, 2, params, errstr, errstr_size) < 0) return -1;
-    PGresult *res = PQexecParams(
-        conn,
-        PERIODS_CTE
-        ", steps AS (SELECT b.period, b.\"periodStart\" AS ps, k, count(*) AS cnt, "
-        "percentile_cont(0.5) WITHIN GROUP (ORDER BY b.\"stepSeconds\"[k - 1]) FILTER (WHERE k > "
-        "1) AS med FROM periods p JOIN funnel_entry_periods b ON b.\"funnelId\" = $1 AND "
-        "b.period = p.period AND b.\"periodStart\" = p.ps, generate_series(1, b.level) k "
-        "GROUP BY b.period, b.\"periodStart\", k) "
-        "SELECT p.period::text, to_char(p.ps AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-        "to_char(p.pe AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-        "string_agg(s.cnt::text, ',' ORDER BY s.k), "
-        "string_agg(coalesce(s.med::text, ''), ',' ORDER BY s.k) "
-        "FROM periods p LEFT JOIN steps s ON s.period = p.period AND s.ps = p.ps "
-        "GROUP BY p.period, p.ps, p.pe ORDER BY 1, 2",
-        2, NULL, params, NULL, NULL, 0);
+    /* One pass per period: the count of each step and the exact median of each step's
+     * seconds from the previous one, as "c1,c2,…" and ",m2,…" for parse_stats(). */
+    size_t n_steps = tf_funnel_step_count(funnel);
+    char counts[TF_FUNNEL_MAX_STEPS * 64] = "", medians[TF_FUNNEL_MAX_STEPS * 160] = "";
+    for (size_t k = 1; k <= n_steps; k++) {
+        size_t lc = strlen(counts), lm = strlen(medians);
+        snprintf(counts + lc, sizeof(counts) - lc, ", (count(*) FILTER (WHERE b.level >= %zu))::text",
+                 k);
+        if (k > 1)
+            snprintf(medians + lm, sizeof(medians) - lm,
+                     ", coalesce((percentile_cont(0.5) WITHIN GROUP (ORDER BY "
+                     "b.\"stepSeconds\"[%zu]) FILTER (WHERE b.level >= %zu))::text, '')",
+                     k - 1, k);
+    }
+    char agg_sql[8192];
+    snprintf(agg_sql, sizeof(agg_sql),
+             PERIODS_CTE
+             ", agg AS (SELECT b.period, b.\"periodStart\" AS ps, concat_ws(','%s) AS counts, "
+             "concat_ws(',', ''%s) AS medians FROM periods p JOIN funnel_entry_periods b ON "
+             "b.\"funnelId\" = $1 AND b.period = p.period AND b.\"periodStart\" = p.ps "
+             "GROUP BY b.period, b.\"periodStart\") "
+             "SELECT p.period::text, to_char(p.ps AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+             "to_char(p.pe AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), a.counts, a.medians "
+             "FROM periods p LEFT JOIN agg a ON a.period = p.period AND a.ps = p.ps ORDER BY 1, 2",
+             counts, medians);
+    PGresult *res = PQexecParams(conn, agg_sql, 2, NULL, params, NULL, NULL, 0);
 #undef PERIODS_CTE
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         pg_err(res, errstr, errstr_size);
         PQclear(res);
         return -1;
     }
-    size_t n_steps = tf_funnel_step_count(funnel);
     tf_funnel_step_stat_t stats[TF_FUNNEL_MAX_STEPS];
     long long written = 0;
     for (int r = 0; r < PQntuples(res); r++) {
