@@ -343,21 +343,24 @@ static long long write_periods(PGconn *conn, const tf_funnel_t *funnel, const ch
     "date_trunc('month', d) + interval '1 month' FROM days) "
     /* The per-visitor bests of the periods (of the batch's visitors only when the other
      * visitors' entry days did not change), then each period from one row per visitor. */
-    const char *only_best = affected_only ? " AND b.\"visitorId\" IN (SELECT v FROM funnel_affected)" : "";
-    const char *only_days = affected_only ? " AND e.\"visitorId\" IN (SELECT v FROM funnel_affected)" : "";
+    /* Driven by the visitors (joins on whole keys), so that the cost is theirs. */
+    const char *from_best = affected_only ? ", funnel_affected a" : "";
+    const char *only_best = affected_only ? " AND b.\"visitorId\" = a.v" : "";
+    const char *from_days = affected_only ? " CROSS JOIN funnel_affected a" : "";
+    const char *only_days = affected_only ? " AND e.\"visitorId\" = a.v" : "";
     char sql[1600];
     snprintf(sql, sizeof(sql),
-             PERIODS_CTE "DELETE FROM funnel_entry_periods b USING periods p WHERE "
+             PERIODS_CTE "DELETE FROM funnel_entry_periods b USING periods p%s WHERE "
              "b.\"funnelId\" = $1 AND b.period = p.period AND b.\"periodStart\" = p.ps%s",
-             only_best);
+             from_best, only_best);
     if (stage_exec(conn, sql, 2, params, errstr, errstr_size) < 0) return -1;
     snprintf(sql, sizeof(sql),
              PERIODS_CTE "INSERT INTO funnel_entry_periods SELECT DISTINCT ON (p.period, p.ps, "
              "e.\"visitorId\") $1::uuid, p.period, p.ps, e.\"visitorId\", e.\"firstAt\", e.level, "
-             "e.\"stepSeconds\" FROM periods p JOIN funnel_entry_days e ON e.\"funnelId\" = $1 "
-             "AND e.day >= p.ps::date AND e.day < p.pe::date%s "
+             "e.\"stepSeconds\" FROM periods p%s JOIN funnel_entry_days e ON e.\"funnelId\" = $1%s "
+             "AND e.day >= p.ps::date AND e.day < p.pe::date "
              "ORDER BY p.period, p.ps, e.\"visitorId\", e.level DESC, e.\"firstAt\"",
-             only_days);
+             from_days, only_days);
     if (stage_exec(conn, sql, 2, params, errstr, errstr_size) < 0) return -1;
     /* One pass per period: the count of each step and the exact median of each step's
      * seconds from the previous one, as "c1,c2,…" and ",m2,…" for parse_stats(). */
