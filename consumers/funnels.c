@@ -346,8 +346,14 @@ static long long write_periods(PGconn *conn, const tf_funnel_t *funnel, const ch
     /* Driven by the visitors (joins on whole keys), so that the cost is theirs. */
     const char *from_best = affected_only ? ", funnel_affected a" : "";
     const char *only_best = affected_only ? " AND b.\"visitorId\" = a.v" : "";
-    const char *from_days = affected_only ? " CROSS JOIN funnel_affected a" : "";
-    const char *only_days = affected_only ? " AND e.\"visitorId\" = a.v" : "";
+    /* Per visitor, its entry days of the period through ("funnelId", "visitorId", day);
+     * OFFSET 0 keeps the subquery from being flattened into a scan of every row. */
+    const char *from_days = affected_only ? " CROSS JOIN funnel_affected a CROSS JOIN LATERAL ("
+                                            "SELECT * FROM funnel_entry_days e0 WHERE "
+                                            "e0.\"funnelId\" = $1 AND e0.\"visitorId\" = a.v AND "
+                                            "e0.day >= p.ps::date AND e0.day < p.pe::date OFFSET 0) e"
+                                          : " JOIN funnel_entry_days e ON e.\"funnelId\" = $1 AND "
+                                            "e.day >= p.ps::date AND e.day < p.pe::date";
     char sql[1600];
     snprintf(sql, sizeof(sql),
              PERIODS_CTE "DELETE FROM funnel_entry_periods b USING periods p%s WHERE "
@@ -357,10 +363,9 @@ static long long write_periods(PGconn *conn, const tf_funnel_t *funnel, const ch
     snprintf(sql, sizeof(sql),
              PERIODS_CTE "INSERT INTO funnel_entry_periods SELECT DISTINCT ON (p.period, p.ps, "
              "e.\"visitorId\") $1::uuid, p.period, p.ps, e.\"visitorId\", e.\"firstAt\", e.level, "
-             "e.\"stepSeconds\" FROM periods p%s JOIN funnel_entry_days e ON e.\"funnelId\" = $1%s "
-             "AND e.day >= p.ps::date AND e.day < p.pe::date "
+             "e.\"stepSeconds\" FROM periods p%s "
              "ORDER BY p.period, p.ps, e.\"visitorId\", e.level DESC, e.\"firstAt\"",
-             from_days, only_days);
+             from_days);
     if (stage_exec(conn, sql, 2, params, errstr, errstr_size) < 0) return -1;
     /* One pass per period: the count of each step and the exact median of each step's
      * seconds from the previous one, as "c1,c2,…" and ",m2,…" for parse_stats(). */
@@ -665,6 +670,14 @@ static int compute_whole(PGconn *conn, const tf_funnel_t *funnel, const char *id
     }
     if (stage_exec(conn, "COMMIT", 0, NULL, errstr, errstr_size) < 0) goto fail;
     if (done == 0) {
+        /* The state tables were just rewritten in bulk: fresh statistics let the next
+         * batches look rows up by visitor instead of scanning (autovacuum would take up
+         * to a minute). Without ownership (a stage role) the server skips it with a
+         * warning; a failure costs nothing but speed. */
+        char ignored[256];
+        if (stage_exec(conn, "ANALYZE funnel_entry_days, funnel_entry_periods", 0, NULL,
+                       ignored, sizeof(ignored)) < 0)
+            EV_DEBUG("ANALYZE of the funnel state: %s", ignored);
         EV_INFO("funnel %s computed over its whole history (%zu days)", id, n);
         if (ctx) ev_metric_add(ctx->m_full, 1);
     }
