@@ -22,9 +22,6 @@
 #include "sinks/upload.h"
 #include "transforms/export_params.h"
 
-#define EXPORTS_BACKOFF_MIN_MS 100
-#define EXPORTS_BACKOFF_MAX_MS 10000
-
 static volatile sig_atomic_t exports_stop_requested;
 
 static void on_signal(int sig) {
@@ -54,19 +51,7 @@ typedef struct tick_ctx_s {
     bool lost;
 } tick_ctx_t;
 
-static void sleep_ms(int64_t ms) {
-    while (ms > 0 && !exports_stop_requested) {
-        int64_t slice = ms < 100 ? ms : 100;
-        struct timespec ts = {slice / 1000, (long)(slice % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
-        ms -= slice;
-    }
-}
-
-static int64_t next_backoff(int64_t ms) {
-    ms *= 2;
-    return ms > EXPORTS_BACKOFF_MAX_MS ? EXPORTS_BACKOFF_MAX_MS : ms;
-}
+static void sleep_ms(int64_t ms) { jobs_sleep_ms(ms, &exports_stop_requested); }
 
 static int ready_cb(void *ud, char *reason, size_t reason_size) {
     exports_run_t *run = ud;
@@ -76,26 +61,9 @@ static int ready_cb(void *ud, char *reason, size_t reason_size) {
 }
 
 static int data_connect(exports_run_t *run, char *errstr, size_t errstr_size) {
-    if (run->conn && PQstatus(run->conn) == CONNECTION_OK) return 0;
-    PQfinish(run->conn);
-    run->data_connected = 0;
-    run->conn = PQconnectdb(run->database);
-    if (PQstatus(run->conn) != CONNECTION_OK) {
-        snprintf(errstr, errstr_size, "database: %s", PQerrorMessage(run->conn));
-        return -1;
-    }
-    PQsetNoticeProcessor(run->conn, NULL, NULL);
-    PGresult *res = PQexec(run->conn, "SELECT set_config('TimeZone', 'UTC', false), "
-                                      "set_config('application_name', 'evpipe-exports', false), "
-                                      "set_config('jit', 'off', false)");
-    bool ok = PQresultStatus(res) == PGRES_TUPLES_OK;
-    PQclear(res);
-    if (!ok) {
-        snprintf(errstr, errstr_size, "database: %s", PQerrorMessage(run->conn));
-        return -1;
-    }
-    run->data_connected = 1;
-    return 0;
+    run->data_connected = jobs_data_connect(&run->conn, run->database, "evpipe-exports", errstr,
+                                            errstr_size) == 0;
+    return run->data_connected ? 0 : -1;
 }
 
 /* Renews the lease; nonzero stops the work (SIGTERM, or the job is someone else's). */
@@ -112,7 +80,6 @@ static int keep_going(void *ud) {
     return 0;
 }
 
-static int upload_keep_going(void *ud) { return keep_going(ud); }
 
 static const char *format_ext(export_format_t f) {
     return f == EXPORT_JSON ? "json" : f == EXPORT_XLSX ? "xlsx" : "csv";
@@ -196,7 +163,7 @@ static outcome_t build_and_upload(exports_run_t *run, const jobs_job_t *job, tic
     EV_INFO("export %s: %lld rows, %lld bytes written; uploading to %s", job->id, q->rows,
             q->size, *url);
     upload_opts_t uo = run->upload;
-    uo.keep_going = upload_keep_going;
+    uo.keep_going = keep_going;
     uo.ud = ctx;
     uo.may_link = 1; /* the temp file is ours and removed after the upload */
     upload_result_t ur = {0};
@@ -478,7 +445,7 @@ int cmd_exports(int argc, char **argv) {
 
     bool down = false;
     long long snapshot_n = 0;
-    for (int64_t backoff = EXPORTS_BACKOFF_MIN_MS; !exports_stop_requested;) {
+    for (int64_t backoff = JOBS_BACKOFF_MIN_MS; !exports_stop_requested;) {
         if (!run->jobs)
             run->jobs = jobs_new(run->database, JOBS_EXPORTS, "exports", worker_id,
                                  (int)lease_seconds, (int)max_attempts, errstr, sizeof(errstr));
@@ -497,7 +464,7 @@ int cmd_exports(int argc, char **argv) {
         down = true;
         ev_metric_add(run->m_retries, 1);
         sleep_ms(backoff);
-        backoff = next_backoff(backoff);
+        backoff = jobs_next_backoff(backoff);
     }
     if (exports_stop_requested) {
         exit_code = 0;
@@ -509,7 +476,7 @@ int cmd_exports(int argc, char **argv) {
         EV_INFO("worker %s: waiting for exports", worker_id);
 
     exit_code = 0;
-    int64_t backoff = EXPORTS_BACKOFF_MIN_MS, now = ev_now_ms();
+    int64_t backoff = JOBS_BACKOFF_MIN_MS, now = ev_now_ms();
     int64_t next_stats = now + stats_every * 1000, next_sweep = now + sweep_seconds * 1000;
     down = false;
     while (!exports_stop_requested) {
@@ -521,7 +488,7 @@ int cmd_exports(int argc, char **argv) {
             if (!ok) snprintf(errstr, sizeof(errstr), "export %s given back", job->id);
             jobs_job_free(job);
             if (ok) {
-                backoff = EXPORTS_BACKOFF_MIN_MS;
+                backoff = JOBS_BACKOFF_MIN_MS;
                 continue;
             }
         }
@@ -535,12 +502,12 @@ int cmd_exports(int argc, char **argv) {
             down = true;
             ev_metric_add(run->m_retries, 1);
             sleep_ms(backoff);
-            backoff = next_backoff(backoff);
+            backoff = jobs_next_backoff(backoff);
             continue;
         }
         if (down) EV_INFO("working again");
         down = false;
-        backoff = EXPORTS_BACKOFF_MIN_MS;
+        backoff = JOBS_BACKOFF_MIN_MS;
         if (until_caught_up) {
             EV_INFO("caught up: %.0f completed, %.0f failed, %.0f expired",
                     ev_metric_value(run->m_completed), ev_metric_value(run->m_failed),

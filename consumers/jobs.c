@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/cli.h"
 #include "common/util.h"
@@ -404,4 +405,43 @@ int jobs_wait(jobs_t *jobs, int timeout_ms) {
         PQfreemem(nt);
     }
     return got;
+}
+
+int jobs_data_connect(PGconn **conn, const char *conninfo, const char *app_name, char *errstr,
+                      size_t errstr_size) {
+    if (*conn && PQstatus(*conn) == CONNECTION_OK) return 0;
+    PQfinish(*conn);
+    *conn = PQconnectdb(conninfo);
+    if (PQstatus(*conn) != CONNECTION_OK) {
+        snprintf(errstr, errstr_size, "database: %s", PQerrorMessage(*conn));
+        return -1;
+    }
+    PQsetNoticeProcessor(*conn, NULL, NULL);
+    const char *values[1] = {app_name};
+    PGresult *res = PQexecParams(*conn,
+                                 "SELECT set_config('TimeZone', 'UTC', false), "
+                                 "set_config('application_name', $1, false), "
+                                 "set_config('jit', 'off', false)",
+                                 1, NULL, values, NULL, NULL, 0);
+    bool ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+    PQclear(res);
+    if (!ok) {
+        snprintf(errstr, errstr_size, "database: %s", PQerrorMessage(*conn));
+        return -1;
+    }
+    return 0;
+}
+
+void jobs_sleep_ms(int64_t ms, const volatile sig_atomic_t *stop) {
+    while (ms > 0 && !*stop) {
+        int64_t slice = ms < 100 ? ms : 100;
+        struct timespec ts = {slice / 1000, (long)(slice % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        ms -= slice;
+    }
+}
+
+int64_t jobs_next_backoff(int64_t ms) {
+    ms *= 2;
+    return ms > JOBS_BACKOFF_MAX_MS ? JOBS_BACKOFF_MAX_MS : ms;
 }

@@ -11,7 +11,10 @@
 #ifndef EV_JOBS_H
 #define EV_JOBS_H
 
+#include <libpq-fe.h>
+#include <signal.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef enum { JOBS_EXPORTS = 0, JOBS_REPORTS = 1 } jobs_kind_t;
 
@@ -98,5 +101,20 @@ int jobs_wait(jobs_t *jobs, int timeout_ms);
 
 /* True while the connection is up (for /readyz). Thread-safe: reads a flag. */
 int jobs_connected(const jobs_t *jobs);
+
+/* What both job stages do beside the lifecycle. */
+
+/* (Re)connects *conn, the worker's data connection, when it is not up: conninfo, with
+ * TimeZone UTC, application_name app_name and JIT off. Returns 0 or -1 with errstr. */
+int jobs_data_connect(PGconn **conn, const char *conninfo, const char *app_name, char *errstr,
+                      size_t errstr_size) __attribute__((warn_unused_result));
+
+/* Sleeps ms in 100 ms slices, returning early once *stop is set (by a signal handler). */
+void jobs_sleep_ms(int64_t ms, const volatile sig_atomic_t *stop);
+
+/* The retry backoff after ms: doubled, at most JOBS_BACKOFF_MAX_MS. */
+#define JOBS_BACKOFF_MIN_MS 100
+#define JOBS_BACKOFF_MAX_MS 10000
+int64_t jobs_next_backoff(int64_t ms);
 
 #endif

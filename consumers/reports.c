@@ -19,9 +19,6 @@
 #include "sinks/pg_settings.h"
 #include "transforms/report_params.h"
 
-#define REPORTS_BACKOFF_MIN_MS 100
-#define REPORTS_BACKOFF_MAX_MS 10000
-
 static volatile sig_atomic_t reports_stop_requested;
 
 /* Said when a statement is refused for want of a grant (SQLSTATE 42501). */
@@ -51,19 +48,7 @@ typedef struct tick_ctx_s {
     bool lost; /* the lease was lost: someone else holds the job now */
 } tick_ctx_t;
 
-static void sleep_ms(int64_t ms) {
-    while (ms > 0 && !reports_stop_requested) {
-        int64_t slice = ms < 100 ? ms : 100;
-        struct timespec ts = {slice / 1000, (long)(slice % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
-        ms -= slice;
-    }
-}
-
-static int64_t next_backoff(int64_t ms) {
-    ms *= 2;
-    return ms > REPORTS_BACKOFF_MAX_MS ? REPORTS_BACKOFF_MAX_MS : ms;
-}
+static void sleep_ms(int64_t ms) { jobs_sleep_ms(ms, &reports_stop_requested); }
 
 static int ready_cb(void *ud, char *reason, size_t reason_size) {
     reports_run_t *run = ud;
@@ -74,26 +59,9 @@ static int ready_cb(void *ud, char *reason, size_t reason_size) {
 
 /* Connects the data connection (once; again after it broke). Returns 0 or -1. */
 static int data_connect(reports_run_t *run, char *errstr, size_t errstr_size) {
-    if (run->conn && PQstatus(run->conn) == CONNECTION_OK) return 0;
-    PQfinish(run->conn);
-    run->data_connected = 0;
-    run->conn = PQconnectdb(run->database);
-    if (PQstatus(run->conn) != CONNECTION_OK) {
-        snprintf(errstr, errstr_size, "database: %s", PQerrorMessage(run->conn));
-        return -1;
-    }
-    PQsetNoticeProcessor(run->conn, NULL, NULL);
-    PGresult *res = PQexec(run->conn, "SELECT set_config('TimeZone', 'UTC', false), "
-                                      "set_config('application_name', 'evpipe-reports', false), "
-                                      "set_config('jit', 'off', false)");
-    bool ok = PQresultStatus(res) == PGRES_TUPLES_OK;
-    PQclear(res);
-    if (!ok) {
-        snprintf(errstr, errstr_size, "database: %s", PQerrorMessage(run->conn));
-        return -1;
-    }
-    run->data_connected = 1;
-    return 0;
+    run->data_connected = jobs_data_connect(&run->conn, run->database, "evpipe-reports", errstr,
+                                            errstr_size) == 0;
+    return run->data_connected ? 0 : -1;
 }
 
 static int query_tick(void *ud) {
@@ -311,7 +279,7 @@ int cmd_reports(int argc, char **argv) {
     /* Start: connect both connections, LISTEN, and fix the snapshot. */
     bool down = false;
     long long snapshot_n = 0;
-    for (int64_t backoff = REPORTS_BACKOFF_MIN_MS; !reports_stop_requested;) {
+    for (int64_t backoff = JOBS_BACKOFF_MIN_MS; !reports_stop_requested;) {
         if (!run->jobs)
             run->jobs = jobs_new(run->database, JOBS_REPORTS, "reports", worker_id,
                                  (int)lease_seconds, (int)max_attempts, errstr, sizeof(errstr));
@@ -334,7 +302,7 @@ int cmd_reports(int argc, char **argv) {
         down = true;
         ev_metric_add(run->m_retries, 1);
         sleep_ms(backoff);
-        backoff = next_backoff(backoff);
+        backoff = jobs_next_backoff(backoff);
     }
     if (reports_stop_requested) {
         exit_code = 0;
@@ -346,7 +314,7 @@ int cmd_reports(int argc, char **argv) {
         EV_INFO("worker %s: waiting for reports", worker_id);
 
     exit_code = 0;
-    int64_t backoff = REPORTS_BACKOFF_MIN_MS, next_stats = ev_now_ms() + stats_every * 1000;
+    int64_t backoff = JOBS_BACKOFF_MIN_MS, next_stats = ev_now_ms() + stats_every * 1000;
     down = false;
     while (!reports_stop_requested) {
         jobs_job_t *job = NULL;
@@ -357,7 +325,7 @@ int cmd_reports(int argc, char **argv) {
             if (!ok) snprintf(errstr, sizeof(errstr), "report %s given back", job->id);
             jobs_job_free(job);
             if (ok) {
-                backoff = REPORTS_BACKOFF_MIN_MS;
+                backoff = JOBS_BACKOFF_MIN_MS;
                 continue;
             }
         }
@@ -371,12 +339,12 @@ int cmd_reports(int argc, char **argv) {
             down = true;
             ev_metric_add(run->m_retries, 1);
             sleep_ms(backoff);
-            backoff = next_backoff(backoff);
+            backoff = jobs_next_backoff(backoff);
             continue;
         }
         if (down) EV_INFO("working again");
         down = false;
-        backoff = REPORTS_BACKOFF_MIN_MS;
+        backoff = JOBS_BACKOFF_MIN_MS;
         if (until_caught_up) {
             EV_INFO("caught up: %.0f completed, %.0f failed",
                     ev_metric_value(run->m_completed), ev_metric_value(run->m_failed));
