@@ -341,40 +341,69 @@ static long long write_periods(PGconn *conn, const tf_funnel_t *funnel, const ch
     "FROM days UNION SELECT 'WEEKLY', date_trunc('week', d), date_trunc('week', d) + "            \
     "interval '1 week' FROM days UNION SELECT 'MONTHLY', date_trunc('month', d), "                \
     "date_trunc('month', d) + interval '1 month' FROM days) "
-    /* The per-visitor bests of the periods (of the batch's visitors only when the other
-     * visitors' entry days did not change), then each period from one row per visitor. */
-    /* Driven by the visitors (joins on whole keys), so that the cost is theirs. */
-    const char *from_best = affected_only ? ", funnel_affected a" : "";
-    const char *only_best = affected_only ? " AND b.\"visitorId\" = a.v" : "";
-    /* Per visitor, its entry days of the period through ("funnelId", "visitorId", day);
-     * OFFSET 0 keeps the subquery from being flattened into a scan of every row. */
-    const char *from_days = affected_only ? " CROSS JOIN funnel_affected a CROSS JOIN LATERAL ("
-                                            "SELECT * FROM funnel_entry_days e0 WHERE "
-                                            "e0.\"funnelId\" = $1 AND e0.\"visitorId\" = a.v AND "
-                                            "e0.day >= p.ps::date AND e0.day < p.pe::date OFFSET 0) e"
-                                          : " JOIN funnel_entry_days e ON e.\"funnelId\" = $1 AND "
-                                            "e.day >= p.ps::date AND e.day < p.pe::date";
-    char sql[1600];
-    snprintf(sql, sizeof(sql),
-             PERIODS_CTE "DELETE FROM funnel_entry_periods b USING periods p%s WHERE "
-             "b.\"funnelId\" = $1 AND b.period = p.period AND b.\"periodStart\" = p.ps%s",
-             from_best, only_best);
-    if (stage_exec(conn, sql, 2, params, errstr, errstr_size) < 0) return -1;
-    snprintf(sql, sizeof(sql),
-             PERIODS_CTE "INSERT INTO funnel_entry_periods SELECT DISTINCT ON (p.period, p.ps, "
-             "e.\"visitorId\") $1::uuid, p.period, p.ps, e.\"visitorId\", e.\"firstAt\", e.level, "
-             "e.\"stepSeconds\" FROM periods p%s "
-             "ORDER BY p.period, p.ps, e.\"visitorId\", e.level DESC, e.\"firstAt\"",
-             from_days);
-    if (stage_exec(conn, sql, 2, params, errstr, errstr_size) < 0) return -1;
-    /* One pass per period: the count of each step and the exact median of each step's
-     * seconds from the previous one, as "c1,c2,…" and ",m2,…" for parse_stats(). */
+    /* Each change of funnel_entry_periods passes its rows' levels to
+     * funnel_period_levels as a delta (minus the rows removed, plus those added). */
+#define LEVELS_DELTA(cte, sign)                                                              \
+    "INSERT INTO funnel_period_levels SELECT $1::uuid, period, \"periodStart\", level, "     \
+    sign "count(*) FROM " cte " GROUP BY period, \"periodStart\", level ON CONFLICT "        \
+    "(\"funnelId\", period, \"periodStart\", level) DO UPDATE SET visitors = "               \
+    "funnel_period_levels.visitors + EXCLUDED.visitors"
+    const char *del_sql, *ins_sql;
+    if (affected_only) {
+        /* Driven by the batch's visitors, so that the cost is theirs: their rows of the
+         * periods through the primary key (collected as ctids: a join would let the
+         * planner scan every period's rows), then their entry days through
+         * ("funnelId", "visitorId", day), one lookup per visitor over the span of the
+         * periods. OFFSET 0 keeps each lookup from being flattened into a scan. */
+        del_sql = PERIODS_CTE
+            ", gone AS (DELETE FROM funnel_entry_periods WHERE ctid = ANY (ARRAY("
+            "SELECT x.ctid FROM periods p CROSS JOIN funnel_affected a CROSS JOIN LATERAL "
+            "(SELECT b.ctid FROM funnel_entry_periods b WHERE b.\"funnelId\" = $1 AND "
+            "b.period = p.period AND b.\"periodStart\" = p.ps AND b.\"visitorId\" = a.v "
+            "OFFSET 0) x)) RETURNING period, \"periodStart\", level) " LEVELS_DELTA("gone", "-");
+        ins_sql = PERIODS_CTE
+            ", span AS (SELECT min(ps)::date AS lo, max(pe)::date AS hi FROM periods), "
+            "added AS (INSERT INTO funnel_entry_periods SELECT DISTINCT ON (p.period, p.ps, "
+            "e.\"visitorId\") $1::uuid, p.period, p.ps, e.\"visitorId\", e.\"firstAt\", "
+            "e.level, e.\"stepSeconds\" FROM span CROSS JOIN funnel_affected a CROSS JOIN "
+            "LATERAL (SELECT * FROM funnel_entry_days e0 WHERE e0.\"funnelId\" = $1 AND "
+            "e0.\"visitorId\" = a.v AND e0.day >= span.lo AND e0.day < span.hi OFFSET 0) e "
+            "JOIN periods p ON e.day >= p.ps::date AND e.day < p.pe::date "
+            "ORDER BY p.period, p.ps, e.\"visitorId\", e.level DESC, e.\"firstAt\" "
+            "RETURNING period, \"periodStart\", level) " LEVELS_DELTA("added", "");
+    } else {
+        del_sql = PERIODS_CTE
+            ", gone AS (DELETE FROM funnel_entry_periods b USING periods p WHERE "
+            "b.\"funnelId\" = $1 AND b.period = p.period AND b.\"periodStart\" = p.ps "
+            "RETURNING b.period, b.\"periodStart\", b.level) " LEVELS_DELTA("gone", "-");
+        ins_sql = PERIODS_CTE
+            ", added AS (INSERT INTO funnel_entry_periods SELECT DISTINCT ON (p.period, "
+            "p.ps, e.\"visitorId\") $1::uuid, p.period, p.ps, e.\"visitorId\", "
+            "e.\"firstAt\", e.level, e.\"stepSeconds\" FROM periods p JOIN "
+            "funnel_entry_days e ON e.\"funnelId\" = $1 AND e.day >= p.ps::date AND "
+            "e.day < p.pe::date "
+            "ORDER BY p.period, p.ps, e.\"visitorId\", e.level DESC, e.\"firstAt\" "
+            "RETURNING period, \"periodStart\", level) " LEVELS_DELTA("added", "");
+    }
+#undef LEVELS_DELTA
+    if (stage_exec(conn, del_sql, 2, params, errstr, errstr_size) < 0 ||
+        stage_exec(conn, ins_sql, 2, params, errstr, errstr_size) < 0 ||
+        stage_exec(conn,
+                   PERIODS_CTE "DELETE FROM funnel_period_levels l USING periods p WHERE "
+                   "l.\"funnelId\" = $1 AND l.period = p.period AND l.\"periodStart\" = p.ps "
+                   "AND l.visitors = 0",
+                   2, params, errstr, errstr_size) < 0)
+        return -1;
+    /* Per period: the count of each step from its levels' rows, the exact median of each
+     * step's seconds from the previous one from the visitors past the first step (the
+     * partial index funnel_entry_periods_converted_idx), as "c1,c2,…" and ",m2,…" for
+     * parse_stats(); NULL counts for a period without entrants. */
     size_t n_steps = tf_funnel_step_count(funnel);
-    char counts[TF_FUNNEL_MAX_STEPS * 64] = "", medians[TF_FUNNEL_MAX_STEPS * 160] = "";
+    char counts[TF_FUNNEL_MAX_STEPS * 80] = "", medians[TF_FUNNEL_MAX_STEPS * 160] = "";
     for (size_t k = 1; k <= n_steps; k++) {
         size_t lc = strlen(counts), lm = strlen(medians);
-        snprintf(counts + lc, sizeof(counts) - lc, ", (count(*) FILTER (WHERE b.level >= %zu))::text",
-                 k);
+        snprintf(counts + lc, sizeof(counts) - lc,
+                 ", coalesce(sum(l.visitors) FILTER (WHERE l.level >= %zu), 0)::text", k);
         if (k > 1)
             snprintf(medians + lm, sizeof(medians) - lm,
                      ", coalesce((percentile_cont(0.5) WITHIN GROUP (ORDER BY "
@@ -384,13 +413,14 @@ static long long write_periods(PGconn *conn, const tf_funnel_t *funnel, const ch
     char agg_sql[8192];
     snprintf(agg_sql, sizeof(agg_sql),
              PERIODS_CTE
-             ", agg AS (SELECT b.period, b.\"periodStart\" AS ps, concat_ws(','%s) AS counts, "
-             "concat_ws(',', ''%s) AS medians FROM periods p JOIN funnel_entry_periods b ON "
-             "b.\"funnelId\" = $1 AND b.period = p.period AND b.\"periodStart\" = p.ps "
-             "GROUP BY b.period, b.\"periodStart\") "
              "SELECT p.period::text, to_char(p.ps AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-             "to_char(p.pe AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), a.counts, a.medians "
-             "FROM periods p LEFT JOIN agg a ON a.period = p.period AND a.ps = p.ps ORDER BY 1, 2",
+             "to_char(p.pe AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), c.counts, m.medians "
+             "FROM periods p LEFT JOIN LATERAL (SELECT concat_ws(','%s) AS counts FROM "
+             "funnel_period_levels l WHERE l.\"funnelId\" = $1 AND l.period = p.period AND "
+             "l.\"periodStart\" = p.ps HAVING sum(l.visitors) > 0) c ON true "
+             "LEFT JOIN LATERAL (SELECT concat_ws(',', ''%s) AS medians FROM "
+             "funnel_entry_periods b WHERE b.\"funnelId\" = $1 AND b.period = p.period AND "
+             "b.\"periodStart\" = p.ps AND b.level >= 2) m ON true ORDER BY 1, 2",
              counts, medians);
     PGresult *res = PQexecParams(conn, agg_sql, 2, NULL, params, NULL, NULL, 0);
 #undef PERIODS_CTE
@@ -649,6 +679,8 @@ static int compute_whole(PGconn *conn, const tf_funnel_t *funnel, const char *id
         if (stage_exec(conn, "DELETE FROM funnel_entry_days WHERE \"funnelId\" = $1", 1, params,
                        errstr, errstr_size) < 0 ||
             stage_exec(conn, "DELETE FROM funnel_entry_periods WHERE \"funnelId\" = $1", 1,
+                       params, errstr, errstr_size) < 0 ||
+            stage_exec(conn, "DELETE FROM funnel_period_levels WHERE \"funnelId\" = $1", 1,
                        params, errstr, errstr_size) < 0)
             goto fail;
         if (n && recompute_days(conn, funnel, id, days, n, exclude_bots, false, ctx, errstr,
@@ -675,7 +707,9 @@ static int compute_whole(PGconn *conn, const tf_funnel_t *funnel, const char *id
          * to a minute). Without ownership (a stage role) the server skips it with a
          * warning; a failure costs nothing but speed. */
         char ignored[256];
-        if (stage_exec(conn, "ANALYZE funnel_entry_days, funnel_entry_periods", 0, NULL,
+        if (stage_exec(conn,
+                       "ANALYZE funnel_entry_days, funnel_entry_periods, funnel_period_levels",
+                       0, NULL,
                        ignored, sizeof(ignored)) < 0)
             EV_DEBUG("ANALYZE of the funnel state: %s", ignored);
         EV_INFO("funnel %s computed over its whole history (%zu days)", id, n);

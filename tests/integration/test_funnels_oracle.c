@@ -323,8 +323,22 @@ static void check_funnel(PGconn *conn, const data_t *d, int funnel) {
     }
 }
 
+/* The per-level counts the stage keeps by deltas equal a count of the per-visitor
+ * rows they summarise, with no row left at zero. */
+static void check_levels(PGconn *conn) {
+    ck_assert_int_eq(
+        tl_query_ll(conn,
+                    "SELECT count(*) FROM funnel_period_levels l FULL JOIN (SELECT \"funnelId\", "
+                    "period, \"periodStart\", level, count(*) AS n FROM funnel_entry_periods "
+                    "GROUP BY 1, 2, 3, 4) x USING (\"funnelId\", period, \"periodStart\", level) "
+                    "WHERE l.visitors IS DISTINCT FROM x.n"),
+        0);
+    ck_assert_int_gt(tl_query_ll(conn, "SELECT count(*) FROM funnel_period_levels"), 0);
+}
+
 static void check_all(PGconn *conn, const data_t *d) {
     for (int f = 0; f < N_FUNNELS; f++) check_funnel(conn, d, f);
+    check_levels(conn);
 }
 
 static void run_stage(const char *url) {
