@@ -20,6 +20,7 @@
 #include "consumers/export_query.h"
 #include "consumers/jobs.h"
 #include "sinks/upload.h"
+#include "sinks/xlsx_deflate.h"
 #include "transforms/export_params.h"
 
 static volatile sig_atomic_t exports_stop_requested;
@@ -281,6 +282,7 @@ int cmd_exports(int argc, char **argv) {
     long long metrics_port = 9104, max_attempts = 5, lease_seconds = 120, poll_ms = 5000,
               stats_every = 60, retention_hours = 168, sweep_seconds = 60,
               connect_timeout_ms = 10000, stall_timeout_ms = 30000;
+    long long deflate_level = XLSX_DEFLATE_LEVEL_DEFAULT;
     bool until_caught_up = false;
     ev_kv_list_t props = {0};
     run->sheet_rows = EXPORT_XLSX_SHEET_ROWS;
@@ -315,6 +317,9 @@ int cmd_exports(int argc, char **argv) {
         {"xlsx-sheet-rows", 0, EV_OPT_INT, "1048576", NULL, "N",
          "rows per XLSX sheet, header included (Excel's limit); a new sheet starts after",
          &run->sheet_rows, 2, EXPORT_XLSX_SHEET_ROWS},
+        {"xlsx-deflate-level", 0, EV_OPT_INT, "1", NULL, "LEVEL",
+         "zlib level of the XLSX zip: 1 fastest, 9 smallest (6 = libxlsxwriter's own)",
+         &deflate_level, 0, 9},
         {"worker-id", 0, EV_OPT_STR, NULL, NULL, "ID",
          "this worker's name in the rows and audit log (default host:pid)", &worker_id, 0, 0},
         {"lease-seconds", 0, EV_OPT_INT, "120", NULL, "SECONDS",
@@ -364,6 +369,7 @@ int cmd_exports(int argc, char **argv) {
         snprintf(errstr, sizeof(errstr), "unexpected argument '%s'", argv[first]);
         goto usage;
     }
+    xlsx_deflate_set_level((int)deflate_level);
     int level = ev_log_level_parse(log_level);
     if (level < 0 || (strcmp(log_format, "text") && strcmp(log_format, "json"))) {
         snprintf(errstr, sizeof(errstr),

@@ -626,6 +626,24 @@ START_TEST(test_exports_expiry_marks_expired_and_deletes_the_file) {
 }
 END_TEST
 
+/* The deflate option bits (1-2 of the general purpose flags) of every deflated part of
+ * the stored XLSX of export `tag`, as Python's zipfile reads them: "[6]" for level 1. */
+static char *xlsx_deflate_flags(PGconn *conn, const char *tag) {
+    static char flags[64];
+    char *id = export_field(conn, tag, "id"), path[700], cmd[1024], *out = NULL;
+    snprintf(path, sizeof(path), "%s/root/files/exports/%s.xlsx", dav.dir, id);
+    snprintf(cmd, sizeof(cmd),
+             "%s -c 'import sys, zipfile; print(sorted({i.flag_bits & 6 for i in "
+             "zipfile.ZipFile(sys.argv[1]).infolist() if i.compress_type == "
+             "zipfile.ZIP_DEFLATED}))' '%s'",
+             PYTHON_BIN, path);
+    ck_assert_int_eq(tl_run(cmd, &out, NULL), 0);
+    snprintf(flags, sizeof(flags), "%.*s", (int)strcspn(out ? out : "", "\n"), out ? out : "");
+    free(out);
+    free(id);
+    return flags;
+}
+
 START_TEST(test_exports_xlsx_starts_a_new_sheet_when_one_is_full) {
     if (!dav.pid) return;
     char *url = tl_db_create_migrated("exports_sheets");
@@ -638,6 +656,15 @@ START_TEST(test_exports_xlsx_starts_a_new_sheet_when_one_is_full) {
                             "\"occurredAt\", id", "XLSX");
     /* 300 rows, 100 per sheet (+ the header): 3 sheets. */
     ck_assert_int_eq(check_stored(conn, "sheets", e, false, 300), 3);
+    /* Deflated at zlib level 1 by default (general purpose flag bits 1-2 = 3, "super
+     * fast"), at the level --xlsx-deflate-level names otherwise (9: bits = 1, "maximum");
+     * the same rows either way. */
+    ck_assert_str_eq(xlsx_deflate_flags(conn, "sheets"), "[6]");
+    free(add_export(conn, "sheets9", "XLSX", "{\"dataset\": \"events\", \"columns\": [\"eventId\", "
+                    "\"occurredAt\", \"properties\"]}", NULL));
+    run_exports(url, "--xlsx-sheet-rows 101 --xlsx-deflate-level 9");
+    ck_assert_int_eq(check_stored(conn, "sheets9", e, false, 300), 3);
+    ck_assert_str_eq(xlsx_deflate_flags(conn, "sheets9"), "[2]");
     free(e);
     PQfinish(conn);
     tl_db_drop(url);
