@@ -466,6 +466,11 @@ int cmd_exports(int argc, char **argv) {
             exit_code = 2;
             goto out;
         }
+        if (strstr(errstr, "permission denied")) {
+            EV_ERROR("%s (%s)", errstr, JOBS_GRANT_HINT);
+            exit_code = 2;
+            goto out;
+        }
         if (!down) EV_WARN("waiting for PostgreSQL: %s", errstr);
         down = true;
         ev_metric_add(run->m_retries, 1);
@@ -502,6 +507,11 @@ int cmd_exports(int argc, char **argv) {
         if (ok && now >= next_sweep) {
             ok = sweep(run, errstr, sizeof(errstr)) == 0;
             next_sweep = now + sweep_seconds * 1000;
+        }
+        if (!ok && strstr(errstr, "permission denied")) {
+            EV_ERROR("%s (%s); stopping", errstr, JOBS_GRANT_HINT);
+            exit_code = 1;
+            goto out;
         }
         if (!ok) {
             if (!down) EV_WARN("%s (retrying with backoff)", errstr);

@@ -104,6 +104,11 @@ int jobs_connected(const jobs_t *jobs);
 
 /* What both job stages do beside the lifecycle. */
 
+/* Said by both job stages when a statement is refused for want of a grant ("permission
+ * denied", SQLSTATE 42501): retrying cannot help, so they stop. */
+#define JOBS_GRANT_HINT \
+    "make this user a member of evpipe_exporter: docs/operations.md, \"Database roles\""
+
 /* (Re)connects *conn, the worker's data connection, when it is not up: conninfo, with
  * TimeZone UTC, application_name app_name and JIT off. Returns 0 or -1 with errstr. */
 int jobs_data_connect(PGconn **conn, const char *conninfo, const char *app_name, char *errstr,

@@ -21,10 +21,6 @@
 
 static volatile sig_atomic_t reports_stop_requested;
 
-/* Said when a statement is refused for want of a grant (SQLSTATE 42501). */
-static const char k_grant_hint[] =
-    "make this user a member of evpipe_exporter: docs/operations.md, \"Database roles\"";
-
 static void on_signal(int sig) {
     (void)sig;
     reports_stop_requested = 1;
@@ -294,7 +290,7 @@ int cmd_reports(int argc, char **argv) {
             goto out;
         }
         if (strstr(errstr, "permission denied")) {
-            EV_ERROR("%s (%s)", errstr, k_grant_hint);
+            EV_ERROR("%s (%s)", errstr, JOBS_GRANT_HINT);
             exit_code = 2;
             goto out;
         }
@@ -330,7 +326,7 @@ int cmd_reports(int argc, char **argv) {
             }
         }
         if (!ok && strstr(errstr, "permission denied")) {
-            EV_ERROR("%s (%s); stopping", errstr, k_grant_hint);
+            EV_ERROR("%s (%s); stopping", errstr, JOBS_GRANT_HINT);
             exit_code = 1;
             goto out;
         }

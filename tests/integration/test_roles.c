@@ -527,6 +527,13 @@ START_TEST(test_roles_stage_as_wrong_role_exits_naming_its_role) {
                    "evpipe_stages");
     assert_refused(url, stages, "reports --until-caught-up --metrics-port -1", 2,
                    "evpipe_exporter");
+    assert_refused(url, stages,
+                   "exports --until-caught-up --metrics-port -1 --upload-url file:///tmp/", 2,
+                   "evpipe_exporter");
+    /* exports sweeps expired jobs while starting: refused there as readonly too. */
+    assert_refused(url, readonly,
+                   "exports --until-caught-up --metrics-port -1 --upload-url file:///tmp/", 2,
+                   "evpipe_exporter");
     /* Refused once working: ingest as stages (may read the traffic, not its offsets)
      * once the partitions are assigned; reports as readonly (may read the jobs, not
      * fail them). Exit 1. */
