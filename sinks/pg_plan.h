@@ -1,7 +1,7 @@
 /* pg_plan.h — how the PostgreSQL sink splits a batch by destination before sending
  * anything: the distinct new events (the batch's earliest message of each eventId), the
  * new page views, and which events another visitor's eventId refuses. Internal to
- * sinks/pg_sink.c; pure (no I/O). */
+ * sinks/pg_sink_write.c; pure (no I/O). */
 #ifndef SINK_PG_PLAN_H
 #define SINK_PG_PLAN_H
 
