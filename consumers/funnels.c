@@ -348,6 +348,16 @@ static long long write_periods(PGconn *conn, const tf_funnel_t *funnel, const ch
     sign "count(*) FROM " cte " GROUP BY period, \"periodStart\", level ON CONFLICT "        \
     "(\"funnelId\", period, \"periodStart\", level) DO UPDATE SET visitors = "               \
     "funnel_period_levels.visitors + EXCLUDED.visitors"
+    /* The rows of the periods removed (gone) and folded again (added), in the form a
+     * batch and a whole-history pass share; only the rows they reach differ. */
+#define GONE(using_where)                                                                    \
+    ", gone AS (DELETE FROM funnel_entry_periods b " using_where                             \
+    " RETURNING b.period, b.\"periodStart\", b.level) " LEVELS_DELTA("gone", "-")
+#define ADDED(from)                                                                          \
+    "added AS (INSERT INTO funnel_entry_periods SELECT DISTINCT ON (p.period, p.ps, "         \
+    "e.\"visitorId\") $1::uuid, p.period, p.ps, e.\"visitorId\", e.\"firstAt\", e.level, "    \
+    "e.\"stepSeconds\" FROM " from " ORDER BY p.period, p.ps, e.\"visitorId\", e.level DESC, " \
+    "e.\"firstAt\" RETURNING period, \"periodStart\", level) " LEVELS_DELTA("added", "")
     const char *del_sql, *ins_sql;
     if (affected_only) {
         /* Driven by the batch's visitors, so that the cost is theirs: their rows of the
@@ -355,36 +365,26 @@ static long long write_periods(PGconn *conn, const tf_funnel_t *funnel, const ch
          * planner scan every period's rows), then their entry days through
          * ("funnelId", "visitorId", day), one lookup per visitor over the span of the
          * periods. OFFSET 0 keeps each lookup from being flattened into a scan. */
-        del_sql = PERIODS_CTE
-            ", gone AS (DELETE FROM funnel_entry_periods WHERE ctid = ANY (ARRAY("
-            "SELECT x.ctid FROM periods p CROSS JOIN funnel_affected a CROSS JOIN LATERAL "
-            "(SELECT b.ctid FROM funnel_entry_periods b WHERE b.\"funnelId\" = $1 AND "
-            "b.period = p.period AND b.\"periodStart\" = p.ps AND b.\"visitorId\" = a.v "
-            "OFFSET 0) x)) RETURNING period, \"periodStart\", level) " LEVELS_DELTA("gone", "-");
+        del_sql = PERIODS_CTE GONE(
+            "WHERE ctid = ANY (ARRAY(SELECT x.ctid FROM periods p CROSS JOIN funnel_affected a "
+            "CROSS JOIN LATERAL (SELECT b0.ctid FROM funnel_entry_periods b0 WHERE "
+            "b0.\"funnelId\" = $1 AND b0.period = p.period AND b0.\"periodStart\" = p.ps AND "
+            "b0.\"visitorId\" = a.v OFFSET 0) x))");
         ins_sql = PERIODS_CTE
-            ", span AS (SELECT min(ps)::date AS lo, max(pe)::date AS hi FROM periods), "
-            "added AS (INSERT INTO funnel_entry_periods SELECT DISTINCT ON (p.period, p.ps, "
-            "e.\"visitorId\") $1::uuid, p.period, p.ps, e.\"visitorId\", e.\"firstAt\", "
-            "e.level, e.\"stepSeconds\" FROM span CROSS JOIN funnel_affected a CROSS JOIN "
-            "LATERAL (SELECT * FROM funnel_entry_days e0 WHERE e0.\"funnelId\" = $1 AND "
-            "e0.\"visitorId\" = a.v AND e0.day >= span.lo AND e0.day < span.hi OFFSET 0) e "
-            "JOIN periods p ON e.day >= p.ps::date AND e.day < p.pe::date "
-            "ORDER BY p.period, p.ps, e.\"visitorId\", e.level DESC, e.\"firstAt\" "
-            "RETURNING period, \"periodStart\", level) " LEVELS_DELTA("added", "");
+            ", span AS (SELECT min(ps)::date AS lo, max(pe)::date AS hi FROM periods), " ADDED(
+                "span CROSS JOIN funnel_affected a CROSS JOIN LATERAL (SELECT * FROM "
+                "funnel_entry_days e0 WHERE e0.\"funnelId\" = $1 AND e0.\"visitorId\" = a.v AND "
+                "e0.day >= span.lo AND e0.day < span.hi OFFSET 0) e JOIN periods p ON "
+                "e.day >= p.ps::date AND e.day < p.pe::date");
     } else {
-        del_sql = PERIODS_CTE
-            ", gone AS (DELETE FROM funnel_entry_periods b USING periods p WHERE "
-            "b.\"funnelId\" = $1 AND b.period = p.period AND b.\"periodStart\" = p.ps "
-            "RETURNING b.period, b.\"periodStart\", b.level) " LEVELS_DELTA("gone", "-");
-        ins_sql = PERIODS_CTE
-            ", added AS (INSERT INTO funnel_entry_periods SELECT DISTINCT ON (p.period, "
-            "p.ps, e.\"visitorId\") $1::uuid, p.period, p.ps, e.\"visitorId\", "
-            "e.\"firstAt\", e.level, e.\"stepSeconds\" FROM periods p JOIN "
-            "funnel_entry_days e ON e.\"funnelId\" = $1 AND e.day >= p.ps::date AND "
-            "e.day < p.pe::date "
-            "ORDER BY p.period, p.ps, e.\"visitorId\", e.level DESC, e.\"firstAt\" "
-            "RETURNING period, \"periodStart\", level) " LEVELS_DELTA("added", "");
+        del_sql = PERIODS_CTE GONE("USING periods p WHERE b.\"funnelId\" = $1 AND "
+                                   "b.period = p.period AND b.\"periodStart\" = p.ps");
+        ins_sql = PERIODS_CTE ", " ADDED(
+            "periods p JOIN funnel_entry_days e ON e.\"funnelId\" = $1 AND "
+            "e.day >= p.ps::date AND e.day < p.pe::date");
     }
+#undef ADDED
+#undef GONE
 #undef LEVELS_DELTA
     if (stage_exec(conn, del_sql, 2, params, errstr, errstr_size) < 0 ||
         stage_exec(conn, ins_sql, 2, params, errstr, errstr_size) < 0 ||
