@@ -209,6 +209,11 @@ static void sha256_file(const char *path, char hex[65], long long *size) {
     for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", out[i]);
 }
 
+/* Where nginx stored the file of export id. */
+static void dav_path(const char *id, const char *ext, bool gz, char *path, size_t size) {
+    snprintf(path, size, "%s/root/files/exports/%s.%s%s", dav.dir, id, ext, gz ? ".gz" : "");
+}
+
 /* The stored file of a COMPLETED export: where fileUrl says on nginx; its checksum and
  * size as recorded; read back and equal to expected. Returns the sheet count. */
 static int check_stored(PGconn *conn, const char *tag, const char *expected_json, bool gz,
@@ -221,8 +226,7 @@ static int check_stored(PGconn *conn, const char *tag, const char *expected_json
     snprintf(want_url, sizeof(want_url), "http://127.0.0.1:%d/files/exports/%s.%s%s", dav.port,
              id, ext, gz ? ".gz" : "");
     ck_assert_str_eq(file_url, want_url);
-    snprintf(path, sizeof(path), "%s/root/files/exports/%s.%s%s", dav.dir, id, ext,
-             gz ? ".gz" : "");
+    dav_path(id, ext, gz, path, sizeof(path));
     char hex[65];
     long long size = 0;
     sha256_file(path, hex, &size);
@@ -343,7 +347,7 @@ START_TEST(test_exports_every_format_reads_back_equal_to_sql) {
 
     /* Formula injection: the raw file holds the neutralised cells, never a bare "=". */
     char *id = export_field(conn, "csv_all", "id"), path[700];
-    snprintf(path, sizeof(path), "%s/root/files/exports/%s.csv", dav.dir, id);
+    dav_path(id, "csv", false, path, sizeof(path));
     char cmd[900], *out = NULL;
     snprintf(cmd, sizeof(cmd), "grep -c ',\"'\\''=HYPERLINK' '%s'", path);
     ck_assert_int_eq(tl_run(cmd, &out, NULL), 0);
@@ -607,7 +611,7 @@ START_TEST(test_exports_expiry_marks_expired_and_deletes_the_file) {
     ck_assert_str_eq(ok, "true");
     free(ok);
     char *id = export_field(conn, "old", "id"), path[700];
-    snprintf(path, sizeof(path), "%s/root/files/exports/%s.csv", dav.dir, id);
+    dav_path(id, "csv", false, path, sizeof(path));
     struct stat sb;
     ck_assert(stat(path, &sb) == 0);
     tl_exec(conn, "UPDATE exports SET \"expiresAt\" = now() - interval '1 second' WHERE "
@@ -631,7 +635,7 @@ END_TEST
 static char *xlsx_deflate_flags(PGconn *conn, const char *tag) {
     static char flags[64];
     char *id = export_field(conn, tag, "id"), path[700], cmd[1024], *out = NULL;
-    snprintf(path, sizeof(path), "%s/root/files/exports/%s.xlsx", dav.dir, id);
+    dav_path(id, "xlsx", false, path, sizeof(path));
     snprintf(cmd, sizeof(cmd),
              "%s -c 'import sys, zipfile; print(sorted({i.flag_bits & 6 for i in "
              "zipfile.ZipFile(sys.argv[1]).infolist() if i.compress_type == "
