@@ -201,9 +201,14 @@ int ev_cli_parse(const ev_cli_t *cli, int argc, char **argv, int *first_position
             goto done;
         }
     }
+    if (!first_positional && npos) {
+        snprintf(errstr, errstr_size, "unexpected argument '%s'", positional[0]);
+        rc = -1;
+        goto done;
+    }
     /* Move the positional arguments to the end, in order. */
     for (int k = 0; k < npos; k++) argv[argc - npos + k] = positional[k];
-    *first_positional = argc - npos;
+    if (first_positional) *first_positional = argc - npos;
 done:
     free(positional);
     return rc;

@@ -46,7 +46,9 @@ typedef struct ev_cli_s {
 
 /* Parses argv (argv[0] is the subcommand name) after applying defaults and the
  * environment: precedence flag > environment > default. Positional arguments are
- * left in argv[*first_positional .. argc-1] (order kept, options may be mixed in).
+ * left in argv[*first_positional .. argc-1] (order kept, options may be mixed in); a
+ * command without any passes NULL, and a positional argument is a usage error
+ * ("unexpected argument 'X'").
  * Returns 0 on success, 1 when --help was printed (caller exits 0), -1 on a usage
  * error with errstr filled (caller prints it and exits 2). */
 int ev_cli_parse(const ev_cli_t *cli, int argc, char **argv, int *first_positional,

@@ -357,7 +357,7 @@ int cmd_exports(int argc, char **argv) {
         "  evpipe exports --until-caught-up --upload-url file:///var/lib/evpipe/",
         opts};
     char errstr[1024], worker_buf[300];
-    int first = 0, rc = ev_cli_parse(&cli, argc, argv, &first, errstr, sizeof(errstr));
+    int rc = ev_cli_parse(&cli, argc, argv, NULL, errstr, sizeof(errstr));
     int exit_code = 2;
     bool curl_ready = false;
     if (rc == 1) {
@@ -365,10 +365,6 @@ int cmd_exports(int argc, char **argv) {
         goto out;
     }
     if (rc < 0) goto usage;
-    if (first < argc) {
-        snprintf(errstr, sizeof(errstr), "unexpected argument '%s'", argv[first]);
-        goto usage;
-    }
     xlsx_deflate_set_level((int)deflate_level);
     int level = ev_log_level_parse(log_level);
     if (level < 0 || (strcmp(log_format, "text") && strcmp(log_format, "json"))) {

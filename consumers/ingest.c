@@ -422,17 +422,13 @@ int cmd_ingest(int argc, char **argv) {
         EV_OPT_END};
     const ev_cli_t cli = {"evpipe ingest", "[OPTIONS]", ingest_summary, ingest_epilog, opts};
     char errstr[512];
-    int first = 0, rc = ev_cli_parse(&cli, argc, argv, &first, errstr, sizeof(errstr));
+    int rc = ev_cli_parse(&cli, argc, argv, NULL, errstr, sizeof(errstr));
     int exit_code = 2;
     if (rc == 1) {
         exit_code = 0;
         goto out;
     }
     if (rc < 0) goto usage;
-    if (first < argc) {
-        snprintf(errstr, sizeof(errstr), "unexpected argument '%s'", argv[first]);
-        goto usage;
-    }
     int level = ev_log_level_parse(log_level);
     if (level < 0 || (strcmp(log_format, "text") && strcmp(log_format, "json"))) {
         snprintf(errstr, sizeof(errstr), "--log-level must be debug|info|warn|error and "

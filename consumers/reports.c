@@ -206,17 +206,13 @@ int cmd_reports(int argc, char **argv) {
         "  evpipe reports --until-caught-up",
         opts};
     char errstr[1024], worker_buf[300];
-    int first = 0, rc = ev_cli_parse(&cli, argc, argv, &first, errstr, sizeof(errstr));
+    int rc = ev_cli_parse(&cli, argc, argv, NULL, errstr, sizeof(errstr));
     int exit_code = 2;
     if (rc == 1) {
         exit_code = 0;
         goto out;
     }
     if (rc < 0) goto usage;
-    if (first < argc) {
-        snprintf(errstr, sizeof(errstr), "unexpected argument '%s'", argv[first]);
-        goto usage;
-    }
     int level = ev_log_level_parse(log_level);
     if (level < 0 || (strcmp(log_format, "text") && strcmp(log_format, "json"))) {
         snprintf(errstr, sizeof(errstr),

@@ -361,17 +361,13 @@ int stage_main(const stage_def_t *def, int argc, char **argv) {
     const ev_cli_t cli = {def->command, "[OPTIONS]", def->summary, def->epilog, opts};
     char errstr[1024], range_buf[256];
     const char *range_from = NULL, *range_to = NULL;
-    int first = 0, rc = ev_cli_parse(&cli, argc, argv, &first, errstr, sizeof(errstr));
+    int rc = ev_cli_parse(&cli, argc, argv, NULL, errstr, sizeof(errstr));
     int exit_code = 2;
     if (rc == 1) {
         exit_code = 0;
         goto out;
     }
     if (rc < 0) goto usage;
-    if (first < argc) {
-        snprintf(errstr, sizeof(errstr), "unexpected argument '%s'", argv[first]);
-        goto usage;
-    }
     int level = ev_log_level_parse(log_level);
     if (level < 0 || (strcmp(log_format, "text") && strcmp(log_format, "json"))) {
         snprintf(errstr, sizeof(errstr),

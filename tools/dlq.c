@@ -385,19 +385,15 @@ static int dlq_replay(int argc, char **argv) {
     const ev_cli_t cli = {"evpipe dlq replay", "[OPTIONS]", dlq_replay_summary,
                           dlq_replay_epilog, opts};
     char errstr[1024];
-    int first = 0, exit_code = 2;
+    int exit_code = 2;
     rd_kafka_t *rk = NULL;
     sink_kafka_t *sk = NULL;
-    int rc = ev_cli_parse(&cli, argc, argv, &first, errstr, sizeof(errstr));
+    int rc = ev_cli_parse(&cli, argc, argv, NULL, errstr, sizeof(errstr));
     if (rc == 1) {
         exit_code = 0;
         goto out;
     }
     if (rc < 0) goto usage;
-    if (first < argc) {
-        snprintf(errstr, sizeof(errstr), "unexpected argument '%s'", argv[first]);
-        goto usage;
-    }
     int level = ev_log_level_parse(log_level);
     if (level < 0) {
         snprintf(errstr, sizeof(errstr), "--log-level must be debug|info|warn|error");

@@ -160,19 +160,15 @@ int cmd_reclassify(int argc, char **argv) {
         "2 usage or configuration error.",
         opts};
     char errstr[1024];
-    int first = 0, exit_code = 2;
+    int exit_code = 2;
     PGconn *conn = NULL;
     tf_ua_classifier_t *clf = NULL;
-    int rc = ev_cli_parse(&cli, argc, argv, &first, errstr, sizeof(errstr));
+    int rc = ev_cli_parse(&cli, argc, argv, NULL, errstr, sizeof(errstr));
     if (rc == 1) {
         exit_code = 0;
         goto out;
     }
     if (rc < 0) goto usage;
-    if (first < argc) {
-        snprintf(errstr, sizeof(errstr), "unexpected argument '%s'", argv[first]);
-        goto usage;
-    }
     if (!database || !*database) {
         snprintf(errstr, sizeof(errstr), "no database: give --database or DATABASE_URL");
         goto usage;

@@ -96,6 +96,13 @@ START_TEST(test_cli_errors_are_named) {
     ck_assert_ptr_nonnull(strstr(err, "key=value"));
     const char *a6[] = {"test", "--verbose=maybe"};
     ck_assert_int_eq(parse(2, a6, &first, err), -1);
+    /* A command without positional arguments (NULL) refuses one, options parsed first. */
+    const char *a8[] = {"test", "--batch=250", "stray", "-v"};
+    ck_assert_int_eq(parse(4, a8, NULL, err), -1);
+    ck_assert_str_eq(err, "unexpected argument 'stray'");
+    const char *a9[] = {"test", "--batch=250", "-v"};
+    ck_assert_int_eq(parse(3, a9, NULL, err), 0);
+    ck_assert_int_eq(opt_int, 250);
     setenv("EVPIPE_TEST_CLI_BROKERS", "", 1); /* empty environment = unset */
     const char *a7[] = {"test"};
     ck_assert_int_eq(parse(1, a7, &first, err), 0);
