@@ -39,15 +39,61 @@ void ev_uuid_format(const uint8_t b[16], char out[37]) {
              b[15]);
 }
 
+void ev_civil_of_ms(int64_t epoch_ms, ev_civil_t *out) {
+    int64_t days = epoch_ms / 86400000, rem = epoch_ms % 86400000;
+    if (rem < 0) {
+        rem += 86400000;
+        days--;
+    }
+    /* Civil date of a day count since 1970-01-01 (Howard Hinnant's civil_from_days). */
+    int64_t z = days + 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    out->day = (int)(doy - (153 * mp + 2) / 5 + 1);
+    out->month = (int)(mp < 10 ? mp + 3 : mp - 9);
+    out->year = yoe + era * 400 + (out->month <= 2);
+    out->hour = (int)(rem / 3600000);
+    out->minute = (int)(rem / 60000 % 60);
+    out->second = (int)(rem / 1000 % 60);
+    out->ms = (int)(rem % 1000);
+}
+
+static char *put_digits(char *p, unsigned v, int n) {
+    for (int i = n - 1; i >= 0; i--, v /= 10) p[i] = (char)('0' + v % 10);
+    return p + n;
+}
+
+char *ev_put_civil(char *p, const ev_civil_t *c, char sep) {
+    p = put_digits(p, (unsigned)c->year, 4);
+    *p++ = '-';
+    p = put_digits(p, (unsigned)c->month, 2);
+    *p++ = '-';
+    p = put_digits(p, (unsigned)c->day, 2);
+    *p++ = sep;
+    p = put_digits(p, (unsigned)c->hour, 2);
+    *p++ = ':';
+    p = put_digits(p, (unsigned)c->minute, 2);
+    *p++ = ':';
+    p = put_digits(p, (unsigned)c->second, 2);
+    *p++ = '.';
+    return put_digits(p, (unsigned)c->ms, 3);
+}
+
 void ev_format_rfc3339_ms(int64_t epoch_ms, char out[32]) {
-    int64_t secs = epoch_ms >= 0 ? epoch_ms / 1000 : -((-epoch_ms + 999) / 1000);
-    int ms = (int)(epoch_ms - secs * 1000);
-    time_t t = (time_t)secs;
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    char tmp[96]; /* roomy: the compiler cannot see tm's fields are in range */
-    snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+    ev_civil_t c;
+    ev_civil_of_ms(epoch_ms, &c);
+    if (c.year >= 0 && c.year <= 9999) {
+        char *end = ev_put_civil(out, &c, 'T');
+        end[0] = 'Z';
+        end[1] = '\0';
+        return;
+    }
+    char tmp[96]; /* roomy: the compiler cannot see the fields are in range */
+    snprintf(tmp, sizeof(tmp), "%04lld-%02d-%02dT%02d:%02d:%02d.%03dZ", (long long)c.year,
+             c.month, c.day, c.hour, c.minute, c.second, c.ms);
     size_t n = strlen(tmp);
     if (n > 31) n = 31;
     memcpy(out, tmp, n);

@@ -15,6 +15,7 @@
 
 #include "common/cli.h"
 #include "common/log.h"
+#include "common/util.h"
 #include "sinks/pg_plan.h"
 #include "transforms/device.h"
 #include "transforms/url.h"
@@ -186,28 +187,20 @@ void pgs_col_double(sink_pg_t *s, double v) {
 /* Epoch milliseconds as a TIMESTAMPTZ literal in UTC ("2024-11-25 13:20:00.000+00",
  * " BC" before year 1), exact for the whole int64 range the server accepts. */
 void pgs_col_ts(sink_pg_t *s, int64_t ms) {
-    int64_t days = ms / 86400000, rem = ms % 86400000;
-    if (rem < 0) {
-        rem += 86400000;
-        days--;
-    }
-    /* Civil date of a day count since 1970-01-01 (proleptic Gregorian). */
-    int64_t z = days + 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    int64_t day = doy - (153 * mp + 2) / 5 + 1;
-    int64_t month = mp < 10 ? mp + 3 : mp - 9;
-    int64_t year = yoe + era * 400 + (month <= 2);
-    bool bc = year <= 0;
-    if (bc) year = 1 - year;
+    ev_civil_t c;
+    ev_civil_of_ms(ms, &c);
     char text[64];
-    int n = snprintf(text, sizeof(text), "%04lld-%02lld-%02lld %02lld:%02lld:%02lld.%03lld+00%s",
-                     (long long)year, (long long)month, (long long)day,
-                     (long long)(rem / 3600000), (long long)(rem / 60000 % 60),
-                     (long long)(rem / 1000 % 60), (long long)(rem % 1000), bc ? " BC" : "");
+    int n;
+    if (c.year >= 1 && c.year <= 9999) {
+        char *end = ev_put_civil(text, &c, ' ');
+        memcpy(end, "+00", 3);
+        n = (int)(end + 3 - text);
+    } else {
+        bool bc = c.year <= 0;
+        long long year = bc ? 1 - c.year : c.year;
+        n = snprintf(text, sizeof(text), "%04lld-%02d-%02d %02d:%02d:%02d.%03d+00%s", year,
+                     c.month, c.day, c.hour, c.minute, c.second, c.ms, bc ? " BC" : "");
+    }
     copy_sep(s);
     copy_put(s, text, (size_t)n);
 }

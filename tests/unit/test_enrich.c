@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 
 #include "common/util.h"
@@ -612,6 +613,157 @@ START_TEST(test_enrich_json_escaping_round_trip) {
 END_TEST
 
 
+/* The feed's object as yajl's compact generator writes it: the reference the hand-written
+ * writer must equal byte for byte. */
+static void ref_str(yajl_gen g, const char *key, const char *value) {
+    yajl_gen_string(g, (const unsigned char *)key, strlen(key));
+    if (value)
+        yajl_gen_string(g, (const unsigned char *)value, strlen(value));
+    else
+        yajl_gen_null(g);
+}
+
+static char *reference_json(const tf_event_t *ev, const tf_enriched_t *en, const char *sid) {
+    yajl_gen g = yajl_gen_alloc(NULL);
+    char when[32];
+    ev_format_rfc3339_ms(ev->timestamp_ms, when);
+    yajl_gen_map_open(g);
+    ref_str(g, "eventId", ev->event_id);
+    ref_str(g, "type", tf_event_type_name(ev->type));
+    ref_str(g, "occurredAt", when);
+    ref_str(g, "visitorId", ev->visitor_id);
+    ref_str(g, "userId", ev->user_id);
+    ref_str(g, "sessionId", sid);
+    ref_str(g, "name", ev->name);
+    ref_str(g, "url", ev->url);
+    ref_str(g, "path", en->path);
+    ref_str(g, "deviceType", tf_device_type_name(en->ua.type));
+    ref_str(g, "referrerDomain", en->attribution.referrer_domain);
+    ref_str(g, "utmSource", en->attribution.source);
+    ref_str(g, "utmMedium", en->attribution.medium);
+    ref_str(g, "utmCampaign", en->attribution.campaign);
+    ref_str(g, "utmTerm", en->attribution.term);
+    ref_str(g, "utmContent", en->attribution.content);
+    if (ev->has_value) {
+        yajl_gen_string(g, (const unsigned char *)"value", 5);
+        yajl_gen_number(g, ev->value_text, strlen(ev->value_text));
+        ref_str(g, "currency", ev->currency);
+    }
+    if (ev->properties_json) {
+        yajl_gen_string(g, (const unsigned char *)"properties", 10);
+        yajl_gen_number(g, ev->properties_json, strlen(ev->properties_json));
+    }
+    yajl_gen_map_close(g);
+    const unsigned char *buf;
+    size_t n;
+    ck_assert_int_eq(yajl_gen_get_buf(g, &buf, &n), yajl_gen_status_ok);
+    char *out = strndup((const char *)buf, n);
+    yajl_gen_free(g);
+    return out;
+}
+
+/* Random strings of every escaping class (quotes, backslashes, each control character,
+ * '/', multi-byte UTF-8) in every string field: the same bytes as yajl's generator. */
+START_TEST(test_enrich_json_equals_yajl_generator) {
+    static const char *const pieces[] = {
+        "a", "Z", "/", "\"", "\\", /* the first five: printable */ "\b", "\f", "\n", "\r", "\t", "\x01", "\x1f", "\x7f",
+        " ", "\xc3\xa9", "\xe2\x80\xa8", "\xf0\x9f\x98\x80", "?utm_source=", "&", "%22",
+        "https://shop.example.com/p", "<", "'",
+    };
+    const size_t n_pieces = sizeof(pieces) / sizeof(pieces[0]);
+    uint64_t x = 0x9e3779b97f4a7c15ULL;
+    int accepted = 0, seen[9] = {0};
+    for (int round = 0; round < 400; round++) {
+        char fields[6][160];
+        for (int f = 0; f < 6; f++) {
+            size_t used = 0;
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            int k = (int)(x % 12) + (f == 0); /* the eventId is never empty */
+            /* ids must be printable (SPEC §3): quotes and backslashes only */
+            static const char *const prefix[6] = {"e", "v", "", "", "https://ref.example/", ""};
+            used = (size_t)snprintf(fields[f], sizeof(fields[f]), "%s", prefix[f]);
+            for (int i = 0; i < k; i++) {
+                x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                const char *p = f < 2 ? pieces[x % 5] : pieces[x % n_pieces];
+                if (used + strlen(p) + 1 > sizeof(fields[f])) break;
+                memcpy(fields[f] + used, p, strlen(p) + 1);
+                used += strlen(p);
+            }
+        }
+        char url[200];
+        snprintf(url, sizeof(url), "https://shop.example.com/x?utm_source=%s&utm_campaign=c%d",
+                 round % 3 ? "news" : "a%22b%5C", round);
+        /* The raw event, written by yajl so that every piece arrives escaped. */
+        yajl_gen g = yajl_gen_alloc(NULL);
+        yajl_gen_map_open(g);
+        const char *keys[] = {"eventId", "visitorId", "userId", "name", "referrer", "title"};
+        yajl_gen_string(g, (const unsigned char *)"type", 4);
+        yajl_gen_string(g, (const unsigned char *)(round % 2 ? "PURCHASE" : "CUSTOM"),
+                        round % 2 ? 8 : 6);
+        yajl_gen_string(g, (const unsigned char *)"timestamp", 9);
+        yajl_gen_integer(g, 1700000000000LL + round * 7919LL);
+        yajl_gen_string(g, (const unsigned char *)"url", 3);
+        yajl_gen_string(g, (const unsigned char *)url, strlen(url));
+        if (round % 2) {
+            yajl_gen_string(g, (const unsigned char *)"value", 5);
+            yajl_gen_double(g, round * 1.25);
+            yajl_gen_string(g, (const unsigned char *)"currency", 8);
+            yajl_gen_string(g, (const unsigned char *)"EUR", 3);
+        }
+        if (round % 5 == 0) {
+            yajl_gen_string(g, (const unsigned char *)"properties", 10);
+            yajl_gen_map_open(g);
+            yajl_gen_string(g, (const unsigned char *)"k", 1);
+            yajl_gen_string(g, (const unsigned char *)fields[3], strlen(fields[3]));
+            yajl_gen_map_close(g);
+        }
+        for (int f = 0; f < 6; f++) {
+            if (f > 0 && round % 7 == f) continue; /* absent: null in the feed */
+            yajl_gen_string(g, (const unsigned char *)keys[f], strlen(keys[f]));
+            yajl_gen_string(g, (const unsigned char *)fields[f], strlen(fields[f]));
+        }
+        yajl_gen_map_close(g);
+        const unsigned char *raw;
+        size_t raw_len;
+        yajl_gen_get_buf(g, &raw, &raw_len);
+        char *text = strndup((const char *)raw, raw_len);
+        yajl_gen_free(g);
+        tf_event_t ev;
+        tf_event_init(&ev);
+        tf_event_error_t perr;
+        if (tf_event_parse(&ev, text, strlen(text), &perr) != 0) {
+            /* A piece combination the event contract refuses (e.g. a visitorId that is
+             * not printable): nothing to serialise. */
+            tf_event_reset(&ev);
+            free(text);
+            continue;
+        }
+        accepted++;
+        tf_enriched_t en;
+        tf_enriched_init(&en);
+        ck_assert_int_eq(tf_enrich(&ev, clf(), &en), 0);
+        size_t len = 0;
+        char *got = tf_enriched_json(&ev, &en, fields[4], &len);
+        char *want = reference_json(&ev, &en, fields[4]);
+        ck_assert_ptr_nonnull(got);
+        ck_assert_uint_eq(len, strlen(got));
+        ck_assert_msg(strcmp(got, want) == 0, "round %d:\n got %s\nwant %s", round, got, want);
+        static const char *const escapes[] = {"\\u0001", "\\u001F", "\\b", "\\f", "\\n",
+                                              "\\r", "\\t", "\\\"", "\\\\"};
+        for (size_t e = 0; e < sizeof(escapes) / sizeof(escapes[0]); e++)
+            seen[e] += strstr(got, escapes[e]) != NULL;
+        free(got);
+        free(want);
+        free(text);
+        tf_enriched_reset(&en);
+        tf_event_reset(&ev);
+    }
+    /* enough rounds reached the comparison, with every kind of escape in them */
+    ck_assert_int_gt(accepted, 100);
+    for (int e = 0; e < 9; e++) ck_assert_msg(seen[e] > 5, "escape %d seen %d times", e, seen[e]);
+}
+END_TEST
+
 /* ---- the (URL, referrer) cache ---------------------------------------------------------- */
 
 static const char *const cache_urls[] = {
@@ -720,6 +872,7 @@ static Suite *enrich_suite(void) {
     tcase_add_loop_test(tc, test_enrich_json_value_text_kept, 0,
                         (int)(sizeof(value_cases) / sizeof(value_cases[0])));
     tcase_add_test(tc, test_enrich_json_escaping_round_trip);
+    tcase_add_test(tc, test_enrich_json_equals_yajl_generator);
     tcase_add_test(tc, test_enrich_cache_equals_uncached);
     suite_add_tcase(s, tc);
     return s;
