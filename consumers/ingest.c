@@ -19,9 +19,12 @@
 #include "consumers/ingest.h"
 #include "tools/migrate.h"
 
+/* Signals counted by the handler, read by the supervisor (the main thread). */
+static volatile sig_atomic_t signals_received;
+
 static void on_signal(int sig) {
     (void)sig;
-    ingest_stop_requested = 1;
+    signals_received++;
 }
 
 /* Local day number for splitAtMidnight in the zone set in TZ. */
@@ -67,7 +70,8 @@ static void reload_settings(ingest_t *in, bool initial) {
         if (!initial) ingest_batch_sync(in);
         in->settings = next;
         apply_settings(in);
-        EV_INFO("settings: session.timeoutSeconds=%lld session.maxDurationSeconds=%lld "
+        if (in->pipeline_index <= 1) /* the same for every writer */
+            EV_INFO("settings: session.timeoutSeconds=%lld session.maxDurationSeconds=%lld "
                 "conversion.types=0x%x bots.excludeFromMetrics=%s",
                 (long long)next.timeout_seconds, (long long)next.max_duration_seconds,
                 next.conversion_types, next.bots_exclude_from_metrics ? "true" : "false");
@@ -92,14 +96,14 @@ static void on_assign(ingest_t *in, rd_kafka_topic_partition_list_t *parts) {
             EV_ERROR("cannot read stored offsets: %s%s%s%s; stopping", err.message,
                      refused ? " (" : "", refused ? INGEST_GRANT_HINT : "", refused ? ")" : "");
             in->offsets_fatal = true;
-            ingest_stop_requested = 1;
+            in->stop = 1;
             rd_kafka_assign(in->consumer, NULL);
             return;
         }
         EV_WARN("cannot read stored offsets (%s); retrying", err.message);
-        ingest_sleep(backoff);
+        ingest_sleep(in, backoff);
         backoff = ingest_next_backoff(backoff);
-        if (ingest_stop_requested) {
+        if (in->stop) {
             rd_kafka_assign(in->consumer, NULL);
             return;
         }
@@ -113,6 +117,7 @@ static void on_assign(ingest_t *in, rd_kafka_topic_partition_list_t *parts) {
         ingest_partition_t *ip = &in->parts[ids[i]];
         ip->assigned = true;
         ip->committed = offsets[i] >= 0 ? offsets[i] : 0;
+        in->shared->committed[ids[i]] = ip->committed;
         ip->max_event_ms = INT64_MIN;
         ip->last_message_ms = 0;
         if (used < sizeof(desc) - 32)
@@ -151,18 +156,20 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 /* ---- until-caught-up ---- */
 
+/* Reads every partition's high watermark into the shared start_high (the largest any
+ * writer read). */
 static int read_start_watermarks(ingest_t *in) {
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(in->consumer, in->topic, NULL);
     rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
-    for (int attempt = 0; attempt < 60 && !ingest_stop_requested; attempt++) {
+    for (int attempt = 0; attempt < 60 && !in->stop; attempt++) {
         err = rd_kafka_metadata(in->consumer, 0, rkt, &md, 5000);
         if (!err && md->topic_cnt == 1 && !md->topics[0].err) break;
         if (md) rd_kafka_metadata_destroy(md);
         md = NULL;
         EV_WARN("no metadata for %s yet (%s); retrying", in->topic,
                 err ? rd_kafka_err2str(err) : "topic not available");
-        ingest_sleep(1000);
+        ingest_sleep(in, 1000);
     }
     rd_kafka_topic_destroy(rkt);
     if (!md) return -1;
@@ -172,33 +179,49 @@ static int read_start_watermarks(ingest_t *in) {
         if (p < 0 || p >= INGEST_MAX_PARTITIONS) continue;
         while (rd_kafka_query_watermark_offsets(in->consumer, in->topic, p, &lo, &hi, 5000) !=
                RD_KAFKA_RESP_ERR_NO_ERROR) {
-            if (ingest_stop_requested) break;
-            ingest_sleep(500);
+            if (in->stop) break;
+            ingest_sleep(in, 500);
         }
-        in->parts[p].start_high = hi;
+        int64_t was = in->shared->start_high[p];
+        while (hi > was && !atomic_compare_exchange_weak(&in->shared->start_high[p], &was, hi)) {
+        }
     }
     rd_kafka_metadata_destroy(md);
+    in->shared->watermarks_read++;
     return 0;
 }
 
-static bool caught_up(ingest_t *in) {
-    if (!in->ever_assigned || !ingest_batch_idle(in)) return false;
-    for (int p = 0; p < INGEST_MAX_PARTITIONS; p++) {
-        const ingest_partition_t *ip = &in->parts[p];
-        if (ip->assigned && ip->committed < ip->start_high) return false;
-    }
+/* Everything that was in the partitions when the process started is committed, by
+ * whichever writer owns (or owned) each partition. */
+static bool caught_up(ingest_t *writers, int n) {
+    const ingest_shared_t *sh = writers[0].shared;
+    bool assigned = false;
+    for (int w = 0; w < n; w++) assigned |= writers[w].ever_assigned;
+    if (!assigned || sh->watermarks_read < n) return false;
+    for (int p = 0; p < INGEST_MAX_PARTITIONS; p++)
+        if (sh->start_high[p] > 0 && sh->committed[p] < sh->start_high[p]) return false;
     return true;
 }
 
 /* ---- readiness and stats ---- */
 
+/* The process's writers, for the supervisor and the /readyz thread. */
+typedef struct ingest_pipelines_s {
+    ingest_t *w;
+    int n;
+} ingest_pipelines_t;
+
 static int ready_cb(void *ud, char *reason, size_t reason_size) {
-    ingest_t *in = ud;
-    if (in->pg_down) {
-        snprintf(reason, reason_size, "PostgreSQL unavailable");
-        return 0;
+    const ingest_pipelines_t *ws = ud;
+    bool assigned = false;
+    for (int i = 0; i < ws->n; i++) {
+        if (ws->w[i].pg_down) {
+            snprintf(reason, reason_size, "PostgreSQL unavailable");
+            return 0;
+        }
+        assigned |= ws->w[i].ever_assigned;
     }
-    if (!in->ever_assigned) {
+    if (!assigned) {
         snprintf(reason, reason_size, "waiting for a partition assignment");
         return 0;
     }
@@ -241,18 +264,42 @@ static void wake_fetchers(ingest_t *in) {
     ev_metric_add(in->m_fetch_wakes, 1);
 }
 
-static void log_stats(ingest_t *in, uint64_t *last_consumed, int64_t *last_ms) {
+/* The stats line and the gauges, summed over the writers. */
+static void log_stats(const ingest_pipelines_t *ws, uint64_t *last_consumed, int64_t *last_ms) {
+    uint64_t consumed = 0, stored = 0, dead = 0, dups = 0, batches = 0, retries = 0;
+    size_t visitors = 0;
+    for (int i = 0; i < ws->n; i++) {
+        const ingest_t *in = &ws->w[i];
+        consumed += in->n_consumed;
+        stored += in->n_stored;
+        dead += in->n_dead;
+        dups += in->n_duplicates;
+        batches += in->n_batches;
+        retries += in->n_retries;
+        visitors += in->visitors_held;
+    }
     int64_t now = ev_now_ms();
     double secs = (double)(now - *last_ms) / 1000.0;
     EV_INFO("consumed %llu (%.0f/s), stored %llu, dead-lettered %llu, duplicates %llu, "
             "batches %llu, retries %llu, visitors held %zu",
-            (unsigned long long)in->n_consumed,
-            secs > 0 ? (double)(in->n_consumed - *last_consumed) / secs : 0.0,
-            (unsigned long long)in->n_stored, (unsigned long long)in->n_dead,
-            (unsigned long long)in->n_duplicates, (unsigned long long)in->n_batches,
-            (unsigned long long)in->n_retries, (size_t)in->visitors_held);
-    *last_consumed = in->n_consumed;
+            (unsigned long long)consumed,
+            secs > 0 ? (double)(consumed - *last_consumed) / secs : 0.0,
+            (unsigned long long)stored, (unsigned long long)dead, (unsigned long long)dups,
+            (unsigned long long)batches, (unsigned long long)retries, visitors);
+    *last_consumed = consumed;
     *last_ms = now;
+}
+
+static void set_gauges(const ingest_pipelines_t *ws) {
+    size_t visitors = 0, events = 0, bytes = 0;
+    for (int i = 0; i < ws->n; i++) {
+        visitors += ws->w[i].visitors_held;
+        events += ws->w[i].events_held;
+        bytes += ws->w[i].session_bytes;
+    }
+    ev_metric_set(ws->w[0].m_visitors, (double)visitors);
+    ev_metric_set(ws->w[0].m_events_held, (double)events);
+    ev_metric_set(ws->w[0].m_session_bytes, (double)bytes);
 }
 
 /* ---- the command ---- */
@@ -280,7 +327,7 @@ static rd_kafka_t *make_consumer(ingest_t *in, const ev_kv_list_t *props, char *
          * response in flight per broker): memory belongs to the sessions. A queue that
          * small runs dry between two fetches; wake_fetchers keeps that from costing a
          * second each time. */
-        {"queued.max.messages.kbytes", "4096"}, {"fetch.max.bytes", "4194304"},
+        {"fetch.max.bytes", "4194304"},
         /* A member that died (kill -9, a lost machine) holds its partitions until the
          * coordinator gives up on it: 6 s (the brokers' smallest allowed) instead of
          * librdkafka's 45 s. The heartbeat thread runs apart from batch work, so only a
@@ -290,6 +337,12 @@ static rd_kafka_t *make_consumer(ingest_t *in, const ev_kv_list_t *props, char *
     for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
         if (rd_kafka_conf_set(conf, defaults[i][0], defaults[i][1], errstr, errstr_size))
             goto fail;
+    /* 4 MiB of prefetch for the process, shared out among its pipelines. */
+    char queued[32];
+    int n = in->shared->n_writers > 0 ? in->shared->n_writers : 1;
+    snprintf(queued, sizeof(queued), "%d", 4096 / n > 1024 ? 4096 / n : 1024);
+    if (rd_kafka_conf_set(conf, "queued.max.messages.kbytes", queued, errstr, errstr_size))
+        goto fail;
     if (rd_kafka_conf_set(conf, "bootstrap.servers", in->brokers, errstr, errstr_size) ||
         rd_kafka_conf_set(conf, "group.id", in->group, errstr, errstr_size))
         goto fail;
@@ -316,6 +369,262 @@ static rd_kafka_t *make_consumer(ingest_t *in, const ev_kv_list_t *props, char *
 fail:
     rd_kafka_conf_destroy(conf);
     return NULL;
+}
+
+/* ---- one pipeline ---- */
+
+/* Everything one pipeline does, in its own thread: its components, waiting for
+ * PostgreSQL, the consumer loop, a clean shutdown. Returns the exit code. */
+static int pipeline_run(ingest_t *in) {
+    char errstr[512];
+    int exit_code = 1;
+    in->enrich_cache = tf_enrich_cache_new(16384);
+    in->sessionizer = tf_sessionizer_new(&in->session_cfg);
+    in->settings_src = sink_pg_settings_new(in->database);
+    if (!in->enrich_cache || !in->sessionizer || !in->settings_src) {
+        EV_ERROR("out of memory");
+        return 1;
+    }
+    in->pg = sink_pg_new(in->database, errstr, sizeof(errstr));
+    if (!in->pg) {
+        EV_ERROR("database: %s", errstr);
+        return 2;
+    }
+    if (ingest_pipeline_start(in, errstr, sizeof(errstr)) != 0) {
+        EV_ERROR("%s", errstr);
+        return 1;
+    }
+    /* Wait for PostgreSQL (it may start after us in a compose stack). */
+    for (int64_t backoff = INGEST_BACKOFF_MIN_MS;;) {
+        sink_pg_error_t err;
+        memset(&err, 0, sizeof(err));
+        if (sink_pg_ping(in->pg, &err) == 0) break;
+        if (err.status == SINK_PG_FATAL) {
+            /* 42501: the user lacks a grant (migration 0010_roles), not the schema. */
+            EV_ERROR("database: %s%s", err.message,
+                     strcmp(err.sqlstate, "42501") == 0
+                         ? " (" INGEST_GRANT_HINT ")"
+                         : " (is the schema migrated? run `evpipe migrate up` or pass "
+                           "--migrate)");
+            return 2;
+        }
+        if (!in->pg_down) EV_WARN("waiting for PostgreSQL: %s", err.message);
+        in->pg_down = true;
+        if (in->stop) return 0;
+        ingest_sleep(in, backoff);
+        backoff = ingest_next_backoff(backoff);
+    }
+    in->pg_down = false;
+    reload_settings(in, true);
+
+    in->producer = sink_kafka_new(in->brokers, in->props, errstr, sizeof(errstr));
+    in->consumer = in->producer ? make_consumer(in, in->props, errstr, sizeof(errstr)) : NULL;
+    if (!in->producer || !in->consumer) {
+        EV_ERROR("Kafka configuration: %s", errstr);
+        return 2;
+    }
+    if (in->until_caught_up && read_start_watermarks(in) != 0) {
+        EV_ERROR("cannot read the partitions of %s", in->topic);
+        return 1;
+    }
+    rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(subs, in->topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t kerr = rd_kafka_subscribe(in->consumer, subs);
+    rd_kafka_topic_partition_list_destroy(subs);
+    if (kerr) {
+        EV_ERROR("subscribe to %s: %s", in->topic, rd_kafka_err2str(kerr));
+        return 1;
+    }
+    if (in->pipeline_index <= 1)
+        EV_INFO("consuming %s as group %s with %d writer(s); batches of %lld or %lld ms",
+                in->topic, in->group, in->shared->n_writers, in->batch_size, in->batch_ms);
+
+    int64_t next_config = ev_now_ms() + in->config_poll * 1000, next_notify_check = 0;
+    int64_t next_lag = ev_now_ms() + in->stats_every * 1000;
+    int64_t last_message_ms = 0, last_wake_ms = 0;
+    exit_code = 0;
+    while (!in->stop && !in->quit) {
+        bool flowing = ev_now_ms() - last_message_ms < 1000;
+        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(in->consumer, flowing ? 5 : 100);
+        if (!rkm && flowing && in->read_since_wake >= in->prefetch_bytes / 2 &&
+            ev_now_ms() - last_wake_ms >= 20) {
+            wake_fetchers(in);
+            last_wake_ms = ev_now_ms();
+        }
+        if (rkm) {
+            if (rkm->err == RD_KAFKA_RESP_ERR__FATAL) {
+                char why[256];
+                rd_kafka_resp_err_t ferr = rd_kafka_fatal_error(in->consumer, why, sizeof(why));
+                if (ferr == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID)
+                    EV_ERROR("another member of group %s uses group.instance.id %s: give each "
+                             "instance its own --group-instance-id (%s)",
+                             in->group, in->group_instance_id, why);
+                else
+                    EV_ERROR("consumer: fatal: %s", why);
+                rd_kafka_message_destroy(rkm);
+                exit_code = 1;
+                break;
+            }
+            if (rkm->err) {
+                if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                    EV_WARN("consumer: %s", rd_kafka_message_errstr(rkm));
+                rd_kafka_message_destroy(rkm);
+            } else {
+                in->read_since_wake += rkm->len + rkm->key_len;
+                last_message_ms = ev_now_ms();
+                ingest_batch_add(in, rkm);
+            }
+        }
+        int64_t now = ev_now_ms();
+        size_t open = ingest_batch_open_count(in);
+        int brc = 0;
+        if (open >= (size_t)in->batch_size || (open && now - in->open->started_ms >= in->batch_ms))
+            brc = ingest_batch_flush(in);
+        else
+            brc = ingest_batch_poll(in);
+        if (brc < 0) {
+            exit_code = 1;
+            break;
+        }
+        if (now >= next_notify_check) {
+            /* tracking_configs changes arrive by NOTIFY; the poll below is the fallback. */
+            if (sink_pg_settings_changed(in->settings_src)) next_config = now;
+            next_notify_check = now + 250;
+        }
+        if (now >= next_config) {
+            reload_settings(in, false);
+            next_config = now + in->config_poll * 1000;
+        }
+        if (now >= next_lag) {
+            update_lag(in);
+            next_lag = now + in->stats_every * 1000;
+        }
+    }
+    if (in->offsets_fatal) exit_code = 1;
+    /* Shutdown: finish (or abandon) the open batch, leave the group, then destroy. */
+    if (exit_code == 0) {
+        in->stop = 0; /* give the last batch its chance (a second signal abandons it) */
+        if (ingest_batch_sync(in) < 0) exit_code = 1;
+    }
+    ingest_batch_drain_feed(in, 30000);
+    rd_kafka_consumer_close(in->consumer);
+    return exit_code;
+}
+
+static void pipeline_free(ingest_t *in) {
+    ingest_pipeline_stop(in); /* messages first: they belong to the consumer */
+    if (in->consumer) rd_kafka_destroy(in->consumer);
+    sink_kafka_destroy(in->producer);
+    sink_pg_destroy(in->pg);
+    sink_pg_settings_destroy(in->settings_src);
+    tf_sessionizer_destroy(in->sessionizer);
+    tf_enrich_cache_destroy(in->enrich_cache);
+}
+
+static void *pipeline_main(void *arg) {
+    ingest_t *in = arg;
+    in->exit_code = pipeline_run(in);
+    in->finished = true;
+    return NULL;
+}
+
+/* ---- the supervisor (main thread) ---- */
+
+/* --migrate: waits for PostgreSQL, then applies the pending migrations. Returns 0, or
+ * the exit code. */
+static int migrate_when_up(const char *database) {
+    bool warned = false;
+    for (int64_t backoff = INGEST_BACKOFF_MIN_MS; !signals_received;) {
+        PGconn *conn = PQconnectdb(database);
+        if (PQstatus(conn) == CONNECTION_OK) {
+            char errstr[512];
+            int mrc = ev_migrate_up(conn, 0, errstr, sizeof(errstr));
+            PQfinish(conn);
+            if (mrc != 0) {
+                EV_ERROR("migrations: %s", errstr);
+                return 1;
+            }
+            return 0;
+        }
+        char why[512];
+        snprintf(why, sizeof(why), "%s", PQerrorMessage(conn));
+        why[strcspn(why, "\n")] = '\0';
+        PQfinish(conn);
+        if (!warned) EV_WARN("waiting for PostgreSQL: %s", why);
+        warned = true;
+        for (int64_t slept = 0; slept < backoff && !signals_received; slept += 50) {
+            struct timespec ts = {0, 50 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+        backoff = ingest_next_backoff(backoff);
+    }
+    return 0;
+}
+
+static void stop_all(ingest_pipelines_t *ps) {
+    for (int i = 0; i < ps->n; i++) ps->w[i].stop = 1;
+}
+
+/* Starts the pipelines and watches them until all are done: a signal stops every one of
+ * them, a failure of one stops the others, until-caught-up ends them all once the
+ * partitions hold nothing older than the process. Returns the exit code. */
+static int run_writers(ingest_pipelines_t *ps, bool until_caught_up) {
+    /* Signals are the main thread's: the pipelines (and librdkafka's threads, created in
+     * theirs) start with them blocked. */
+    sigset_t all, old;
+    sigfillset(&all);
+    int started = 0, exit_code = 0;
+    for (; started < ps->n; started++) {
+        pthread_sigmask(SIG_BLOCK, &all, &old);
+        int err = pthread_create(&ps->w[started].thread, NULL, pipeline_main, &ps->w[started]);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (err != 0) {
+            EV_ERROR("cannot start a pipeline thread: %s", strerror(err));
+            exit_code = 1;
+            stop_all(ps);
+            break;
+        }
+    }
+    const ingest_t *first = &ps->w[0];
+    int64_t next_stats = ev_now_ms() + first->stats_every * 1000, last_stats_ms = ev_now_ms();
+    uint64_t last_consumed = 0;
+    sig_atomic_t signals_seen = 0;
+    bool quitting = false;
+    for (;;) {
+        int running = 0;
+        for (int i = 0; i < started; i++) {
+            ingest_t *in = &ps->w[i];
+            if (!in->finished) {
+                running++;
+            } else if (in->exit_code && !exit_code) {
+                exit_code = in->exit_code; /* the first failure stops the others */
+                stop_all(ps);
+            }
+        }
+        if (!running) break;
+        if (signals_received != signals_seen) {
+            signals_seen = signals_received;
+            stop_all(ps);
+        }
+        if (until_caught_up && !quitting && caught_up(ps->w, ps->n)) {
+            EV_INFO("caught up with everything present at start");
+            quitting = true;
+            for (int i = 0; i < ps->n; i++) ps->w[i].quit = true;
+        }
+        set_gauges(ps);
+        if (ev_now_ms() >= next_stats) {
+            log_stats(ps, &last_consumed, &last_stats_ms);
+            next_stats = ev_now_ms() + first->stats_every * 1000;
+        }
+        struct timespec ts = {0, 20 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    for (int i = 0; i < started; i++) pthread_join(ps->w[i].thread, NULL);
+    for (int i = 0; i < started; i++) pipeline_free(&ps->w[i]);
+    set_gauges(ps);
+    log_stats(ps, &last_consumed, &last_stats_ms);
+    EV_INFO("stopped");
+    return exit_code;
 }
 
 static const char ingest_summary[] =
@@ -348,6 +657,10 @@ int cmd_ingest(int argc, char **argv) {
     mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     ingest_t *in = calloc(1, sizeof(*in));
     if (!in) return 1;
+    static ingest_shared_t shared;
+    ingest_pipelines_t ws = {NULL, 0};
+    char *writer_ids = NULL;
+    long long writers = 1;
     const char *log_level = "info", *log_format = "text", *regexes_path = NULL, *ua_data = NULL;
     const char *conversion_types = NULL, *time_zone = NULL;
     long long timeout_s = -1, max_duration_s = -1, metrics_port = 9101, ua_cache = 10000,
@@ -373,6 +686,10 @@ int cmd_ingest(int argc, char **argv) {
          "topic of enriched events (\"\" = do not publish)", &in->enriched_topic, 0, 0},
         {"prop", 'X', EV_OPT_KV, NULL, NULL, "KEY=VALUE",
          "librdkafka property for every client (repeatable)", &props, 0, 0},
+        {"writers", 0, EV_OPT_INT, "1", "EVPIPE_INGEST_WRITERS", "N",
+         "pipelines in this process, each a member of the group with its own partitions, "
+         "sessions and PostgreSQL connection (docs/operations.md, \"Throughput\")",
+         &writers, 1, 64},
         {"batch-size", 0, EV_OPT_INT, "4000", NULL, "N", "messages per batch (transaction)",
          &in->batch_size, 1, 100000},
         {"batch-ms", 0, EV_OPT_INT, "500", NULL, "MS", "longest wait before a partial batch",
@@ -484,24 +801,26 @@ int cmd_ingest(int argc, char **argv) {
     apply_settings(in);
 
     exit_code = 1;
+    /* One classifier for all pipelines (shared: ~25 MB that copies would repeat). */
     in->classifier =
         ev_ua_classifier_load(regexes_path, ua_data, (size_t)ua_cache, errstr, sizeof(errstr));
     if (!in->classifier) {
         EV_ERROR("%s", errstr);
         goto out;
     }
-    in->enrich_cache = tf_enrich_cache_new(16384);
-    in->sessionizer = tf_sessionizer_new(&in->session_cfg);
-    in->settings_src = sink_pg_settings_new(in->database);
-    in->metrics = ev_metrics_new("evpipe_ingest");
-    if (!in->enrich_cache || !in->sessionizer || !in->settings_src || !in->metrics) {
-        EV_ERROR("out of memory");
+    if (writers > 1 && tf_ua_classifier_share(in->classifier) != 0) {
+        EV_ERROR("cannot share the device classifier among %lld pipelines", writers);
         goto out;
     }
-    for (int p = 0; p < INGEST_MAX_PARTITIONS; p++) {
-        in->parts[p].committed = -1;
-        in->parts[p].batch_next = -1;
-        in->parts[p].max_event_ms = INT64_MIN;
+    if (writers > 1 && in->group_instance_id[0]) {
+        /* Each writer is a member of its own: <id>-1, <id>-2, ... */
+        writer_ids = calloc((size_t)writers, 340);
+        if (!writer_ids) goto out;
+    }
+    in->metrics = ev_metrics_new("evpipe_ingest");
+    if (!in->metrics) {
+        EV_ERROR("out of memory");
+        goto out;
     }
     in->m_consumed = ev_metrics_counter(in->metrics, "messages_consumed_total",
                                         "Messages polled from the raw topic", NULL);
@@ -531,185 +850,60 @@ int cmd_ingest(int argc, char **argv) {
     in->m_batch_seconds = ev_metrics_histogram(in->metrics, "batch_seconds",
                                                "Time to process and commit one batch", bounds,
                                                sizeof(bounds) / sizeof(bounds[0]));
-    if (metrics_port >= 0 && ev_metrics_serve(in->metrics, (int)metrics_port, ready_cb, in,
+    ev_metric_set(ev_metrics_gauge(in->metrics, "writers", "Writers (--writers) of this process",
+                                   NULL),
+                  (double)writers);
+    for (int p = 0; p < INGEST_MAX_PARTITIONS; p++) {
+        in->parts[p].committed = -1;
+        in->parts[p].batch_next = -1;
+        in->parts[p].max_event_ms = INT64_MIN;
+        shared.committed[p] = -1;
+        shared.start_high[p] = 0;
+    }
+    shared.n_writers = (int)writers;
+    in->shared = &shared;
+    in->config_poll = config_poll;
+    in->stats_every = stats_every;
+    in->props = &props;
+    ws.n = (int)writers;
+    ws.w = calloc((size_t)writers, sizeof(*ws.w));
+    if (!ws.w) goto out;
+    for (int k = 0; k < ws.n; k++) {
+        memcpy(&ws.w[k], in, sizeof(*in));
+        ws.w[k].pipeline_index = ws.n > 1 ? k + 1 : 0;
+        if (writer_ids) {
+            snprintf(writer_ids + 340 * k, 340, "%s-%d", in->group_instance_id, k + 1);
+            ws.w[k].group_instance_id = writer_ids + 340 * k;
+        }
+    }
+    if (metrics_port >= 0 && ev_metrics_serve(in->metrics, (int)metrics_port, ready_cb, &ws,
                                               errstr, sizeof(errstr)) != 0) {
         EV_ERROR("metrics endpoint on port %lld: %s", metrics_port, errstr);
         exit_code = 2;
         goto out;
     }
     if (metrics_port >= 0) EV_INFO("metrics on :%d/metrics", ev_metrics_port(in->metrics));
-
-    in->pg = sink_pg_new(in->database, errstr, sizeof(errstr));
-    if (!in->pg) {
-        EV_ERROR("database: %s", errstr);
-        exit_code = 2;
-        goto out;
-    }
-    if (ingest_pipeline_start(in, errstr, sizeof(errstr)) != 0) {
-        EV_ERROR("%s", errstr);
-        goto out;
-    }
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
-
-    /* Wait for PostgreSQL (it may start after us in a compose stack); migrate first
-     * when asked, since the sink's session needs the schema's types. */
-    bool migrated = !migrate;
-    for (int64_t backoff = INGEST_BACKOFF_MIN_MS;;) {
-        sink_pg_error_t err;
-        memset(&err, 0, sizeof(err));
-        if (!migrated) {
-            PGconn *conn = PQconnectdb(in->database);
-            if (PQstatus(conn) == CONNECTION_OK) {
-                int mrc = ev_migrate_up(conn, 0, errstr, sizeof(errstr));
-                PQfinish(conn);
-                if (mrc != 0) {
-                    EV_ERROR("migrations: %s", errstr);
-                    goto out;
-                }
-                migrated = true;
-            } else {
-                snprintf(err.message, sizeof(err.message), "%s", PQerrorMessage(conn));
-                err.message[strcspn(err.message, "\n")] = '\0';
-                err.status = SINK_PG_TRANSIENT;
-                PQfinish(conn);
-            }
-        }
-        if (migrated && sink_pg_ping(in->pg, &err) == 0) break;
-        if (err.status == SINK_PG_FATAL) {
-            /* 42501: the user lacks a grant (migration 0010_roles), not the schema. */
-            EV_ERROR("database: %s%s", err.message,
-                     strcmp(err.sqlstate, "42501") == 0 ? " (" INGEST_GRANT_HINT ")"
-                     : migrate ? ""
-                               : " (is the schema migrated? run `evpipe migrate up` or pass "
-                                 "--migrate)");
-            exit_code = 2;
+    if (migrate) {
+        int mrc = migrate_when_up(in->database);
+        if (mrc) {
+            exit_code = mrc;
             goto out;
         }
-        if (!in->pg_down) EV_WARN("waiting for PostgreSQL: %s", err.message);
-        in->pg_down = true;
-        if (ingest_stop_requested) goto out;
-        ingest_sleep(backoff);
-        backoff = ingest_next_backoff(backoff);
     }
-    in->pg_down = false;
-    reload_settings(in, true);
-
-    in->producer = sink_kafka_new(in->brokers, &props, errstr, sizeof(errstr));
-    in->consumer = in->producer ? make_consumer(in, &props, errstr, sizeof(errstr)) : NULL;
-    if (!in->producer || !in->consumer) {
-        EV_ERROR("Kafka configuration: %s", errstr);
-        exit_code = 2;
-        goto out;
-    }
-    if (in->until_caught_up && read_start_watermarks(in) != 0) {
-        EV_ERROR("cannot read the partitions of %s", in->topic);
-        goto out;
-    }
-    rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(subs, in->topic, RD_KAFKA_PARTITION_UA);
-    rd_kafka_resp_err_t kerr = rd_kafka_subscribe(in->consumer, subs);
-    rd_kafka_topic_partition_list_destroy(subs);
-    if (kerr) {
-        EV_ERROR("subscribe to %s: %s", in->topic, rd_kafka_err2str(kerr));
-        goto out;
-    }
-    EV_INFO("consuming %s as group %s; batches of %lld or %lld ms", in->topic, in->group,
-            in->batch_size, in->batch_ms);
-
-    int64_t next_config = ev_now_ms() + config_poll * 1000, next_notify_check = 0;
-    int64_t next_stats = ev_now_ms() + stats_every * 1000, last_stats_ms = ev_now_ms();
-    uint64_t last_consumed = 0;
-    int64_t last_message_ms = 0, last_wake_ms = 0;
-    exit_code = 0;
-    while (!ingest_stop_requested) {
-        bool flowing = ev_now_ms() - last_message_ms < 1000;
-        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(in->consumer, flowing ? 5 : 100);
-        if (!rkm && flowing && in->read_since_wake >= in->prefetch_bytes / 2 &&
-            ev_now_ms() - last_wake_ms >= 20) {
-            wake_fetchers(in);
-            last_wake_ms = ev_now_ms();
-        }
-        if (rkm) {
-            if (rkm->err == RD_KAFKA_RESP_ERR__FATAL) {
-                char why[256];
-                rd_kafka_resp_err_t ferr = rd_kafka_fatal_error(in->consumer, why, sizeof(why));
-                if (ferr == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID)
-                    EV_ERROR("another member of group %s uses group.instance.id %s: give each "
-                             "instance its own --group-instance-id (%s)",
-                             in->group, in->group_instance_id, why);
-                else
-                    EV_ERROR("consumer: fatal: %s", why);
-                rd_kafka_message_destroy(rkm);
-                exit_code = 1;
-                break;
-            }
-            if (rkm->err) {
-                if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                    EV_WARN("consumer: %s", rd_kafka_message_errstr(rkm));
-                rd_kafka_message_destroy(rkm);
-            } else {
-                in->read_since_wake += rkm->len + rkm->key_len;
-                last_message_ms = ev_now_ms();
-                ingest_batch_add(in, rkm);
-            }
-        }
-        int64_t now = ev_now_ms();
-        size_t open = ingest_batch_open_count(in);
-        int brc = 0;
-        if (open >= (size_t)in->batch_size || (open && now - in->open->started_ms >= in->batch_ms))
-            brc = ingest_batch_flush(in);
-        else
-            brc = ingest_batch_poll(in);
-        if (brc < 0) {
-            exit_code = 1;
-            break;
-        }
-        if (in->until_caught_up && caught_up(in)) {
-            EV_INFO("caught up with everything present at start");
-            break;
-        }
-        if (now >= next_notify_check) {
-            /* tracking_configs changes arrive by NOTIFY; the poll below is the fallback. */
-            if (sink_pg_settings_changed(in->settings_src)) next_config = now;
-            next_notify_check = now + 250;
-        }
-        if (now >= next_config) {
-            reload_settings(in, false);
-            next_config = now + config_poll * 1000;
-        }
-        if (now >= next_stats) {
-            update_lag(in);
-            log_stats(in, &last_consumed, &last_stats_ms);
-            next_stats = now + stats_every * 1000;
-        }
-    }
-    if (in->offsets_fatal) exit_code = 1;
-    /* Shutdown: finish (or abandon) the open batch, leave the group, then destroy. */
-    if (exit_code == 0) {
-        ingest_stop_requested = 0; /* give the last batch its chance */
-        if (ingest_batch_sync(in) < 0) exit_code = 1;
-    }
-    ingest_batch_drain_feed(in, 30000);
-    log_stats(in, &last_consumed, &last_stats_ms);
-    rd_kafka_consumer_close(in->consumer);
-    EV_INFO("stopped");
+    exit_code = run_writers(&ws, in->until_caught_up);
     goto out;
 usage:
     fprintf(stderr, "evpipe ingest: %s\n", errstr);
     exit_code = 2;
 out:
-    ingest_pipeline_stop(in); /* messages first: they belong to the consumer */
-    if (in->consumer) rd_kafka_destroy(in->consumer);
-    sink_kafka_destroy(in->producer);
-    sink_pg_destroy(in->pg);
-    sink_pg_settings_destroy(in->settings_src);
-    tf_sessionizer_destroy(in->sessionizer);
+    free(ws.w);
+    free(writer_ids);
     tf_ua_classifier_destroy(in->classifier);
-    tf_enrich_cache_destroy(in->enrich_cache);
     ev_metrics_destroy(in->metrics);
     ev_kv_list_clear(&props);
     free(in);

@@ -2,13 +2,21 @@
  * the batches, and the batch pipeline (parse, sessionize, dead-letter, write,
  * publish). The command itself is cmd_ingest (common/commands.h).
  *
- * Two threads share the work. The main thread polls Kafka, parses and enriches the open
+ * Two threads share a pipeline's work. Its consumer thread ("the main thread" here and in
+ * ingest_batch.c) polls Kafka, parses and enriches the open
  * batch and dead-letters its invalid messages, while the writer thread sessionizes and
  * writes the previous batch to PostgreSQL; the main thread then publishes that batch's
  * enriched events and moves its Kafka offsets. Batches are written strictly in order,
  * one at a time; the sessionizer and the PostgreSQL sink belong to the writer while a
  * batch is in its hands, and to the main thread only when the writer is idle
- * (ingest_batch_sync). */
+ * (ingest_batch_sync).
+ *
+ * A process runs --writers such pipelines (an ingest_t each), all members of the one
+ * consumer group: each owns the partitions the group assigns it, with its own
+ * sessionizer, PostgreSQL connection and transactions, exactly as separate processes
+ * would (a visitor lives in one partition, so sessions never cross pipelines), and the
+ * database works on several batches at once. The main thread only supervises them:
+ * signals, until-caught-up, the stats line and the gauges. */
 #ifndef CONSUMERS_INGEST_H
 #define CONSUMERS_INGEST_H
 
@@ -76,7 +84,6 @@ typedef struct ingest_batch_s {
 typedef struct ingest_partition_s {
     bool assigned;
     int64_t committed; /* next offset stored in PostgreSQL (-1 unknown) */
-    int64_t start_high; /* high watermark when the consumer started (until-caught-up) */
     int64_t batch_next; /* next offset after this batch's last message of it (-1 none) */
     int64_t max_event_ms;    /* largest event time read from it since assigned (INT64_MIN none) */
     int64_t last_message_ms; /* when its last message was read (wall clock) */
@@ -86,7 +93,31 @@ typedef struct ingest_partition_s {
  * watermark back (it is idle or at its end). */
 #define INGEST_IDLE_PARTITION_MS 30000
 
+/* What the pipelines of one process share. */
+typedef struct ingest_shared_s {
+    int n_writers;
+    /* Per partition, whichever pipeline owns it: the next offset stored in PostgreSQL (-1
+     * unknown) and the high watermark when the process started (until-caught-up). */
+    _Atomic int64_t committed[INGEST_MAX_PARTITIONS];
+    _Atomic int64_t start_high[INGEST_MAX_PARTITIONS];
+    _Atomic int watermarks_read; /* pipelines that have read the start watermarks */
+} ingest_shared_t;
+
 typedef struct ingest_s {
+    /* the pipeline's number: 1..n in its group.instance.id when n > 1, else 0 */
+    int pipeline_index;
+    ingest_shared_t *shared;
+    pthread_t thread;
+    /* set by the supervisor: stop (abandon retries, as SIGTERM did), quit (leave the
+     * loop once the current work is done: caught up) */
+    _Atomic int stop;
+    _Atomic bool quit;
+    _Atomic bool finished; /* the pipeline's thread is done; exit_code is its result */
+    int exit_code;
+    /* for the pipeline's own loop (ingest.c) */
+    long long config_poll, stats_every;
+    const ev_kv_list_t *props;
+
     /* settings */
     const char *brokers, *database, *topic, *group, *dlq_topic, *enriched_topic;
     /* group.instance.id (static membership), "" for none; see ingest_instance_id. */
@@ -136,10 +167,10 @@ typedef struct ingest_s {
     int64_t pg_down_since_ms;
     _Atomic int64_t kafka_down_since_ms;
 
-    /* counters (also exported as metrics); the atomic ones are counted by both threads */
-    uint64_t n_consumed, n_batches;
+    /* counters (also exported as metrics), read by the supervisor */
+    _Atomic uint64_t n_consumed, n_batches;
     _Atomic uint64_t n_stored, n_duplicates, n_dead, n_retries;
-    _Atomic size_t visitors_held; /* set by the writer after each batch */
+    _Atomic size_t visitors_held, events_held, session_bytes; /* set after each batch */
 
     /* metrics handles */
     ev_metric_t *m_consumed, *m_stored, *m_dup, *m_batches, *m_retries_pg, *m_retries_kafka,
@@ -147,8 +178,6 @@ typedef struct ingest_s {
     ev_histogram_t *m_batch_seconds;
     sink_pg_stats_t pg_stats_exported; /* what the rows_written counters already hold */
 } ingest_t;
-
-extern volatile sig_atomic_t ingest_stop_requested;
 
 /* Allocates the two batches (batch_size messages each) and starts the writer thread.
  * Returns 0, or -1 with errstr. */
@@ -196,7 +225,7 @@ int ingest_batch_drain_feed(ingest_t *in, int timeout_ms);
 /* The delay after ms: doubled, capped at INGEST_BACKOFF_MAX_MS. */
 int64_t ingest_next_backoff(int64_t ms);
 
-/* Sleeps up to ms, returning early when stop is requested. */
-void ingest_sleep(int64_t ms);
+/* Sleeps up to ms, returning early when the pipeline is told to stop. */
+void ingest_sleep(ingest_t *in, int64_t ms);
 
 #endif

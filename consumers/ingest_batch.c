@@ -11,11 +11,8 @@
 #include "common/util.h"
 #include "consumers/ingest.h"
 
-volatile sig_atomic_t ingest_stop_requested;
-
-
-void ingest_sleep(int64_t ms) {
-    while (ms > 0 && !ingest_stop_requested) {
+void ingest_sleep(ingest_t *in, int64_t ms) {
+    while (ms > 0 && !in->stop) {
         int64_t step = ms > 100 ? 100 : ms;
         struct timespec ts = {0, (long)step * 1000000L};
         nanosleep(&ts, NULL);
@@ -193,7 +190,7 @@ static int wait_deliveries(ingest_t *in) {
         if (rc < 0) return -1;
         ev_metric_add(in->m_retries_kafka, 1);
         in->n_retries++;
-        if (ingest_stop_requested) return 1;
+        if (in->stop) return 1;
     }
 }
 
@@ -209,7 +206,7 @@ static void parse_all(ingest_t *in, ingest_batch_t *b) {
         int rc = tf_event_parse(&m->event, data, m->len, &err);
         while (rc == -2) { /* out of memory is not the message's fault */
             EV_ERROR("out of memory parsing a message; retrying");
-            ingest_sleep(1000);
+            ingest_sleep(in, 1000);
             rc = tf_event_parse(&m->event, data, m->len, &err);
         }
         if (rc != 0) {
@@ -221,7 +218,7 @@ static void parse_all(ingest_t *in, ingest_batch_t *b) {
         while (m->valid &&
                tf_enrich_cached(&m->event, in->classifier, in->enrich_cache, &m->enriched) != 0) {
             EV_ERROR("out of memory enriching a message; retrying");
-            ingest_sleep(1000);
+            ingest_sleep(in, 1000);
         }
         ingest_partition_t *ip = partition_of(in, m->partition);
         if (ip && m->valid && m->event.timestamp_ms > ip->max_event_ms)
@@ -293,8 +290,8 @@ static int deliver_dead_letters(ingest_t *in, ingest_msg_t **list, size_t n) {
             else
                 text = m->error ? m->error : code;
             while (send_dead_letter(in, m, code, text) != 0) {
-                if (ingest_stop_requested) return 1;
-                ingest_sleep(1000);
+                if (in->stop) return 1;
+                ingest_sleep(in, 1000);
             }
         }
         int rc = wait_deliveries(in);
@@ -436,9 +433,9 @@ done:
 static int drop_conflicts(ingest_t *in, ingest_msg_t **list, size_t n, size_t *kept) {
     ingest_msg_t **refused = malloc((n ? n : 1) * sizeof(*refused));
     while (!refused) { /* out of memory: wait, never drop */
-        if (ingest_stop_requested) return 1;
+        if (in->stop) return 1;
         EV_ERROR("out of memory dead-lettering eventId conflicts; retrying");
-        ingest_sleep(1000);
+        ingest_sleep(in, 1000);
         refused = malloc((n ? n : 1) * sizeof(*refused));
     }
     size_t k = 0, r = 0;
@@ -501,8 +498,8 @@ static int write_with_retry(ingest_t *in, const ingest_batch_t *b, ingest_msg_t 
             pg_state(in, true, err.message);
             ev_metric_add(in->m_retries_pg, 1);
             in->n_retries++;
-            if (ingest_stop_requested) return 1;
-            ingest_sleep(backoff);
+            if (in->stop) return 1;
+            ingest_sleep(in, backoff);
             backoff = ingest_next_backoff(backoff);
             continue;
         }
@@ -514,7 +511,7 @@ static int write_with_retry(ingest_t *in, const ingest_batch_t *b, ingest_msg_t 
             free(list[0]->db_error);
             list[0]->db_error = strdup(reason);
             if (!list[0]->db_error) { /* out of memory: try the row again */
-                ingest_sleep(backoff);
+                ingest_sleep(in, backoff);
                 backoff = ingest_next_backoff(backoff);
                 continue;
             }
@@ -557,11 +554,11 @@ static int publish_enriched(ingest_t *in, ingest_msg_t **list, size_t n) {
         while (!json || sink_kafka_send(in->producer, in->enriched_topic, m->event.visitor_id,
                                         strlen(m->event.visitor_id), json, len, NULL, err,
                                         sizeof(err)) != 0) {
-            if (ingest_stop_requested) {
+            if (in->stop) {
                 free(json);
                 return 1;
             }
-            ingest_sleep(500);
+            ingest_sleep(in, 500);
             if (!json) json = tf_enriched_json(&m->event, &m->enriched, m->session_id, &len);
         }
         free(json);
@@ -618,6 +615,7 @@ static void commit_kafka_offsets(ingest_t *in, const ingest_batch_t *b) {
     for (size_t i = 0; i < b->n_offsets; i++) {
         ingest_partition_t *ip = &in->parts[b->partitions[i]];
         ip->committed = b->next_offsets[i];
+        in->shared->committed[b->partitions[i]] = b->next_offsets[i];
         if (ip->assigned)
             rd_kafka_topic_partition_list_add(list, in->topic, b->partitions[i])->offset =
                 b->next_offsets[i];
@@ -650,9 +648,8 @@ static int write_batch(ingest_t *in, ingest_batch_t *b) {
     export_pg_stats(in);
     tf_sessionizer_evict(in->sessionizer, b->watermark_ms);
     in->visitors_held = tf_sessionizer_visitor_count(in->sessionizer);
-    ev_metric_set(in->m_visitors, (double)in->visitors_held);
-    ev_metric_set(in->m_events_held, (double)tf_sessionizer_event_count(in->sessionizer));
-    ev_metric_set(in->m_session_bytes, (double)tf_sessionizer_memory_bytes(in->sessionizer));
+    in->events_held = tf_sessionizer_event_count(in->sessionizer);
+    in->session_bytes = tf_sessionizer_memory_bytes(in->sessionizer);
     return 0;
 }
 

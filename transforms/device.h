@@ -96,6 +96,13 @@ typedef enum {
 int tf_ua_classifier_add_data(tf_ua_classifier_t *c, tf_ua_data_kind_t kind, const char *json,
                               size_t len, char *errstr, size_t errstr_size);
 
+/* Makes the classifier usable from several threads at once: each query (classify,
+ * parse, statistics) then holds the classifier's lock. A cached answer takes about a
+ * microsecond, so threads that mostly hit the cache rarely wait; a loaded classifier
+ * (compiled regexes, data sets) is ~25 MB that a second copy would repeat. Call it
+ * before the threads start. Returns 0, or -1 when the lock cannot be created. */
+int tf_ua_classifier_share(tf_ua_classifier_t *c);
+
 /* Releases the classifier and its cache. NULL is a no-op. */
 void tf_ua_classifier_destroy(tf_ua_classifier_t *c);
 
@@ -129,8 +136,8 @@ void tf_ua_classifier_destroy(tf_ua_classifier_t *c);
  *  - UNKNOWN: no agent (or an unrecognisable one) and no hint.
  * Regex work is bounded per agent (PCRE2 match, depth and heap limits): a regex that
  * hits a limit counts as not matching. Returns 0, or -1 only when memory ran out (then
- * *out still holds a valid answer, computed without the cache). Not thread-safe: use
- * one classifier per thread. */
+ * *out still holds a valid answer, computed without the cache). Not thread-safe unless
+ * shared (tf_ua_classifier_share): use one classifier per thread, or share one. */
 int tf_ua_classify(tf_ua_classifier_t *c, const char *ua, const tf_device_hints_t *hints,
                    tf_ua_info_t *out);
 

@@ -8,6 +8,7 @@
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -112,6 +113,9 @@ struct tf_ua_classifier_s {
     cache_entry_t **buckets;
     cache_entry_t *lru_head, *lru_tail;
     uint64_t hits, misses, seed;
+
+    bool shared; /* tf_ua_classifier_share: every query holds lock */
+    pthread_mutex_t lock;
 
     char subject[TF_UA_MAX_BYTES + 1]; /* the agent as considered, NUL-terminated */
     char lower[TF_UA_MAX_BYTES + 1];   /* ASCII-lowercased copy, for token tests */

@@ -364,7 +364,9 @@ size_t ua_set_subject(tf_ua_classifier_t *c, const char *ua) {
 }
 
 int tf_ua_parse(tf_ua_classifier_t *c, const char *ua, tf_ua_parse_t *out) {
+    if (c->shared) pthread_mutex_lock(&c->lock);
     size_t n = ua_set_subject(c, ua);
     ua_parse_subject(c, c->subject, n, out);
+    if (c->shared) pthread_mutex_unlock(&c->lock);
     return 0;
 }
