@@ -542,6 +542,16 @@ int tf_ua_classify(tf_ua_classifier_t *c, const char *ua, const tf_device_hints_
             compute_base(c, n, &base);
             if (cache_insert(c, h, c->subject, n, &base) != 0) rc = -1;
         }
+    } else if (c->cache_cap > 0) {
+        /* No agent (most events of a session carry none): one answer, kept apart. */
+        if (c->have_empty_base) {
+            c->hits++;
+        } else {
+            c->misses++;
+            compute_base(c, 0, &c->empty_base);
+            c->have_empty_base = true;
+        }
+        base = c->empty_base;
     } else {
         c->misses++;
         compute_base(c, n, &base);

@@ -113,6 +113,8 @@ struct tf_ua_classifier_s {
     cache_entry_t **buckets;
     cache_entry_t *lru_head, *lru_tail;
     uint64_t hits, misses, seed;
+    ua_base_t empty_base; /* the answer for no agent (have_empty_base: computed) */
+    bool have_empty_base;
 
     bool shared; /* tf_ua_classifier_share: every query holds lock */
     pthread_mutex_t lock;

@@ -351,6 +351,48 @@ START_TEST(test_ingest_kill9_and_rebalance_equal_uninterrupted_run) {
 }
 END_TEST
 
+/* --writers: pipelines of one process share the partitions and keep every guarantee:
+ * the oracle's tables, dead letters and feed exactly once, offsets at the end; kill -9
+ * of a two-pipeline process twice, then to the end, equals the uninterrupted run. */
+START_TEST(test_ingest_writers_share_partitions_exactly_once) {
+    fixture_t fx;
+    fixture_setup(&fx, stream_args);
+    char *db = migrated_db("ingest_writers");
+    pid_t pid = start_ingest(&fx, db, "w3", "--until-caught-up --batch-size 200 --writers 3");
+    ck_assert_int_eq(wait_exit(pid, 120), 0);
+    oracle_check_database(&fx.oracle, db);
+    check_dirty_marks_cover(db);
+    ck_assert_int_eq(topic_count(&fx, "dlq"), (long long)fx.oracle.n_invalid);
+    ck_assert_int_eq(topic_count(&fx, "enriched"), (long long)fx.oracle.n_valid_unique);
+    PGconn *conn = tl_connect(db);
+    ck_assert_int_eq(tl_query_ll(conn, "SELECT sum(\"nextOffset\") FROM consumer_offsets"),
+                     (long long)fx.produced);
+    ck_assert_int_eq(tl_query_ll(conn, "SELECT count(*) FROM consumer_offsets"), 6);
+    PQfinish(conn);
+    char *reference = oracle_dump_tables(db);
+
+    char *crash_db = migrated_db("ingest_writers_crash");
+    for (int round = 0; round < 2; round++) {
+        pid = start_ingest(&fx, crash_db, "w2", "--batch-size 61 --writers 2");
+        usleep((useconds_t)(3800000 + round * 700000)); /* past the group join */
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    pid = start_ingest(&fx, crash_db, "w2", "--until-caught-up --batch-size 61 --writers 2");
+    ck_assert_int_eq(wait_exit(pid, 120), 0); /* static members: back within seconds */
+    char *crashed = oracle_dump_tables(crash_db);
+    ck_assert_msg(strcmp(reference, crashed) == 0,
+                  "two pipelines killed and restarted differ from the uninterrupted run");
+    free(reference);
+    free(crashed);
+    tl_db_drop(db);
+    tl_db_drop(crash_db);
+    free(db);
+    free(crash_db);
+    fixture_teardown(&fx);
+}
+END_TEST
+
 START_TEST(test_ingest_survives_postgres_and_broker_outages) {
     fixture_t fx;
     fixture_setup(&fx, stream_args);
@@ -529,6 +571,7 @@ int main(void) {
         {"oracle", test_ingest_matches_oracle_and_dead_letters},
         {"metrics", test_ingest_metrics_readiness_and_sigterm},
         {"crash", test_ingest_kill9_and_rebalance_equal_uninterrupted_run},
+        {"writers", test_ingest_writers_share_partitions_exactly_once},
         {"outage", test_ingest_survives_postgres_and_broker_outages},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

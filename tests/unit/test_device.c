@@ -587,6 +587,25 @@ START_TEST(test_device_cache_hits_counted) {
     ck_assert_uint_eq(hits, 1);
     ck_assert_uint_eq(misses, 3);
     ck_assert_uint_eq(tf_ua_classifier_cache_size(c), 2);
+    /* ... but its answer is kept: "" and NULL again are hits, hints still apply, and
+     * both equal an uncached classifier's */
+    tf_ua_classifier_t *plain = new_classifier(0);
+    tf_device_hints_t phone = {0};
+    phone.has_mobile = phone.mobile = true;
+    const char *const agents[] = {NULL, "", NULL};
+    const tf_device_hints_t *hints[] = {NULL, NULL, &phone};
+    for (int k = 0; k < 3; k++) {
+        tf_ua_info_t want;
+        ck_assert_int_eq(tf_ua_classify(c, agents[k], hints[k], &b), 0);
+        ck_assert_int_eq(tf_ua_classify(plain, agents[k], hints[k], &want), 0);
+        ck_assert(memcmp(&b, &want, sizeof(b)) == 0);
+    }
+    ck_assert_int_eq(b.type, TF_DEVICE_MOBILE);
+    tf_ua_classifier_stats(c, &hits, &misses);
+    ck_assert_uint_eq(hits, 4);
+    ck_assert_uint_eq(misses, 3);
+    ck_assert_uint_eq(tf_ua_classifier_cache_size(c), 2);
+    tf_ua_classifier_destroy(plain);
     tf_ua_classifier_stats(NULL, &hits, &misses);
     ck_assert_uint_eq(hits + misses, 0);
     tf_ua_classifier_destroy(c);
