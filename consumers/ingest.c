@@ -117,7 +117,6 @@ static void on_assign(ingest_t *in, rd_kafka_topic_partition_list_t *parts) {
         ingest_partition_t *ip = &in->parts[ids[i]];
         ip->assigned = true;
         ip->committed = offsets[i] >= 0 ? offsets[i] : 0;
-        in->shared->committed[ids[i]] = ip->committed;
         ip->max_event_ms = INT64_MIN;
         ip->last_message_ms = 0;
         if (used < sizeof(desc) - 32)
@@ -156,8 +155,6 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 /* ---- until-caught-up ---- */
 
-/* Reads every partition's high watermark into the shared start_high (the largest any
- * writer read). */
 static int read_start_watermarks(ingest_t *in) {
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(in->consumer, in->topic, NULL);
@@ -182,25 +179,32 @@ static int read_start_watermarks(ingest_t *in) {
             if (in->stop) break;
             ingest_sleep(in, 500);
         }
-        int64_t was = in->shared->start_high[p];
-        while (hi > was && !atomic_compare_exchange_weak(&in->shared->start_high[p], &was, hi)) {
-        }
+        in->parts[p].start_high = hi;
     }
     rd_kafka_metadata_destroy(md);
-    in->shared->watermarks_read++;
     return 0;
 }
 
-/* Everything that was in the partitions when the process started is committed, by
- * whichever writer owns (or owned) each partition. */
-static bool caught_up(ingest_t *writers, int n) {
-    const ingest_shared_t *sh = writers[0].shared;
-    bool assigned = false;
-    for (int w = 0; w < n; w++) assigned |= writers[w].ever_assigned;
-    if (!assigned || sh->watermarks_read < n) return false;
-    for (int p = 0; p < INGEST_MAX_PARTITIONS; p++)
-        if (sh->start_high[p] > 0 && sh->committed[p] < sh->start_high[p]) return false;
+/* The pipeline has committed everything its partitions held when it started. */
+static bool pipeline_caught_up(ingest_t *in) {
+    if (!ingest_batch_idle(in)) return false;
+    for (int p = 0; p < INGEST_MAX_PARTITIONS; p++) {
+        const ingest_partition_t *ip = &in->parts[p];
+        if (ip->assigned && ip->committed < ip->start_high) return false;
+    }
     return true;
+}
+
+/* Every pipeline has (one without partitions trivially), and one at least was given
+ * partitions. As with separate processes, a partition moved to another member of the
+ * group is that member's to finish. */
+static bool caught_up(ingest_t *pipelines, int n) {
+    bool assigned = false;
+    for (int i = 0; i < n; i++) {
+        if (!pipelines[i].caught_up) return false;
+        assigned |= pipelines[i].ever_assigned;
+    }
+    return assigned;
 }
 
 /* ---- readiness and stats ---- */
@@ -486,6 +490,7 @@ static int pipeline_run(ingest_t *in) {
             exit_code = 1;
             break;
         }
+        if (in->until_caught_up) in->caught_up = pipeline_caught_up(in);
         if (now >= next_notify_check) {
             /* tracking_configs changes arrive by NOTIFY; the poll below is the fallback. */
             if (sink_pg_settings_changed(in->settings_src)) next_config = now;
@@ -857,8 +862,6 @@ int cmd_ingest(int argc, char **argv) {
         in->parts[p].committed = -1;
         in->parts[p].batch_next = -1;
         in->parts[p].max_event_ms = INT64_MIN;
-        shared.committed[p] = -1;
-        shared.start_high[p] = 0;
     }
     shared.n_writers = (int)writers;
     in->shared = &shared;

@@ -84,6 +84,7 @@ typedef struct ingest_batch_s {
 typedef struct ingest_partition_s {
     bool assigned;
     int64_t committed; /* next offset stored in PostgreSQL (-1 unknown) */
+    int64_t start_high; /* high watermark when the consumer started (until-caught-up) */
     int64_t batch_next; /* next offset after this batch's last message of it (-1 none) */
     int64_t max_event_ms;    /* largest event time read from it since assigned (INT64_MIN none) */
     int64_t last_message_ms; /* when its last message was read (wall clock) */
@@ -96,11 +97,6 @@ typedef struct ingest_partition_s {
 /* What the pipelines of one process share. */
 typedef struct ingest_shared_s {
     int n_writers;
-    /* Per partition, whichever pipeline owns it: the next offset stored in PostgreSQL (-1
-     * unknown) and the high watermark when the process started (until-caught-up). */
-    _Atomic int64_t committed[INGEST_MAX_PARTITIONS];
-    _Atomic int64_t start_high[INGEST_MAX_PARTITIONS];
-    _Atomic int watermarks_read; /* pipelines that have read the start watermarks */
 } ingest_shared_t;
 
 typedef struct ingest_s {
@@ -113,6 +109,9 @@ typedef struct ingest_s {
     _Atomic int stop;
     _Atomic bool quit;
     _Atomic bool finished; /* the pipeline's thread is done; exit_code is its result */
+    /* until-caught-up: nothing open or in flight, and every partition it holds committed
+     * up to its start watermark (set by the pipeline's loop, read by the supervisor) */
+    _Atomic bool caught_up;
     int exit_code;
     /* for the pipeline's own loop (ingest.c) */
     long long config_poll, stats_every;

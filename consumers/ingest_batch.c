@@ -615,7 +615,6 @@ static void commit_kafka_offsets(ingest_t *in, const ingest_batch_t *b) {
     for (size_t i = 0; i < b->n_offsets; i++) {
         ingest_partition_t *ip = &in->parts[b->partitions[i]];
         ip->committed = b->next_offsets[i];
-        in->shared->committed[b->partitions[i]] = b->next_offsets[i];
         if (ip->assigned)
             rd_kafka_topic_partition_list_add(list, in->topic, b->partitions[i])->offset =
                 b->next_offsets[i];
