@@ -3,7 +3,8 @@
 # the variables below and has ingested topic "raw" once with `--stats-interval 5`):
 # steady and wall rates against the single-stream COPY of the same rows, wall against
 # the consumer a team would write in an afternoon (bench/peer_consumer.py), CPU per
-# event, and two ingest instances in one group against one.
+# event, two ingest instances in one group against one, and one process with two
+# pipelines (--writers 2) against one.
 #   BIN URL B work   as in bench/run.sh      lines      messages in topic "raw"
 #   ingest_ms copy_ms   section 3's ingest and COPY times; $work/ingest.log, ingest.time
 set -eu
@@ -60,3 +61,13 @@ two=$(per_s "$lines" "$two_ms")
 shares=$(for i in 1 2; do grep -E "visitors held" "$work/ingest-two-$i.log" | tail -n 1 |
     sed -n 's/.*consumed \([0-9]*\).*/\1/p'; done | paste -sd/ -)
 echo "  two ingest instances in one group  $two events/s   $(ratio "$two" "$wall") x one instance (consumed $shares; stored $two_stored, one instance stored $one_stored)"
+
+new_db writers
+t0=$(now_ms)
+"$BIN" ingest --brokers "$B" --database "$(db_url writers)" --topic raw --group "bench-writers-$$" \
+    --writers 2 --until-caught-up --metrics-port -1 --stats-interval 3600 \
+    2>"$work/ingest-writers.log"
+writers_ms=$(( $(now_ms) - t0 ))
+writers_stored=$(psql -X -At "$(db_url writers)" -c "SELECT count(*) FROM analytics_events")
+writers=$(per_s "$lines" "$writers_ms")
+echo "  ingest --writers 2 (one process)   $writers events/s   $(ratio "$writers" "$wall") x one pipeline, $(ratio "$writers" "$copy") x the COPY, $(ratio "$writers" "$peer") x peer (stored $writers_stored)"
