@@ -188,11 +188,16 @@ static int read_start_watermarks(ingest_t *in) {
 /* The pipeline has committed everything its partitions held when it started. */
 static bool pipeline_caught_up(ingest_t *in) {
     if (!ingest_batch_idle(in)) return false;
+    bool holds = false;
     for (int p = 0; p < INGEST_MAX_PARTITIONS; p++) {
         const ingest_partition_t *ip = &in->parts[p];
         if (ip->assigned && ip->committed < ip->start_high) return false;
+        holds |= ip->assigned;
     }
-    return true;
+    /* Between a revocation and the next assignment a lone pipeline holds nothing: that
+     * is not the end. One of several may hold nothing for good (more pipelines than
+     * partitions). */
+    return holds || in->shared->n_writers > 1;
 }
 
 /* Every pipeline has (one without partitions trivially), and one at least was given
