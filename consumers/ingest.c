@@ -197,7 +197,7 @@ static bool pipeline_caught_up(ingest_t *in) {
     /* Between a revocation and the next assignment a lone pipeline holds nothing: that
      * is not the end. One of several may hold nothing for good (more pipelines than
      * partitions). */
-    return holds || in->shared->n_writers > 1;
+    return holds || in->n_pipelines > 1;
 }
 
 /* Every pipeline has (one without partitions trivially), and one at least was given
@@ -348,7 +348,7 @@ static rd_kafka_t *make_consumer(ingest_t *in, const ev_kv_list_t *props, char *
             goto fail;
     /* 4 MiB of prefetch for the process, shared out among its pipelines. */
     char queued[32];
-    int n = in->shared->n_writers > 0 ? in->shared->n_writers : 1;
+    int n = in->n_pipelines;
     snprintf(queued, sizeof(queued), "%d", 4096 / n > 1024 ? 4096 / n : 1024);
     if (rd_kafka_conf_set(conf, "queued.max.messages.kbytes", queued, errstr, errstr_size))
         goto fail;
@@ -446,7 +446,7 @@ static int pipeline_run(ingest_t *in) {
     }
     if (in->pipeline_index <= 1)
         EV_INFO("consuming %s as group %s with %d writer(s); batches of %lld or %lld ms",
-                in->topic, in->group, in->shared->n_writers, in->batch_size, in->batch_ms);
+                in->topic, in->group, in->n_pipelines, in->batch_size, in->batch_ms);
 
     int64_t next_config = ev_now_ms() + in->config_poll * 1000, next_notify_check = 0;
     int64_t next_lag = ev_now_ms() + in->stats_every * 1000;
@@ -667,7 +667,6 @@ int cmd_ingest(int argc, char **argv) {
     mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     ingest_t *in = calloc(1, sizeof(*in));
     if (!in) return 1;
-    static ingest_shared_t shared;
     ingest_pipelines_t ws = {NULL, 0};
     char *writer_ids = NULL;
     long long writers = 1;
@@ -868,8 +867,7 @@ int cmd_ingest(int argc, char **argv) {
         in->parts[p].batch_next = -1;
         in->parts[p].max_event_ms = INT64_MIN;
     }
-    shared.n_writers = (int)writers;
-    in->shared = &shared;
+    in->n_pipelines = (int)writers;
     in->config_poll = config_poll;
     in->stats_every = stats_every;
     in->props = &props;

@@ -94,15 +94,10 @@ typedef struct ingest_partition_s {
  * watermark back (it is idle or at its end). */
 #define INGEST_IDLE_PARTITION_MS 30000
 
-/* What the pipelines of one process share. */
-typedef struct ingest_shared_s {
-    int n_writers;
-} ingest_shared_t;
-
 typedef struct ingest_s {
     /* the pipeline's number: 1..n in its group.instance.id when n > 1, else 0 */
     int pipeline_index;
-    ingest_shared_t *shared;
+    int n_pipelines; /* of the process (--writers) */
     pthread_t thread;
     /* set by the supervisor: stop (abandon retries, as SIGTERM did), quit (leave the
      * loop once the current work is done: caught up) */

@@ -86,14 +86,6 @@ int tf_ua_classifier_share(tf_ua_classifier_t *c) {
     return 0;
 }
 
-static void query_begin(const tf_ua_classifier_t *c) {
-    if (c->shared) pthread_mutex_lock((pthread_mutex_t *)&c->lock);
-}
-
-static void query_end(const tf_ua_classifier_t *c) {
-    if (c->shared) pthread_mutex_unlock((pthread_mutex_t *)&c->lock);
-}
-
 void tf_ua_classifier_destroy(tf_ua_classifier_t *c) {
     if (!c) return;
     if (c->shared) pthread_mutex_destroy(&c->lock);
@@ -523,7 +515,7 @@ static int cache_insert(tf_ua_classifier_t *c, uint64_t h, const char *key, size
 
 int tf_ua_classify(tf_ua_classifier_t *c, const char *ua, const tf_device_hints_t *hints,
                    tf_ua_info_t *out) {
-    query_begin(c);
+    ua_query_begin(c);
     size_t n = ua_set_subject(c, ua);
     ua_base_t base;
     int rc = 0;
@@ -556,31 +548,31 @@ int tf_ua_classify(tf_ua_classifier_t *c, const char *ua, const tf_device_hints_
         c->misses++;
         compute_base(c, n, &base);
     }
-    query_end(c);
+    ua_query_end(c);
     *out = base.info;
     out->type = apply_hints(base.info.type, base.flags, hints);
     return rc;
 }
 
 void tf_ua_classifier_stats(const tf_ua_classifier_t *c, uint64_t *hits, uint64_t *misses) {
-    if (c) query_begin(c);
+    if (c) ua_query_begin(c);
     if (hits) *hits = c ? c->hits : 0;
     if (misses) *misses = c ? c->misses : 0;
-    if (c) query_end(c);
+    if (c) ua_query_end(c);
 }
 
 uint64_t tf_ua_classifier_limit_hits(const tf_ua_classifier_t *c) {
     if (!c) return 0;
-    query_begin(c);
+    ua_query_begin(c);
     uint64_t n = c->limit_hits;
-    query_end(c);
+    ua_query_end(c);
     return n;
 }
 
 size_t tf_ua_classifier_cache_size(const tf_ua_classifier_t *c) {
     if (!c) return 0;
-    query_begin(c);
+    ua_query_begin(c);
     size_t n = c->cache_n;
-    query_end(c);
+    ua_query_end(c);
     return n;
 }

@@ -124,6 +124,16 @@ struct tf_ua_classifier_s {
     uint64_t trigrams[TRI_BITS / 64];  /* trigrams present in lower (hashed) */
 };
 
+/* Every query of a shared classifier (tf_ua_classifier_share) holds its lock; the
+ * statistics readers take a const classifier. */
+static inline void ua_query_begin(const tf_ua_classifier_t *c) {
+    if (c->shared) pthread_mutex_lock((pthread_mutex_t *)&c->lock);
+}
+
+static inline void ua_query_end(const tf_ua_classifier_t *c) {
+    if (c->shared) pthread_mutex_unlock((pthread_mutex_t *)&c->lock);
+}
+
 /* ---- small string helpers -------------------------------------------------------- */
 
 static inline bool ua_is_space(char ch) {

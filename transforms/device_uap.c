@@ -364,9 +364,9 @@ size_t ua_set_subject(tf_ua_classifier_t *c, const char *ua) {
 }
 
 int tf_ua_parse(tf_ua_classifier_t *c, const char *ua, tf_ua_parse_t *out) {
-    if (c->shared) pthread_mutex_lock(&c->lock);
+    ua_query_begin(c);
     size_t n = ua_set_subject(c, ua);
     ua_parse_subject(c, c->subject, n, out);
-    if (c->shared) pthread_mutex_unlock(&c->lock);
+    ua_query_end(c);
     return 0;
 }
