@@ -303,26 +303,202 @@ out:
     return rc;
 }
 
-/* Parses "1,2,3" (counts) and "x,y," (medians, empty = none) of one period row into
- * stats. */
-static void parse_stats(const char *counts, const char *medians, size_t n_steps,
-                        tf_funnel_step_stat_t *stats) {
+/* Parses "1,2,3" (the counts of one period row) into stats, medians cleared. */
+static void parse_counts(const char *counts, size_t n_steps, tf_funnel_step_stat_t *stats) {
     memset(stats, 0, n_steps * sizeof(*stats));
-    const char *c = counts, *m = medians;
+    const char *c = counts;
     for (size_t i = 0; i < n_steps && c && *c; i++) {
         char *end;
         stats[i].count = strtoll(c, &end, 10);
         c = *end == ',' ? end + 1 : NULL;
-        if (m) {
-            if (*m && *m != ',') {
-                stats[i].median_seconds = strtod(m, &end);
-                stats[i].has_median = i > 0;
-                m = *end == ',' ? end + 1 : NULL;
-            } else {
-                m = *m == ',' ? m + 1 : NULL;
+    }
+}
+
+/* The DAILY, WEEKLY and MONTHLY periods that hold one of the days of $2 (a date[]). */
+#define PERIODS_CTE                                                                           \
+    "WITH days AS (SELECT DISTINCT unnest($2::date[])::timestamptz AS d), "                       \
+    "periods AS (SELECT 'DAILY'::\"MetricPeriod\" AS period, d AS ps, d + interval '1 day' AS pe " \
+    "FROM days UNION SELECT 'WEEKLY', date_trunc('week', d), date_trunc('week', d) + "            \
+    "interval '1 week' FROM days UNION SELECT 'MONTHLY', date_trunc('month', d), "                \
+    "date_trunc('month', d) + interval '1 month' FROM days) "
+
+/* SQL of a step-seconds bucket; the same expression wherever one is computed (0013). */
+#define SECONDS_BUCKET "floor(ln(1 + greatest(s.v, 0)) * 46)::smallint"
+
+/* The medians of one period, per step (index step - 1; step 1 has none). */
+typedef struct period_medians_s {
+    char period[16], ps[24];
+    double median[TF_FUNNEL_MAX_STEPS];
+    bool has[TF_FUNNEL_MAX_STEPS];
+} period_medians_t;
+
+/* One value to find: the one at 0-based position off of a bucket's values in order. */
+typedef struct median_target_s {
+    size_t pm;
+    int step, bucket;
+    long long off;
+    double value;
+} median_target_t;
+
+/* One step of one period: its visitors' seconds at positions (n-1)/2 and n/2. */
+typedef struct median_group_s {
+    size_t pm, target[2];
+    int step;
+} median_group_t;
+
+static int grow(void **p, size_t *cap, size_t n, size_t size) {
+    if (n < *cap) return 0;
+    size_t c = *cap ? *cap * 2 : 16;
+    void *q = realloc(*p, c * size);
+    if (!q) return -1;
+    *p = q;
+    *cap = c;
+    return 0;
+}
+
+/* Appends "s" to a PostgreSQL array literal being built in b (no quoting: the values
+ * are period names, timestamps and numbers). */
+static int lit_add(buf_t *b, const char *s) {
+    return buf_add(b, b->len ? "," : "{", 1) || buf_add(b, s, strlen(s));
+}
+
+/* Finds, for every period of $2 and every step past the first, the exact median of its
+ * visitors' seconds from the previous step, as percentile_cont(0.5) does (the mean of the
+ * two middle values for an even count): the bucket counts give the buckets that hold the
+ * middle positions, then only those buckets' values are read. *out is sorted by period
+ * and start as the result query; a step nobody reached has no median. Returns 0 or -1
+ * with errstr. */
+static int read_medians(PGconn *conn, const char *const params[2], period_medians_t **out,
+                        size_t *n_out, char *errstr, size_t errstr_size) {
+    static const char buckets_sql[] =
+        PERIODS_CTE "SELECT p.period::text, to_char(p.ps AT TIME ZONE 'UTC', "
+        "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), k.step, k.bucket, k.visitors FROM periods p JOIN "
+        "funnel_period_step_buckets k ON k.\"funnelId\" = $1 AND k.period = p.period AND "
+        "k.\"periodStart\" = p.ps WHERE k.visitors > 0 ORDER BY 1, 2, 3, 4";
+    period_medians_t *pm = NULL;
+    median_target_t *tg = NULL;
+    median_group_t *gr = NULL;
+    size_t n_pm = 0, cap_pm = 0, n_tg = 0, cap_tg = 0, n_gr = 0, cap_gr = 0;
+    buf_t lp = {0}, ls = {0}, lst = {0}, lb = {0};
+    PGresult *res = PQexecParams(conn, buckets_sql, 2, NULL, params, NULL, NULL, 0);
+    int rc = -1;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        pg_err(res, errstr, errstr_size);
+        goto out;
+    }
+    int rows = PQntuples(res);
+    for (int g0 = 0; g0 < rows;) {
+        const char *period = PQgetvalue(res, g0, 0), *ps = PQgetvalue(res, g0, 1);
+        int step = atoi(PQgetvalue(res, g0, 2));
+        int g1 = g0;
+        long long n = 0;
+        while (g1 < rows && strcmp(PQgetvalue(res, g1, 0), period) == 0 &&
+               strcmp(PQgetvalue(res, g1, 1), ps) == 0 && atoi(PQgetvalue(res, g1, 2)) == step)
+            n += strtoll(PQgetvalue(res, g1++, 4), NULL, 10);
+        if (!n_pm || strcmp(pm[n_pm - 1].period, period) != 0 || strcmp(pm[n_pm - 1].ps, ps) != 0) {
+            if (grow((void **)&pm, &cap_pm, n_pm, sizeof(*pm))) goto oom;
+            memset(&pm[n_pm], 0, sizeof(*pm));
+            snprintf(pm[n_pm].period, sizeof(pm[n_pm].period), "%s", period);
+            snprintf(pm[n_pm].ps, sizeof(pm[n_pm].ps), "%s", ps);
+            n_pm++;
+        }
+        if (step < 2 || step > TF_FUNNEL_MAX_STEPS) {
+            g0 = g1;
+            continue;
+        }
+        if (grow((void **)&gr, &cap_gr, n_gr, sizeof(*gr))) goto oom;
+        median_group_t *g = &gr[n_gr++];
+        *g = (median_group_t){.pm = n_pm - 1, .step = step};
+        long long pos[2] = {(n - 1) / 2, n / 2}, before = 0;
+        for (int r = g0, k = 0; r < g1 && k < 2; r++) {
+            long long v = strtoll(PQgetvalue(res, r, 4), NULL, 10);
+            while (k < 2 && pos[k] < before + v) {
+                if (k == 1 && pos[1] == pos[0]) {
+                    g->target[1] = g->target[0];
+                } else {
+                    if (grow((void **)&tg, &cap_tg, n_tg, sizeof(*tg))) goto oom;
+                    tg[n_tg] = (median_target_t){n_pm - 1, step, atoi(PQgetvalue(res, r, 3)),
+                                                 pos[k] - before, 0};
+                    g->target[k] = n_tg++;
+                    char num[16];
+                    snprintf(num, sizeof(num), "%d", step);
+                    if (lit_add(&lp, period) || lit_add(&ls, ps) || lit_add(&lst, num) ||
+                        lit_add(&lb, PQgetvalue(res, r, 3)))
+                        goto oom;
+                }
+                k++;
             }
+            before += v;
+        }
+        g0 = g1;
+    }
+    PQclear(res);
+    res = NULL;
+    if (n_tg) {
+        if (buf_add(&lp, "}", 1) || buf_add(&ls, "}", 1) || buf_add(&lst, "}", 1) ||
+            buf_add(&lb, "}", 1))
+            goto oom;
+        lp.data[lp.len] = ls.data[ls.len] = lst.data[lst.len] = lb.data[lb.len] = '\0';
+        const char *vp[] = {params[0], lp.data, ls.data, lst.data, lb.data};
+        res = PQexecParams(
+            conn,
+            "SELECT t.i, v.seconds, v.visitors FROM unnest($2::\"MetricPeriod\"[], "
+            "$3::timestamptz[], $4::smallint[], $5::smallint[]) WITH ORDINALITY "
+            "t(period, ps, step, bucket, i) CROSS JOIN LATERAL (SELECT v0.seconds, v0.visitors "
+            "FROM funnel_period_step_seconds v0 WHERE v0.\"funnelId\" = $1 AND v0.period = "
+            "t.period AND v0.\"periodStart\" = t.ps AND v0.step = t.step AND v0.bucket = "
+            "t.bucket AND v0.visitors > 0 ORDER BY v0.seconds OFFSET 0) v ORDER BY t.i, v.seconds",
+            5, NULL, vp, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            pg_err(res, errstr, errstr_size);
+            goto out;
+        }
+        size_t cur = SIZE_MAX;
+        long long before = 0;
+        bool *found = calloc(n_tg, sizeof(*found));
+        if (!found) goto oom;
+        for (int r = 0; r < PQntuples(res); r++) {
+            size_t i = (size_t)strtoll(PQgetvalue(res, r, 0), NULL, 10) - 1;
+            if (i >= n_tg) continue;
+            if (i != cur) cur = i, before = 0;
+            long long v = strtoll(PQgetvalue(res, r, 2), NULL, 10);
+            if (!found[i] && tg[i].off < before + v) {
+                tg[i].value = strtod(PQgetvalue(res, r, 1), NULL);
+                found[i] = true;
+            }
+            before += v;
+        }
+        bool all = true;
+        for (size_t i = 0; i < n_tg; i++) all = all && found[i];
+        free(found);
+        if (!all) {
+            snprintf(errstr, errstr_size, "funnel_period_step_seconds disagrees with its buckets");
+            goto out;
         }
     }
+    for (size_t i = 0; i < n_gr; i++) {
+        double lo = tg[gr[i].target[0]].value, hi = tg[gr[i].target[1]].value;
+        period_medians_t *m = &pm[gr[i].pm];
+        m->median[gr[i].step - 1] = gr[i].target[0] == gr[i].target[1] ? lo : lo + (hi - lo) * 0.5;
+        m->has[gr[i].step - 1] = true;
+    }
+    *out = pm;
+    *n_out = n_pm;
+    pm = NULL;
+    rc = 0;
+    goto out;
+oom:
+    snprintf(errstr, errstr_size, "out of memory");
+out:
+    PQclear(res);
+    free(pm);
+    free(tg);
+    free(gr);
+    free(lp.data);
+    free(ls.data);
+    free(lst.data);
+    free(lb.data);
+    return rc;
 }
 
 /* Rewrites the DAILY, WEEKLY and MONTHLY results of the funnel for the periods that
@@ -335,29 +511,42 @@ static long long write_periods(PGconn *conn, const tf_funnel_t *funnel, const ch
                                const char *days, bool affected_only, char *errstr,
                                size_t errstr_size) {
     const char *params[] = {funnel_id, days};
-#define PERIODS_CTE                                                                               \
-    "WITH days AS (SELECT DISTINCT unnest($2::date[])::timestamptz AS d), "                       \
-    "periods AS (SELECT 'DAILY'::\"MetricPeriod\" AS period, d AS ps, d + interval '1 day' AS pe " \
-    "FROM days UNION SELECT 'WEEKLY', date_trunc('week', d), date_trunc('week', d) + "            \
-    "interval '1 week' FROM days UNION SELECT 'MONTHLY', date_trunc('month', d), "                \
-    "date_trunc('month', d) + interval '1 month' FROM days) "
-    /* Each change of funnel_entry_periods passes its rows' levels to
-     * funnel_period_levels as a delta (minus the rows removed, plus those added). */
-#define LEVELS_DELTA(cte, sign)                                                              \
-    "INSERT INTO funnel_period_levels SELECT $1::uuid, period, \"periodStart\", level, "     \
-    sign "count(*) FROM " cte " GROUP BY period, \"periodStart\", level ON CONFLICT "        \
-    "(\"funnelId\", period, \"periodStart\", level) DO UPDATE SET visitors = "               \
-    "funnel_period_levels.visitors + EXCLUDED.visitors"
-    /* The rows of the periods removed (gone) and folded again (added), in the form a
-     * batch and a whole-history pass share; only the rows they reach differ. */
+    /* A change of funnel_entry_periods reaches the tables that summarise it as one net
+     * delta (the rows folded again, plus one each, and the rows removed, kept in the
+     * temp table funnel_gone, minus one each; a visitor whose best entry is unchanged
+     * cancels out): the levels to funnel_period_levels, the seconds of each step past
+     * the first to funnel_period_step_seconds and its buckets (SECONDS_BUCKET; 0013). */
+#define UPSERT(table, conflict)                                                              \
+    " HAVING sum(sign) <> 0 ON CONFLICT (\"funnelId\", " conflict ") DO UPDATE SET visitors = " \
+    table ".visitors + EXCLUDED.visitors"
+#define INSERT_ONLY(table, conflict) ""
+    /* The summaries of the rows of src: counted with n (an aggregate), written by upsert. */
+#define SUMMARIES(src, n, sign_col, upsert)                                                  \
+    "lv AS (INSERT INTO funnel_period_levels SELECT $1::uuid, period, \"periodStart\", level, " \
+    n " FROM " src " GROUP BY 2, 3, 4" upsert("funnel_period_levels",                        \
+                                             "period, \"periodStart\", level") " RETURNING 1), " \
+    "sv AS (SELECT c.period, c.\"periodStart\", (s.k + 1)::smallint AS step, " SECONDS_BUCKET  \
+    " AS bucket, s.v AS seconds" sign_col " FROM " src " c CROSS JOIN LATERAL "               \
+    "unnest(c.\"stepSeconds\") WITH ORDINALITY s(v, k)), "                                    \
+    "sb AS (INSERT INTO funnel_period_step_buckets SELECT $1::uuid, period, \"periodStart\", " \
+    "step, bucket, " n " FROM sv GROUP BY 2, 3, 4, 5" upsert(                                 \
+        "funnel_period_step_buckets", "period, \"periodStart\", step, bucket") " RETURNING 1) " \
+    "INSERT INTO funnel_period_step_seconds SELECT $1::uuid, period, \"periodStart\", step, "  \
+    "bucket, seconds, " n " FROM sv GROUP BY 2, 3, 4, 5, 6" upsert(                           \
+        "funnel_period_step_seconds", "period, \"periodStart\", step, bucket, seconds")
 #define GONE(using_where)                                                                    \
     ", gone AS (DELETE FROM funnel_entry_periods b " using_where                             \
-    " RETURNING b.period, b.\"periodStart\", b.level) " LEVELS_DELTA("gone", "-")
+    " RETURNING b.period, b.\"periodStart\", b.level, b.\"stepSeconds\") "                   \
+    "INSERT INTO funnel_gone SELECT * FROM gone"
 #define ADDED(from)                                                                          \
     "added AS (INSERT INTO funnel_entry_periods SELECT DISTINCT ON (p.period, p.ps, "         \
     "e.\"visitorId\") $1::uuid, p.period, p.ps, e.\"visitorId\", e.\"firstAt\", e.level, "    \
     "e.\"stepSeconds\" FROM " from " ORDER BY p.period, p.ps, e.\"visitorId\", e.level DESC, " \
-    "e.\"firstAt\" RETURNING period, \"periodStart\", level) " LEVELS_DELTA("added", "")
+    "e.\"firstAt\" RETURNING period, \"periodStart\", level, \"stepSeconds\"), "
+#define CHANGES                                                                              \
+    "chg AS (SELECT period, \"periodStart\", level, \"stepSeconds\", 1 AS sign FROM added "   \
+    "UNION ALL SELECT period, \"periodStart\", level, \"stepSeconds\", -1 FROM funnel_gone), " \
+    SUMMARIES("chg", "sum(sign)", ", c.sign", UPSERT)
     const char *del_sql, *ins_sql;
     if (affected_only) {
         /* Driven by the batch's visitors, so that the cost is theirs: their rows of the
@@ -375,58 +564,84 @@ static long long write_periods(PGconn *conn, const tf_funnel_t *funnel, const ch
                 "span CROSS JOIN funnel_affected a CROSS JOIN LATERAL (SELECT * FROM "
                 "funnel_entry_days e0 WHERE e0.\"funnelId\" = $1 AND e0.\"visitorId\" = a.v AND "
                 "e0.day >= span.lo AND e0.day < span.hi OFFSET 0) e JOIN periods p ON "
-                "e.day >= p.ps::date AND e.day < p.pe::date");
+                "e.day >= p.ps::date AND e.day < p.pe::date") CHANGES;
     } else {
-        del_sql = PERIODS_CTE GONE("USING periods p WHERE b.\"funnelId\" = $1 AND "
-                                   "b.period = p.period AND b.\"periodStart\" = p.ps");
+        /* A whole-history pass starts from no state (compute_whole deleted the funnel's
+         * rows): nothing to remove, and its summaries are plain counts. */
+        del_sql = NULL;
         ins_sql = PERIODS_CTE ", " ADDED(
             "periods p JOIN funnel_entry_days e ON e.\"funnelId\" = $1 AND "
-            "e.day >= p.ps::date AND e.day < p.pe::date");
+            "e.day >= p.ps::date AND e.day < p.pe::date")
+            SUMMARIES("added", "count(*)", "", INSERT_ONLY);
     }
+    /* Only a removed row lowers a count: the rows that can have reached zero are those
+     * of funnel_gone's keys, looked up one by one (ctids, as above). */
+#define ZEROS(table, alias, keys_from, match)                                                \
+    "DELETE FROM " table " WHERE ctid = ANY (ARRAY(SELECT y.ctid FROM (SELECT DISTINCT "     \
+    keys_from ") x CROSS JOIN LATERAL (SELECT " alias ".ctid FROM " table " " alias         \
+    " WHERE " alias ".\"funnelId\" = $1 AND " match " AND " alias ".visitors = 0 OFFSET 0) y))"
+    static const char zeros_sql[] =
+        "WITH l AS (" ZEROS("funnel_period_levels", "l0",
+                            "period, \"periodStart\", level FROM funnel_gone",
+                            "l0.period = x.period AND l0.\"periodStart\" = x.\"periodStart\" AND "
+                            "l0.level = x.level") "), "
+        "k AS (" ZEROS("funnel_period_step_buckets", "k0",
+                       "g.period, g.\"periodStart\", (s.k + 1)::smallint AS step, " SECONDS_BUCKET
+                       " AS bucket FROM funnel_gone g, unnest(g.\"stepSeconds\") WITH ORDINALITY "
+                       "s(v, k)",
+                       "k0.period = x.period AND k0.\"periodStart\" = x.\"periodStart\" AND "
+                       "k0.step = x.step AND k0.bucket = x.bucket") ") "
+        ZEROS("funnel_period_step_seconds", "v0",
+              "g.period, g.\"periodStart\", (s.k + 1)::smallint AS step, " SECONDS_BUCKET
+              " AS bucket, s.v AS seconds FROM funnel_gone g, unnest(g.\"stepSeconds\") WITH "
+              "ORDINALITY s(v, k)",
+              "v0.period = x.period AND v0.\"periodStart\" = x.\"periodStart\" AND v0.step = "
+              "x.step AND v0.bucket = x.bucket AND v0.seconds = x.seconds");
+    const char *id_param[] = {funnel_id};
+#undef ZEROS
+#undef CHANGES
+#undef SUMMARIES
+#undef INSERT_ONLY
 #undef ADDED
 #undef GONE
-#undef LEVELS_DELTA
-    if (stage_exec(conn, del_sql, 2, params, errstr, errstr_size) < 0 ||
-        stage_exec(conn, ins_sql, 2, params, errstr, errstr_size) < 0 ||
-        stage_exec(conn,
-                   PERIODS_CTE "DELETE FROM funnel_period_levels l USING periods p WHERE "
-                   "l.\"funnelId\" = $1 AND l.period = p.period AND l.\"periodStart\" = p.ps "
-                   "AND l.visitors = 0",
-                   2, params, errstr, errstr_size) < 0)
+#undef UPSERT
+    if (del_sql &&
+        (stage_exec(conn, "CREATE TEMPORARY TABLE IF NOT EXISTS funnel_gone (period "
+                          "\"MetricPeriod\", \"periodStart\" timestamptz, level smallint, "
+                          "\"stepSeconds\" double precision[]) ON COMMIT DELETE ROWS",
+                    0, NULL, errstr, errstr_size) < 0 ||
+         stage_exec(conn, "TRUNCATE funnel_gone", 0, NULL, errstr, errstr_size) < 0 ||
+         stage_exec(conn, del_sql, 2, params, errstr, errstr_size) < 0))
         return -1;
-    /* Per period: the count of each step from its levels' rows, the exact median of each
-     * step's seconds from the previous one from the visitors past the first step (the
-     * partial index funnel_entry_periods_converted_idx), as "c1,c2,…" and ",m2,…" for
-     * parse_stats(); NULL counts for a period without entrants. */
+    if (stage_exec(conn, ins_sql, 2, params, errstr, errstr_size) < 0 ||
+        (del_sql && stage_exec(conn, zeros_sql, 1, id_param, errstr, errstr_size) < 0))
+        return -1;
+    /* Per period: the count of each step from its levels' rows, as "c1,c2,…" for
+     * parse_counts(); NULL counts for a period without entrants. */
     size_t n_steps = tf_funnel_step_count(funnel);
-    char counts[TF_FUNNEL_MAX_STEPS * 80] = "", medians[TF_FUNNEL_MAX_STEPS * 160] = "";
+    char counts[TF_FUNNEL_MAX_STEPS * 80] = "";
     for (size_t k = 1; k <= n_steps; k++) {
-        size_t lc = strlen(counts), lm = strlen(medians);
+        size_t lc = strlen(counts);
         snprintf(counts + lc, sizeof(counts) - lc,
                  ", coalesce(sum(l.visitors) FILTER (WHERE l.level >= %zu), 0)::text", k);
-        if (k > 1)
-            snprintf(medians + lm, sizeof(medians) - lm,
-                     ", coalesce((percentile_cont(0.5) WITHIN GROUP (ORDER BY "
-                     "b.\"stepSeconds\"[%zu]) FILTER (WHERE b.level >= %zu))::text, '')",
-                     k - 1, k);
     }
-    char agg_sql[8192];
+    char agg_sql[4096];
     snprintf(agg_sql, sizeof(agg_sql),
              PERIODS_CTE
              "SELECT p.period::text, to_char(p.ps AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-             "to_char(p.pe AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), c.counts, m.medians "
+             "to_char(p.pe AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), c.counts "
              "FROM periods p LEFT JOIN LATERAL (SELECT concat_ws(','%s) AS counts FROM "
              "funnel_period_levels l WHERE l.\"funnelId\" = $1 AND l.period = p.period AND "
-             "l.\"periodStart\" = p.ps HAVING sum(l.visitors) > 0) c ON true "
-             "LEFT JOIN LATERAL (SELECT concat_ws(',', ''%s) AS medians FROM "
-             "funnel_entry_periods b WHERE b.\"funnelId\" = $1 AND b.period = p.period AND "
-             "b.\"periodStart\" = p.ps AND b.level >= 2) m ON true ORDER BY 1, 2",
-             counts, medians);
+             "l.\"periodStart\" = p.ps HAVING sum(l.visitors) > 0) c ON true ORDER BY 1, 2",
+             counts);
+    period_medians_t *med = NULL;
+    size_t n_med = 0;
+    if (read_medians(conn, params, &med, &n_med, errstr, errstr_size) != 0) return -1;
     PGresult *res = PQexecParams(conn, agg_sql, 2, NULL, params, NULL, NULL, 0);
-#undef PERIODS_CTE
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         pg_err(res, errstr, errstr_size);
         PQclear(res);
+        free(med);
         return -1;
     }
     tf_funnel_step_stat_t stats[TF_FUNNEL_MAX_STEPS];
@@ -442,7 +657,14 @@ static long long write_periods(PGconn *conn, const tf_funnel_t *funnel, const ch
                 goto fail;
             continue;
         }
-        parse_stats(PQgetvalue(res, r, 3), PQgetvalue(res, r, 4), n_steps, stats);
+        parse_counts(PQgetvalue(res, r, 3), n_steps, stats);
+        const period_medians_t *pm = NULL;
+        for (size_t k = 0; k < n_med && !pm; k++)
+            if (strcmp(med[k].period, period) == 0 && strcmp(med[k].ps, ps) == 0) pm = &med[k];
+        for (size_t k = 1; pm && k < n_steps; k++) {
+            stats[k].median_seconds = pm->median[k];
+            stats[k].has_median = pm->has[k];
+        }
         char *json = NULL, entrants[24], conversions[24], rate[40];
         if (tf_funnel_step_results_json(funnel, stats, &json, errstr, errstr_size) != 0)
             goto fail;
@@ -470,9 +692,11 @@ static long long write_periods(PGconn *conn, const tf_funnel_t *funnel, const ch
         written++;
     }
     PQclear(res);
+    free(med);
     return written;
 fail:
     PQclear(res);
+    free(med);
     return -1;
 }
 
@@ -644,7 +868,12 @@ static int compute_whole(PGconn *conn, const tf_funnel_t *funnel, const char *id
     size_t n = 0;
     const char *params[] = {id, updated};
     if (stage_exec(conn, "BEGIN", 0, NULL, errstr, errstr_size) < 0) return -1;
+    /* The pass reads every row of its cursor: plan for all of them, not for the first
+     * tenth (the cursor default, which walks the events in visitor order through the
+     * index, one random heap read each, instead of reading them by type and sorting). */
     if (stage_exec(conn, "SET LOCAL TimeZone = 'UTC'", 0, NULL, errstr, errstr_size) < 0 ||
+        stage_exec(conn, "SET LOCAL cursor_tuple_fraction = 1.0", 0, NULL, errstr,
+                   errstr_size) < 0 ||
         stage_exec(conn, FUNNELS_LOCK_SQL, 0, NULL, errstr, errstr_size) < 0)
         goto fail;
     /* Another instance may have done it while this one waited for the lock. */
@@ -681,6 +910,10 @@ static int compute_whole(PGconn *conn, const tf_funnel_t *funnel, const char *id
             stage_exec(conn, "DELETE FROM funnel_entry_periods WHERE \"funnelId\" = $1", 1,
                        params, errstr, errstr_size) < 0 ||
             stage_exec(conn, "DELETE FROM funnel_period_levels WHERE \"funnelId\" = $1", 1,
+                       params, errstr, errstr_size) < 0 ||
+            stage_exec(conn, "DELETE FROM funnel_period_step_buckets WHERE \"funnelId\" = $1", 1,
+                       params, errstr, errstr_size) < 0 ||
+            stage_exec(conn, "DELETE FROM funnel_period_step_seconds WHERE \"funnelId\" = $1", 1,
                        params, errstr, errstr_size) < 0)
             goto fail;
         if (n && recompute_days(conn, funnel, id, days, n, exclude_bots, false, ctx, errstr,
@@ -704,11 +937,12 @@ static int compute_whole(PGconn *conn, const tf_funnel_t *funnel, const char *id
     if (done == 0) {
         /* The state tables were just rewritten in bulk: fresh statistics let the next
          * batches look rows up by visitor instead of scanning (autovacuum would take up
-         * to a minute). Without ownership (a stage role) the server skips it with a
-         * warning; a failure costs nothing but speed. */
+         * to a minute; the summary tables are read by primary key only). Without
+         * ownership (a stage role) the server skips it with a warning; a failure costs
+         * nothing but speed. */
         char ignored[256];
         if (stage_exec(conn,
-                       "ANALYZE funnel_entry_days, funnel_entry_periods, funnel_period_levels",
+                       "ANALYZE funnel_entry_days, funnel_entry_periods",
                        0, NULL,
                        ignored, sizeof(ignored)) < 0)
             EV_DEBUG("ANALYZE of the funnel state: %s", ignored);

@@ -334,6 +334,25 @@ static void check_levels(PGconn *conn) {
                     "WHERE l.visitors IS DISTINCT FROM x.n"),
         0);
     ck_assert_int_gt(tl_query_ll(conn, "SELECT count(*) FROM funnel_period_levels"), 0);
+    /* The counted step seconds the medians are read from: every visitor's seconds of
+     * each step past the first, bucketed, and bucket totals equal to their values'. */
+    ck_assert_int_eq(
+        tl_query_ll(conn,
+                    "SELECT count(*) FROM funnel_period_step_seconds v FULL JOIN (SELECT "
+                    "b.\"funnelId\", b.period, b.\"periodStart\", (s.k + 1)::smallint AS step, "
+                    "floor(ln(1 + s.v) * 46)::smallint AS bucket, s.v AS seconds, count(*) AS n "
+                    "FROM funnel_entry_periods b, unnest(b.\"stepSeconds\") WITH ORDINALITY s(v, k) "
+                    "GROUP BY 1, 2, 3, 4, 5, 6) x USING (\"funnelId\", period, \"periodStart\", "
+                    "step, bucket, seconds) WHERE v.visitors IS DISTINCT FROM x.n"),
+        0);
+    ck_assert_int_eq(
+        tl_query_ll(conn,
+                    "SELECT count(*) FROM funnel_period_step_buckets k FULL JOIN (SELECT "
+                    "\"funnelId\", period, \"periodStart\", step, bucket, sum(visitors) AS n FROM "
+                    "funnel_period_step_seconds GROUP BY 1, 2, 3, 4, 5) x USING (\"funnelId\", "
+                    "period, \"periodStart\", step, bucket) WHERE k.visitors IS DISTINCT FROM x.n"),
+        0);
+    ck_assert_int_gt(tl_query_ll(conn, "SELECT count(*) FROM funnel_period_step_buckets"), 0);
 }
 
 static void check_all(PGconn *conn, const data_t *d) {
