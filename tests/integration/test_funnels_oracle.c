@@ -415,6 +415,20 @@ START_TEST(test_funnels_equal_brute_force_all_periods_scopes_and_filters) {
     data.n_visitors = 100;
     run_stage(url);
     check_all(conn, &data);
+
+    /* Migration 0013 fills the step-second summaries of state computed before it: the
+     * same rows the stage keeps, and the stage goes on from them. */
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd), "'%s' migrate down 1 --database '%s' 2>/dev/null && "
+             "'%s' migrate up --database '%s' 2>/dev/null",
+             tl_evpipe_bin(), url, tl_evpipe_bin(), url);
+    ck_assert_int_eq(tl_run(cmd, NULL, NULL), 0);
+    check_levels(conn);
+    snprintf(cmd, sizeof(cmd), "'%s' funnels --database '%s' --recompute 2026-10-01..2027-03-01 "
+             "--until-caught-up --metrics-port -1 --debounce-ms 0 2>/dev/null",
+             tl_evpipe_bin(), url);
+    ck_assert_int_eq(tl_run(cmd, NULL, NULL), 0);
+    check_all(conn, &data);
     free(shop);
     free(any);
     free(shop2);
