@@ -124,6 +124,7 @@ static void on_assign(ingest_t *in, rd_kafka_topic_partition_list_t *parts) {
                                      (int)ids[i], (long long)ip->committed);
     }
     in->ever_assigned = true;
+    in->assignment_current = true;
     EV_INFO("assigned %zu partition(s) of %s, from stored offsets: %s", n, in->topic, desc);
     rd_kafka_assign(in->consumer, parts);
 }
@@ -137,6 +138,7 @@ static void on_revoke(ingest_t *in) {
     ingest_batch_sync(in);
     ingest_batch_drain_feed(in, 30000);
     for (int p = 0; p < INGEST_MAX_PARTITIONS; p++) in->parts[p].assigned = false;
+    in->assignment_current = false;
     /* Another member may write these visitors now: forget them, reload on return. */
     tf_sessionizer_destroy(in->sessionizer);
     in->sessionizer = tf_sessionizer_new(&in->session_cfg);
@@ -187,16 +189,18 @@ static int read_start_watermarks(ingest_t *in) {
 
 /* The pipeline has committed everything its partitions held when it started. */
 static bool pipeline_caught_up(ingest_t *in) {
-    if (!ingest_batch_idle(in)) return false;
+    /* Between a revocation and the next assignment what the pipeline will hold is not
+     * known yet: in a rebalance every pipeline of the process can hold nothing at once,
+     * or one has its new partitions (all done) while another still waits for its own. */
+    if (!in->assignment_current || !ingest_batch_idle(in)) return false;
     bool holds = false;
     for (int p = 0; p < INGEST_MAX_PARTITIONS; p++) {
         const ingest_partition_t *ip = &in->parts[p];
         if (ip->assigned && ip->committed < ip->start_high) return false;
         holds |= ip->assigned;
     }
-    /* Between a revocation and the next assignment a lone pipeline holds nothing: that
-     * is not the end. One of several may hold nothing for good (more pipelines than
-     * partitions). */
+    /* A lone pipeline given nothing waits for partitions; one of several may hold
+     * nothing for good (more pipelines than partitions). */
     return holds || in->n_pipelines > 1;
 }
 

@@ -152,6 +152,8 @@ typedef struct ingest_s {
     size_t prefetch_bytes;  /* queued.max.messages.kbytes in effect, in bytes */
     size_t read_since_wake; /* message bytes read since the fetchers were last woken */
     _Atomic bool ever_assigned; /* also read by the /readyz thread */
+    bool assignment_current; /* the group's latest assignment (maybe empty) is in force:
+                                false from a revocation until the next assignment */
     int64_t watermark_ms;  /* eviction watermark: the smallest of the active partitions'
                               largest event times, never decreasing */
 
