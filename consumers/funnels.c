@@ -346,14 +346,14 @@ typedef struct median_group_s {
     int step;
 } median_group_t;
 
-static int grow(void **p, size_t *cap, size_t n, size_t size) {
-    if (n < *cap) return 0;
+/* Room for element n of an array of *cap elements of size bytes: the array itself, a
+ * bigger copy (*cap doubled), or NULL when out of memory (p still valid). */
+static void *grow(void *p, size_t *cap, size_t n, size_t size) {
+    if (n < *cap) return p;
     size_t c = *cap ? *cap * 2 : 16;
-    void *q = realloc(*p, c * size);
-    if (!q) return -1;
-    *p = q;
-    *cap = c;
-    return 0;
+    void *q = realloc(p, c * size);
+    if (q) *cap = c;
+    return q;
 }
 
 /* Appends "s" to a PostgreSQL array literal being built in b (no quoting: the values
@@ -365,9 +365,8 @@ static int lit_add(buf_t *b, const char *s) {
 /* Finds, for every period of $2 and every step past the first, the exact median of its
  * visitors' seconds from the previous step, as percentile_cont(0.5) does (the mean of the
  * two middle values for an even count): the bucket counts give the buckets that hold the
- * middle positions, then only those buckets' values are read. *out is sorted by period
- * and start as the result query; a step nobody reached has no median. Returns 0 or -1
- * with errstr. */
+ * middle positions, then only those buckets' values are read. A step nobody reached has
+ * no median. Returns 0 or -1 with errstr. */
 static int read_medians(PGconn *conn, const char *const params[2], period_medians_t **out,
                         size_t *n_out, char *errstr, size_t errstr_size) {
     static const char buckets_sql[] =
@@ -396,7 +395,9 @@ static int read_medians(PGconn *conn, const char *const params[2], period_median
                strcmp(PQgetvalue(res, g1, 1), ps) == 0 && atoi(PQgetvalue(res, g1, 2)) == step)
             n += strtoll(PQgetvalue(res, g1++, 4), NULL, 10);
         if (!n_pm || strcmp(pm[n_pm - 1].period, period) != 0 || strcmp(pm[n_pm - 1].ps, ps) != 0) {
-            if (grow((void **)&pm, &cap_pm, n_pm, sizeof(*pm))) goto oom;
+            void *q = grow(pm, &cap_pm, n_pm, sizeof(*pm));
+            if (!q) goto oom;
+            pm = q;
             memset(&pm[n_pm], 0, sizeof(*pm));
             snprintf(pm[n_pm].period, sizeof(pm[n_pm].period), "%s", period);
             snprintf(pm[n_pm].ps, sizeof(pm[n_pm].ps), "%s", ps);
@@ -406,7 +407,9 @@ static int read_medians(PGconn *conn, const char *const params[2], period_median
             g0 = g1;
             continue;
         }
-        if (grow((void **)&gr, &cap_gr, n_gr, sizeof(*gr))) goto oom;
+        void *q = grow(gr, &cap_gr, n_gr, sizeof(*gr));
+        if (!q) goto oom;
+        gr = q;
         median_group_t *g = &gr[n_gr++];
         *g = (median_group_t){.pm = n_pm - 1, .step = step};
         long long pos[2] = {(n - 1) / 2, n / 2}, before = 0;
@@ -416,14 +419,13 @@ static int read_medians(PGconn *conn, const char *const params[2], period_median
                 if (k == 1 && pos[1] == pos[0]) {
                     g->target[1] = g->target[0];
                 } else {
-                    if (grow((void **)&tg, &cap_tg, n_tg, sizeof(*tg))) goto oom;
+                    if (!(q = grow(tg, &cap_tg, n_tg, sizeof(*tg)))) goto oom;
+                    tg = q;
                     tg[n_tg] = (median_target_t){n_pm - 1, step, atoi(PQgetvalue(res, r, 3)),
                                                  pos[k] - before, 0};
                     g->target[k] = n_tg++;
-                    char num[16];
-                    snprintf(num, sizeof(num), "%d", step);
-                    if (lit_add(&lp, period) || lit_add(&ls, ps) || lit_add(&lst, num) ||
-                        lit_add(&lb, PQgetvalue(res, r, 3)))
+                    if (lit_add(&lp, period) || lit_add(&ls, ps) ||
+                        lit_add(&lst, PQgetvalue(res, r, 2)) || lit_add(&lb, PQgetvalue(res, r, 3)))
                         goto oom;
                 }
                 k++;
@@ -581,20 +583,19 @@ static long long write_periods(PGconn *conn, const tf_funnel_t *funnel, const ch
     keys_from ") x CROSS JOIN LATERAL (SELECT " alias ".ctid FROM " table " " alias         \
     " WHERE " alias ".\"funnelId\" = $1 AND " match " AND " alias ".visitors = 0 OFFSET 0) y))"
     static const char zeros_sql[] =
-        "WITH l AS (" ZEROS("funnel_period_levels", "l0",
-                            "period, \"periodStart\", level FROM funnel_gone",
-                            "l0.period = x.period AND l0.\"periodStart\" = x.\"periodStart\" AND "
-                            "l0.level = x.level") "), "
+        "WITH gs AS (SELECT g.period, g.\"periodStart\", (s.k + 1)::smallint AS step, "
+        SECONDS_BUCKET " AS bucket, s.v AS seconds FROM funnel_gone g, "
+        "unnest(g.\"stepSeconds\") WITH ORDINALITY s(v, k)), "
+        "l AS (" ZEROS("funnel_period_levels", "l0",
+                       "period, \"periodStart\", level FROM funnel_gone",
+                       "l0.period = x.period AND l0.\"periodStart\" = x.\"periodStart\" AND "
+                       "l0.level = x.level") "), "
         "k AS (" ZEROS("funnel_period_step_buckets", "k0",
-                       "g.period, g.\"periodStart\", (s.k + 1)::smallint AS step, " SECONDS_BUCKET
-                       " AS bucket FROM funnel_gone g, unnest(g.\"stepSeconds\") WITH ORDINALITY "
-                       "s(v, k)",
+                       "period, \"periodStart\", step, bucket FROM gs",
                        "k0.period = x.period AND k0.\"periodStart\" = x.\"periodStart\" AND "
                        "k0.step = x.step AND k0.bucket = x.bucket") ") "
         ZEROS("funnel_period_step_seconds", "v0",
-              "g.period, g.\"periodStart\", (s.k + 1)::smallint AS step, " SECONDS_BUCKET
-              " AS bucket, s.v AS seconds FROM funnel_gone g, unnest(g.\"stepSeconds\") WITH "
-              "ORDINALITY s(v, k)",
+              "period, \"periodStart\", step, bucket, seconds FROM gs",
               "v0.period = x.period AND v0.\"periodStart\" = x.\"periodStart\" AND v0.step = "
               "x.step AND v0.bucket = x.bucket AND v0.seconds = x.seconds");
     const char *id_param[] = {funnel_id};

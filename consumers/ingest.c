@@ -204,16 +204,13 @@ static bool pipeline_caught_up(ingest_t *in) {
     return holds || in->n_pipelines > 1;
 }
 
-/* Every pipeline has (one without partitions trivially), and one at least was given
- * partitions. As with separate processes, a partition moved to another member of the
- * group is that member's to finish. */
+/* Every pipeline has (each under an assignment in force, so each was given one; one
+ * without partitions trivially). As with separate processes, a partition moved to
+ * another member of the group is that member's to finish. */
 static bool caught_up(ingest_t *pipelines, int n) {
-    bool assigned = false;
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n; i++)
         if (!pipelines[i].caught_up) return false;
-        assigned |= pipelines[i].ever_assigned;
-    }
-    return assigned;
+    return true;
 }
 
 /* ---- readiness and stats ---- */
