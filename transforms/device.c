@@ -561,6 +561,14 @@ void tf_ua_classifier_stats(const tf_ua_classifier_t *c, uint64_t *hits, uint64_
     if (c) ua_query_end(c);
 }
 
+size_t tf_ua_classifier_jit_compiled(const tf_ua_classifier_t *c) {
+    if (!c) return 0;
+    ua_query_begin(c);
+    size_t n = c->jit_compiled;
+    ua_query_end(c);
+    return n;
+}
+
 uint64_t tf_ua_classifier_limit_hits(const tf_ua_classifier_t *c) {
     if (!c) return 0;
     ua_query_begin(c);

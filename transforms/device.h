@@ -153,6 +153,10 @@ void tf_ua_classifier_stats(const tf_ua_classifier_t *c, uint64_t *hits, uint64_
 /* Regex evaluations that stopped at a PCRE2 limit since creation (adversarial input). */
 uint64_t tf_ua_classifier_limit_hits(const tf_ua_classifier_t *c);
 
+/* Regexes JIT-compiled so far: each one once it has run a few times (the others stay
+ * interpreted, with the same answers and limits, and cost no JIT code memory). */
+size_t tf_ua_classifier_jit_compiled(const tf_ua_classifier_t *c);
+
 /* Number of entries currently in the cache (<= cache_entries). */
 size_t tf_ua_classifier_cache_size(const tf_ua_classifier_t *c);
 

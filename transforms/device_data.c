@@ -115,8 +115,7 @@ static int compile_entry(const char *what, size_t index, const char *regex, cons
         free(pattern);
         return -1;
     }
-    /* JIT is an optimisation: without it the interpreter runs, under the same limits. */
-    if (jit) (void)pcre2_jit_compile(rule->re, PCRE2_JIT_COMPLETE);
+    rule->jit_wanted = jit;
     int rc = ua_rule_prefilter(rule, pattern, plen);
     free(pattern);
     if (rc != 0) goto oom;
@@ -371,6 +370,10 @@ static const rule_t *rule_at(const void *base, size_t stride, size_t i) {
     return (const rule_t *)(const void *)((const char *)base + i * stride);
 }
 
+static rule_t *rule_to_run(void *base, size_t stride, size_t i) {
+    return (rule_t *)(void *)((char *)base + i * stride);
+}
+
 /* (Re)builds the index of the n rules at base + i * stride; on out of memory leaves no
  * index (every rule is then tried, the answers do not change). */
 static void index_build(ua_index_t *ix, const void *base, size_t n, size_t stride) {
@@ -498,13 +501,13 @@ static int cmp_u32(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-long ua_index_first_match(tf_ua_classifier_t *c, ua_index_t *ix, const void *base, size_t stride,
+long ua_index_first_match(tf_ua_classifier_t *c, ua_index_t *ix, void *base, size_t stride,
                           size_t lo, size_t hi, const char *lower, const char *subject,
                           size_t len) {
     ua_trigrams_compute(c, lower, len);
     if (!ix->off) {
         for (size_t i = lo; i < hi; i++)
-            if (ua_rule_match(c, rule_at(base, stride, i), subject, len) > 0) return (long)i;
+            if (ua_rule_match(c, rule_to_run(base, stride, i), subject, len) > 0) return (long)i;
         return -1;
     }
     uint32_t q = next_query(c);
@@ -525,7 +528,7 @@ long ua_index_first_match(tf_ua_classifier_t *c, ua_index_t *ix, const void *bas
         if (ix->always[k] >= lo && ix->always[k] < hi) ix->cand[ncand++] = ix->always[k];
     qsort(ix->cand, ncand, sizeof(uint32_t), cmp_u32);
     for (size_t k = 0; k < ncand; k++)
-        if (ua_rule_match(c, rule_at(base, stride, ix->cand[k]), subject, len) > 0)
+        if (ua_rule_match(c, rule_to_run(base, stride, ix->cand[k]), subject, len) > 0)
             return (long)ix->cand[k];
     return -1;
 }

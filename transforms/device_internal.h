@@ -22,6 +22,7 @@
 #define UA_HEAP_LIMIT_KIB 1024u /* interpreter only */
 #define UA_JIT_STACK_START (32u * 1024u)
 #define UA_JIT_STACK_MAX (512u * 1024u)
+#define UA_JIT_AFTER 8u
 #define UA_MAX_GROUPS 32u /* ovector pairs; $1..$9 are all a replacement can use */
 #define UA_CACHE_MAX_ENTRIES (1u << 24)
 #define TRI_BITS 16384u /* trigram presence bitmap of one agent */
@@ -41,6 +42,10 @@ typedef struct rule_s {
     uint32_t *set_off, *lit_off;
     uint16_t *tri;
     int tag; /* data-set rules: the DeviceType of a brand or model, or UA_TAG_* */
+    /* JIT code is ~10 KB a regex, and behind the prefilters most regexes never run: one
+     * is JIT-compiled when it has run UA_JIT_AFTER times (ua_rule_match), if wanted. */
+    bool jit_wanted;
+    uint32_t runs;
 } rule_t;
 
 #define UA_TAG_NONE (-1)  /* no type: a brand without one, a catch-all model */
@@ -108,6 +113,7 @@ struct tf_ua_classifier_s {
     pcre2_jit_stack *jit_stack;
     pcre2_match_data *md;
     uint64_t limit_hits;
+    size_t jit_compiled; /* rules JIT-compiled so far (see rule_t.jit_wanted) */
 
     size_t cache_cap, cache_n, nbuckets;
     cache_entry_t **buckets;
@@ -212,7 +218,7 @@ int ua_uap_load(tf_ua_classifier_t *c, const char *yaml_text, size_t len, char *
 
 /* Runs one rule on the subject. Returns the number of ovector pairs set (> 0) on a
  * match, 0 when it does not match or stopped at a limit. */
-int ua_rule_match(tf_ua_classifier_t *c, const rule_t *rule, const char *subject, size_t len);
+int ua_rule_match(tf_ua_classifier_t *c, rule_t *rule, const char *subject, size_t len);
 
 /* The uap-core parse of subject[0 .. len) (trigrams of c->lower are computed here). */
 void ua_parse_subject(tf_ua_classifier_t *c, const char *subject, size_t len, tf_ua_parse_t *out);
@@ -234,7 +240,7 @@ int ua_ci_compare(const char *a, const char *b);
 
 /* The lowest i in [lo, hi) whose rule (at base + i * stride; indexed by ix) matches
  * subject[0 .. len), lowercased in lower; -1 when none does. Clobbers c->trigrams. */
-long ua_index_first_match(tf_ua_classifier_t *c, ua_index_t *ix, const void *base, size_t stride,
+long ua_index_first_match(tf_ua_classifier_t *c, ua_index_t *ix, void *base, size_t stride,
                           size_t lo, size_t hi, const char *lower, const char *subject, size_t len);
 
 /* True when a rule of list (indexed by ix) matches c->subject[0 .. len) (lowercased in

@@ -175,8 +175,7 @@ static int load_rule(yaml_document_t *doc, yaml_node_t *entry, int section, size
                  index, (size_t)erroff, (const char *)msg);
         goto fail;
     }
-    /* JIT is an optimisation: without it the interpreter runs, under the same limits. */
-    (void)pcre2_jit_compile(rule.re, PCRE2_JIT_COMPLETE);
+    rule.jit_wanted = true;
     if (ua_rule_prefilter(&rule, pattern, pattern_len) != 0) goto oom;
     if (ua_rule_list_push(list, &rule) != 0) goto oom;
     return 0;
@@ -242,8 +241,13 @@ done:
 
 /* Runs one rule on the subject. Returns the number of ovector pairs set (> 0) on a
  * match, 0 when it does not match or stopped at a limit. */
-int ua_rule_match(tf_ua_classifier_t *c, const rule_t *rule, const char *subject, size_t len) {
+int ua_rule_match(tf_ua_classifier_t *c, rule_t *rule, const char *subject, size_t len) {
     if (!ua_rule_may_match(c, rule)) return 0;
+    /* JIT is an optimisation: without it the interpreter runs, under the same limits. */
+    if (rule->jit_wanted && ++rule->runs >= UA_JIT_AFTER) {
+        if (pcre2_jit_compile(rule->re, PCRE2_JIT_COMPLETE) == 0) c->jit_compiled++;
+        rule->jit_wanted = false;
+    }
     int rc = pcre2_match(rule->re, (PCRE2_SPTR)subject, len, 0, 0, c->md, c->mctx);
     if (rc > 0) return rc;
     if (rc == 0) return (int)UA_MAX_GROUPS; /* matched; more groups than the ovector */
@@ -307,7 +311,7 @@ void ua_parse_subject(tf_ua_classifier_t *c, const char *subject, size_t len, tf
     /* Browser: the first rule that yields a family wins. */
     const rule_list_t *list = &c->rules[SECTION_UA];
     for (size_t i = 0; i < list->n; i++) {
-        const rule_t *r = &list->v[i];
+        rule_t *r = &list->v[i];
         int np = ua_rule_match(c, r, subject, len);
         if (np == 0) continue;
         field_value(c, np, subject, r->repl[0], 1, out->ua_family, sizeof(out->ua_family));
@@ -321,7 +325,7 @@ void ua_parse_subject(tf_ua_classifier_t *c, const char *subject, size_t len, tf
 
     list = &c->rules[SECTION_OS];
     for (size_t i = 0; i < list->n; i++) {
-        const rule_t *r = &list->v[i];
+        rule_t *r = &list->v[i];
         int np = ua_rule_match(c, r, subject, len);
         if (np == 0) continue;
         field_value(c, np, subject, r->repl[0], 1, out->os_family, sizeof(out->os_family));
@@ -337,7 +341,7 @@ void ua_parse_subject(tf_ua_classifier_t *c, const char *subject, size_t len, tf
 
     list = &c->rules[SECTION_DEVICE];
     for (size_t i = 0; i < list->n; i++) {
-        const rule_t *r = &list->v[i];
+        rule_t *r = &list->v[i];
         int np = ua_rule_match(c, r, subject, len);
         if (np == 0) continue;
         field_value(c, np, subject, r->repl[0], 1, out->device_family, sizeof(out->device_family));

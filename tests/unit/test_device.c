@@ -684,6 +684,41 @@ START_TEST(test_device_cache_same_answers) {
 }
 END_TEST
 
+/* Regexes are JIT-compiled once they have run a few times: the answers of the first,
+ * interpreted pass stay the answers of every later pass, and only the regexes that run
+ * get JIT code. */
+START_TEST(test_device_lazy_jit_same_answers) {
+    static const char *const names[] = {"family", NULL};
+    char path[256];
+    snprintf(path, sizeof(path), "%s/%s", UAP_DIR, "tests/test_ua.yaml");
+    uap_cases_t cs = load_cases(path, names);
+    ck_assert_uint_gt(cs.n, 1000);
+    tf_ua_classifier_t *c = new_classifier(0);
+    ck_assert_uint_eq(tf_ua_classifier_jit_compiled(c), 0);
+    tf_ua_info_t *first = calloc(cs.n, sizeof(*first));
+    ck_assert_ptr_nonnull(first);
+    size_t after_first = 0;
+    for (int pass = 0; pass < 10; pass++) {
+        for (size_t i = 0; i < cs.n; i++) {
+            tf_ua_info_t info;
+            ck_assert_int_eq(tf_ua_classify(c, cs.v[i].ua, NULL, pass ? &info : &first[i]), 0);
+            if (pass)
+                ck_assert_msg(info_equal(&info, &first[i]), "pass %d changed %s", pass,
+                              cs.v[i].ua);
+        }
+        if (pass == 0) after_first = tf_ua_classifier_jit_compiled(c);
+    }
+    size_t jitted = tf_ua_classifier_jit_compiled(c);
+    fprintf(stderr, "lazy JIT: %zu regexes compiled after one pass of %zu agents, %zu after ten\n",
+            after_first, cs.n, jitted);
+    ck_assert_uint_gt(jitted, after_first); /* the passes after the first compiled more */
+    ck_assert_uint_gt(jitted, 10);
+    free(first);
+    cases_free(&cs);
+    tf_ua_classifier_destroy(c);
+}
+END_TEST
+
 /* Classifications per second on one core, cold (no cache) and cached, over the
  * uap-core browser test agents; printed for the report. */
 START_TEST(test_device_throughput_reported) {
@@ -1059,6 +1094,7 @@ static Suite *device_suite(void) {
     tcase_add_test(tc, test_device_cache_hits_counted);
     tcase_add_test(tc, test_device_cache_eviction_lru);
     tcase_add_test(tc, test_device_cache_same_answers);
+    tcase_add_test(tc, test_device_lazy_jit_same_answers);
     tcase_add_test(tc, test_device_uap_user_agent_tests);
     tcase_add_test(tc, test_device_uap_os_tests);
     tcase_add_test(tc, test_device_uap_device_tests);
