@@ -339,12 +339,24 @@ START_TEST(test_pg_sink_write_exact_rows) {
     fixture_init(&f);
     write_ok(s, &f.batch);
     assert_fixture_rows(conn);
-    /* Row ids are distinct version 4 UUIDs, as the columns' default would make. */
+    /* Row ids are distinct. Events and page views get version 7 UUIDs made by the
+     * sink, their first 48 bits the time of the write in ms; conversions get the
+     * column's default (gen_random_uuid(), version 4). */
     assert_rows(conn,
-                "SELECT count(DISTINCT id), bool_and(id::text ~ '^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-"
-                "[89ab][0-9a-f]{3}-[0-9a-f]{12}$') FROM (SELECT id FROM analytics_events UNION ALL"
+                "SELECT count(DISTINCT id) FROM (SELECT id FROM analytics_events UNION ALL"
                 " SELECT id FROM page_views UNION ALL SELECT id FROM conversion_events) u",
-                "10|t");
+                "10");
+    assert_rows(conn,
+                "SELECT count(*), bool_and(id::text ~ '^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-"
+                "[89ab][0-9a-f]{3}-[0-9a-f]{12}$'), bool_and(abs(('x' || substr(replace(id::text,"
+                " '-', ''), 1, 12))::bit(48)::bigint - (extract(epoch FROM now()) * 1000)::bigint)"
+                " < 600000) FROM (SELECT id FROM analytics_events UNION ALL SELECT id FROM"
+                " page_views) u",
+                "9|t|t");
+    assert_rows(conn,
+                "SELECT bool_and(id::text ~ '^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-"
+                "[89ab][0-9a-f]{3}-[0-9a-f]{12}$') FROM conversion_events",
+                "t");
     sink_pg_stats_t st;
     sink_pg_stats(s, &st);
     ck_assert_uint_eq(st.transactions, 1);
