@@ -366,17 +366,14 @@ static void index_free(ua_index_t *ix) {
     memset(ix, 0, sizeof(*ix));
 }
 
-static const rule_t *rule_at(const void *base, size_t stride, size_t i) {
-    return (const rule_t *)(const void *)((const char *)base + i * stride);
-}
-
-static rule_t *rule_to_run(void *base, size_t stride, size_t i) {
+/* Not const: matching a rule counts its runs and may JIT-compile it. */
+static rule_t *rule_at(void *base, size_t stride, size_t i) {
     return (rule_t *)(void *)((char *)base + i * stride);
 }
 
 /* (Re)builds the index of the n rules at base + i * stride; on out of memory leaves no
  * index (every rule is then tried, the answers do not change). */
-static void index_build(ua_index_t *ix, const void *base, size_t n, size_t stride) {
+static void index_build(ua_index_t *ix, void *base, size_t n, size_t stride) {
     index_free(ix);
     if (n == 0) return;
     ix->off = calloc(TRI_BITS + 1, sizeof(uint32_t));
@@ -507,7 +504,7 @@ long ua_index_first_match(tf_ua_classifier_t *c, ua_index_t *ix, void *base, siz
     ua_trigrams_compute(c, lower, len);
     if (!ix->off) {
         for (size_t i = lo; i < hi; i++)
-            if (ua_rule_match(c, rule_to_run(base, stride, i), subject, len) > 0) return (long)i;
+            if (ua_rule_match(c, rule_at(base, stride, i), subject, len) > 0) return (long)i;
         return -1;
     }
     uint32_t q = next_query(c);
@@ -528,7 +525,7 @@ long ua_index_first_match(tf_ua_classifier_t *c, ua_index_t *ix, void *base, siz
         if (ix->always[k] >= lo && ix->always[k] < hi) ix->cand[ncand++] = ix->always[k];
     qsort(ix->cand, ncand, sizeof(uint32_t), cmp_u32);
     for (size_t k = 0; k < ncand; k++)
-        if (ua_rule_match(c, rule_to_run(base, stride, ix->cand[k]), subject, len) > 0)
+        if (ua_rule_match(c, rule_at(base, stride, ix->cand[k]), subject, len) > 0)
             return (long)ix->cand[k];
     return -1;
 }

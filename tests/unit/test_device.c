@@ -492,9 +492,11 @@ START_TEST(test_device_adversarial_bounded_time) {
     tf_ua_classify(c, "warm up", NULL, &info);
     /* One run's CPU time also holds what preemption costs on a shared machine (caches
      * refilled); the median of 21 runs is the agent's own cost, the bound applies to
-     * it. The slowest single run is printed too. */
+     * it. The slowest single run is printed too. The worst median is ~0.5 ms on an idle
+     * machine and was seen at 1.05 ms on a busy one; a backtracking blow-up costs
+     * hundreds of ms, so 2 ms still catches it. */
     enum { reps = 21 };
-    double worst = 0, slowest_run = 0, limit = 1.0 * slow_factor();
+    double worst = 0, slowest_run = 0, limit = 2.0 * slow_factor();
     size_t worst_i = 0;
     for (size_t i = 0; i < n; i++) {
         tf_ua_info_t first;
